@@ -10,14 +10,17 @@ What it guarantees and what it does not is documented in the README ("Sandbox").
 from __future__ import annotations
 
 import ctypes
+import itertools
 import os
 import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
@@ -44,7 +47,11 @@ class Outcome:
     wall_seconds: float
     output_truncated: bool
     files: dict[str, bytes] = field(default_factory=dict)  # read back from the temp dir
-    network_isolated: bool = False
+    isolation: tuple[str, ...] = ()  # the protections that applied: bwrap, netns, cgroup-pids, rlimits
+
+    @property
+    def network_isolated(self) -> bool:
+        return "bwrap" in self.isolation or "netns" in self.isolation
 
     @property
     def ok(self) -> bool:
@@ -59,8 +66,14 @@ def _try_unshare_net() -> bool:
     return libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0
 
 
-def _child_setup(limits: Limits, isolate_net: bool, net_flag_fd: int) -> None:
-    # Runs in the forked child before exec. Only async-signal-safe-ish work: rlimits and unshare.
+def _child_setup(limits: Limits, isolate_net: bool, net_flag_fd: int, cgroup: str | None) -> None:
+    # Runs in the forked child before exec: join the pids cgroup, unshare the network, set rlimits.
+    if cgroup:
+        try:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        except OSError:
+            pass
     isolated = False
     if isolate_net:
         try:
@@ -81,6 +94,62 @@ def _child_setup(limits: Limits, isolate_net: bool, net_flag_fd: int) -> None:
         pass
 
 
+_BWRAP = shutil.which("bwrap")
+_PIDS_CGROUP_ROOT = "/sys/fs/cgroup/pids"  # cgroup v1 pids controller; v2 needs delegation we rarely have
+_counter = itertools.count()
+
+
+def _mode() -> str:
+    """AUTOCOMP_SANDBOX=rlimits forces the weakest level (for debugging or to compare)."""
+    return os.environ.get("AUTOCOMP_SANDBOX", "auto")
+
+
+def _bwrap_prefix(tmp: str, ro_paths: tuple[str, ...]) -> list[str]:
+    # Read-only root, private /tmp holding only our temp dir, home directories hidden, no network, own pids.
+    argv = [_BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    hidden = {p for p in (os.path.expanduser("~"), "/root", "/home") if os.path.isdir(p) and p != "/"}
+    for h in sorted(hidden):
+        argv += ["--tmpfs", h]
+    # What the child still needs from under a hidden home: the interpreter, our package, caches.
+    keep = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    keep.add(str(Path(__file__).resolve().parent.parent))
+    keep.add(_cache_root())
+    keep.update(ro_paths)
+    for k in sorted(keep):
+        if k and os.path.exists(k) and any(k == h or k.startswith(h + "/") for h in hidden):
+            argv += ["--ro-bind", k, k]
+    argv += ["--bind", tmp, tmp, "--unshare-all", "--die-with-parent", "--new-session", "--chdir", tmp, "--"]
+    return argv
+
+
+def _cache_root() -> str:
+    return os.environ.get("AUTOCOMP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "autocomp-env")
+
+
+def _make_pids_cgroup(limit: int) -> str | None:
+    if not os.access(_PIDS_CGROUP_ROOT, os.W_OK):
+        return None
+    path = os.path.join(_PIDS_CGROUP_ROOT, f"autocomp-{os.getpid()}-{next(_counter)}")
+    try:
+        os.mkdir(path)
+        with open(os.path.join(path, "pids.max"), "w") as f:
+            f.write(str(limit))
+        return path
+    except OSError:
+        return None
+
+
+def _remove_cgroup(path: str | None) -> None:
+    if not path:
+        return
+    for _ in range(50):  # the killed processes leave the cgroup asynchronously
+        try:
+            os.rmdir(path)
+            return
+        except OSError:
+            time.sleep(0.01)
+
+
 def _read_capped(path: str, cap: int) -> tuple[str, bool]:
     try:
         with open(path, "rb") as f:
@@ -98,10 +167,21 @@ def run(
     read_back: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     isolate_net: bool = True,
+    ro_paths: tuple[str, ...] = (),
 ) -> Outcome:
-    """Run `argv` in a fresh temp dir holding `files`; return its outcome. Never raises for child failures."""
+    """Run `argv` in a fresh temp dir holding `files`; return its outcome. Never raises for child failures.
+
+    `ro_paths`: paths outside the system directories that the child must read (e.g. a compiled runtime)."""
     tmp = tempfile.mkdtemp(prefix="autocomp-sbx-")
     start = time.monotonic()
+    isolation = ["rlimits"]
+    use_bwrap = _BWRAP is not None and _mode() == "auto"
+    cgroup = _make_pids_cgroup(limits.max_processes) if _mode() == "auto" else None
+    if cgroup:
+        isolation.append("cgroup-pids")
+    if use_bwrap:
+        argv = _bwrap_prefix(tmp, ro_paths) + list(argv)
+        isolation.append("bwrap")
     try:
         for name, content in (files or {}).items():
             path = os.path.join(tmp, name)
@@ -124,7 +204,7 @@ def run(
                 start_new_session=True,
                 close_fds=True,
                 pass_fds=(wfd,),
-                preexec_fn=lambda: _child_setup(limits, isolate_net, wfd),
+                preexec_fn=lambda: _child_setup(limits, isolate_net and not use_bwrap, wfd, cgroup),
             )
         os.close(wfd)
         timed_out = False
@@ -135,9 +215,12 @@ def run(
         _kill_group(proc.pid)
         proc.wait()
         with os.fdopen(rfd, "rb") as flag:
-            network_isolated = flag.read(1) == b"1"
+            if flag.read(1) == b"1":
+                isolation.append("netns")
         rc = proc.returncode
         sig = -rc if rc is not None and rc < 0 else None
+        if use_bwrap and rc is not None and 128 < rc < 160:  # bwrap reports a child's death by signal n as 128+n
+            sig = rc - 128
         stdout, t1 = _read_capped(out_path, limits.output_bytes)
         stderr, t2 = _read_capped(err_path, limits.output_bytes)
         got: dict[str, bytes] = {}
@@ -155,9 +238,10 @@ def run(
             wall_seconds=time.monotonic() - start,
             output_truncated=t1 or t2,
             files=got,
-            network_isolated=network_isolated,
+            isolation=tuple(isolation),
         )
     finally:
+        _remove_cgroup(cgroup)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
