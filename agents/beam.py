@@ -1,0 +1,170 @@
+"""Autocomp's beam search (arXiv 2505.18574; research/autocomp.md §1.3-1.6), acting through the env API.
+
+Per iteration, every beam member (parent) gets `plans` plans, every plan `code_samples` implementations
+(env steps from the parent's state). Selection over the pool (incumbents first, then children) follows
+Autocomp's `filter_code_candidates`:
+- failed candidates are dropped; the pool is sorted by latency with a stable sort, so incumbents win ties;
+- parent gate: a child survives only if latency < parent latency x keep, keep = 1.1 in iterations 1-2 and
+  1.0 afterwards; incumbents (and the root) are exempt, so the best-so-far is never lost;
+- dedup: one candidate per (parent, plan text), i.e. only the best implementation of a plan is kept;
+- early stop when the beam's best has not improved by `early_stop_threshold` over `early_stop_iters` iterations.
+The defaults 4/4/2/8 spend at most 8 + 7 x 32 = 232 samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents import envapi
+from agents.base import Agent, EpisodeResult, Tracker
+from autocomp_env.core import Plan
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: int
+    parent: int | None  # None for the root (the starting code)
+    parent_latency: float | None
+    plan: str
+    latency: float
+    chain: tuple[str, ...]  # plan texts from the root to this candidate
+    state: Any = field(compare=False, repr=False)
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+def select(
+    incumbents: list[Candidate],
+    children: list[Candidate],
+    beam_size: int,
+    iteration: int,
+    gate: tuple[float, float] = (1.1, 1.0),
+    gate_iters: int = 2,
+) -> list[Candidate]:
+    """The next beam. `children` must be the correct ones, in evaluation order. Iterations count from 1."""
+    keep = gate[0] if iteration <= gate_iters else gate[1]
+    incumbent_ids = {c.id for c in incumbents}
+    selected: list[Candidate] = []
+    seen: set[tuple[int, str]] = set()
+    for c in sorted([*incumbents, *children], key=lambda c: c.latency):  # stable: incumbents first on ties
+        if c.parent is not None:
+            if c.id not in incumbent_ids and not c.latency < c.parent_latency * keep:
+                continue
+            if (c.parent, c.plan) in seen:
+                continue
+            seen.add((c.parent, c.plan))
+        selected.append(c)
+        if len(selected) == beam_size:
+            break
+    return selected
+
+
+def should_stop_early(losses: list[float], iters: int, threshold: float) -> bool:
+    """Autocomp's rule: stop when losses[-1] / losses[-1 - iters] >= threshold (no improvement)."""
+    return iters > 0 and len(losses) > iters and losses[-1] / losses[-1 - iters] >= threshold
+
+
+def menu_plans(
+    menu: tuple[str, ...], applicable: np.ndarray, n: int, keep: float, rng: np.random.Generator
+) -> list[Plan]:
+    """Autocomp's planning prompt, offline: each menu item survives dropout with probability `keep`
+    (independently per plan), then one applicable survivor is chosen. If dropout leaves nothing applicable,
+    any applicable item is chosen (an LLM would still answer with some plan)."""
+    items = np.flatnonzero(applicable)
+    if items.size == 0:
+        return []
+    plans = []
+    for _ in range(n):
+        kept = items[rng.random(items.size) < keep]
+        i = int(rng.choice(kept if kept.size else items))
+        plans.append(Plan(text=menu[i], menu_index=i))
+    return plans
+
+
+class BeamSearchAgent(Agent):
+    """Autocomp's beam search. `planner`: "menu" (menu dropout done here with `dropout` = keep probability),
+    "env" (the env's code-model planner, e.g. an LLM, via `propose_plans`), or "auto" (env if it has one)."""
+
+    name = "beam"
+
+    def __init__(
+        self,
+        samples: int | None = None,
+        beam_size: int = 4,
+        plans: int = 4,
+        code_samples: int = 2,
+        iterations: int = 8,
+        dropout: float = 0.25,
+        early_stop_iters: int = 0,
+        early_stop_threshold: float = 1.0,
+        planner: str = "menu",
+        prior: tuple[str, ...] = (),
+    ):
+        super().__init__(samples)
+        self.beam_size, self.plans, self.code_samples, self.iterations = beam_size, plans, code_samples, iterations
+        self.dropout, self.planner = dropout, planner
+        self.early_stop_iters, self.early_stop_threshold = early_stop_iters, early_stop_threshold
+        self.prior = tuple(prior)  # plan texts tried first at each depth (schedule reuse)
+
+    def run(self, env: gym.Env, seed: int) -> EpisodeResult:
+        t = Tracker(env, seed, self.samples)
+        obs, latency = t.start()
+        root = Candidate(0, None, None, "", latency, (), envapi.get_state(env), envapi.mask(obs))
+        self.search(env, t, [root], np.random.default_rng(seed))
+        return t.result(self.name, self.config())
+
+    def _plans(self, env: gym.Env, parent: Candidate, rng: np.random.Generator) -> list[Plan]:
+        menu = envapi.menu(env)
+        use_env = self.planner == "env" or (self.planner == "auto" and hasattr(env.unwrapped, "propose_plans"))
+        n = self.plans
+        plans: list[Plan] = []
+        depth = len(parent.chain)
+        if depth < len(self.prior):
+            text = self.prior[depth]
+            plans.append(Plan(text=text, menu_index=menu.index(text) if text in menu else None))
+            n -= 1
+        if n > 0:
+            if use_env:
+                envapi.restore(env, parent.state)
+                plans += envapi.propose_plans(env, n)[:n]
+            else:
+                plans += menu_plans(menu, parent.mask, n, self.dropout, rng)
+        return plans
+
+    def search(self, env: gym.Env, t: Tracker, beam: list[Candidate], rng: np.random.Generator) -> list[Candidate]:
+        """Run the iterations from `beam` (already evaluated candidates); returns the final beam."""
+        next_id = max(c.id for c in beam) + 1
+        losses: list[float] = []
+        for iteration in range(1, self.iterations + 1):
+            losses.append(min(c.latency for c in beam))
+            if should_stop_early(losses, self.early_stop_iters, self.early_stop_threshold) or t.exhausted:
+                break
+            children: list[Candidate] = []
+            for parent in beam:
+                for plan in self._plans(env, parent, rng):
+                    for _ in range(self.code_samples):
+                        if t.exhausted:
+                            break
+                        envapi.restore(env, parent.state)
+                        out = t.step(plan, parent.chain)
+                        if out.correct:
+                            chain = (*parent.chain, out.plan)
+                            state = envapi.get_state(env)
+                            children.append(
+                                Candidate(
+                                    next_id,
+                                    parent.id,
+                                    parent.latency,
+                                    out.plan,
+                                    out.latency,
+                                    chain,
+                                    state,
+                                    envapi.mask(out.obs),
+                                )
+                            )
+                        next_id += 1
+            beam = select(beam, children, self.beam_size, iteration)
+        return beam

@@ -1,0 +1,157 @@
+"""The one place agents touch the environment's contract, so a change there touches one file.
+
+Everything here goes through `env.reset`, `env.step` and `env.unwrapped` (get_state/set_state, propose_plans,
+baseline_latencies, usage, kernel, menu); agents never reach into simulators or code models directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from autocomp_env.core import Plan
+
+# Env ids per (target, family) when the env module does not say; the env registers these ids.
+_FAMILY_IDS = {
+    ("gemmini", "linalg"): "autocomp/Gemmini-tinympc-v0",
+    ("gemmini", "tinympc"): "autocomp/Gemmini-tinympc-v0",
+}
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """How a worker process builds an env: picklable, so it crosses Ray boundaries (a live env does not)."""
+
+    kernel: str
+    env_id: str | None = None  # None: derived from the kernel's target and family
+    kwargs: tuple[tuple[str, Any], ...] = ()  # extra gymnasium.make kwargs (budget, action_mode, ...)
+    imports: tuple[str, ...] = ("autocomp_env",)  # modules that register the env id in a fresh process
+
+    def with_kwargs(self, **kw: Any) -> EnvSpec:
+        merged = dict(self.kwargs) | kw
+        return dataclasses.replace(self, kwargs=tuple(sorted(merged.items())))
+
+
+def env_id_for(kernel: str) -> str:
+    """The registered env id serving `kernel` (e.g. "gemmini/matmul-64x64x64" -> "autocomp/Gemmini-matmul-v0")."""
+    try:
+        env_mod = importlib.import_module("autocomp_env.env")
+        if hasattr(env_mod, "env_id_for"):
+            return env_mod.env_id_for(kernel)
+    except ImportError:
+        pass
+    from autocomp_env.kernels import get_kernel
+
+    k = get_kernel(kernel)
+    return _FAMILY_IDS.get((k.target, k.family), f"autocomp/{k.target.capitalize()}-{k.family}-v0")
+
+
+def make_env(spec: EnvSpec) -> gym.Env:
+    for mod in spec.imports:
+        importlib.import_module(mod)
+    env_id = spec.env_id or env_id_for(spec.kernel)
+    return gym.make(env_id, kernel=spec.kernel, **dict(spec.kwargs))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one env step told the agent."""
+
+    correct: bool
+    latency: float | None  # the candidate's latency (None if it failed)
+    best_latency: float
+    reward: float
+    done: bool  # terminated or truncated: budget or step limit reached
+    budget_exhausted: bool
+    plan: str
+    error_type: str | None
+    info: dict[str, Any]
+    obs: dict[str, Any]
+
+
+def _budget_exhausted(info: dict[str, Any], terminated: bool) -> bool:
+    left = info.get("budget_left", info.get("budget"))
+    if isinstance(left, dict):
+        return any(v is not None and v <= 0 for v in left.values())
+    return bool(info.get("budget_exhausted", False)) or (terminated and left is not None and left <= 0)
+
+
+def step(env: gym.Env, action: int | str | Plan) -> Outcome:
+    obs, reward, terminated, truncated, info = env.step(action)
+    latency = info.get("latency")
+    correct = bool(info.get("correct", latency is not None))
+    best = info.get("best_latency")
+    plan = info.get("plan")
+    plan_text = plan.text if isinstance(plan, Plan) else str(plan if plan is not None else action)
+    return Outcome(
+        correct=correct,
+        latency=float(latency) if correct and latency is not None else None,
+        best_latency=float(best) if best is not None else math.inf,
+        reward=float(reward),
+        done=bool(terminated or truncated),
+        budget_exhausted=_budget_exhausted(info, terminated),
+        plan=plan_text,
+        error_type=info.get("error_type"),
+        info=info,
+        obs=obs,
+    )
+
+
+def reset(env: gym.Env, seed: int) -> tuple[dict[str, Any], float]:
+    """Reset and return (observation, starting latency)."""
+    obs, info = env.reset(seed=seed)
+    latency = info.get("latency", info.get("start_latency"))
+    if latency is None:
+        latency = baselines(env).get("start")
+    return obs, float(latency)
+
+
+def baselines(env: gym.Env) -> dict[str, float]:
+    return {k: float(v) for k, v in env.unwrapped.baseline_latencies().items() if v is not None}
+
+
+def mask(obs: dict[str, Any]) -> np.ndarray:
+    return np.asarray(obs["mask"], dtype=bool)
+
+
+def menu(env: gym.Env) -> tuple[str, ...]:
+    return tuple(env.unwrapped.menu)
+
+
+def menu_plan(env: gym.Env, index: int) -> Plan:
+    return Plan(text=menu(env)[index], menu_index=int(index))
+
+
+def usage(env: gym.Env) -> dict[str, float]:
+    """Spend so far as a flat dict: samples, llm_calls, tokens, dollars, sim_seconds (missing keys are 0)."""
+    u = env.unwrapped.usage
+    d = dataclasses.asdict(u) if dataclasses.is_dataclass(u) else dict(u)
+    out = {k: float(d.get(k, 0) or 0) for k in ("samples", "llm_calls", "tokens", "dollars", "sim_seconds")}
+    if not out["tokens"]:
+        out["tokens"] = float(d.get("prompt_tokens", 0) or 0) + float(d.get("completion_tokens", 0) or 0)
+    return out
+
+
+def get_state(env: gym.Env) -> Any:
+    return env.unwrapped.get_state()
+
+
+def restore(env: gym.Env, state: Any) -> dict[str, Any]:
+    """Move the env back to `state` (spend is not rewound) and return that state's observation."""
+    u = env.unwrapped
+    out = u.set_state(state)
+    if isinstance(out, tuple):
+        out = out[0]
+    if isinstance(out, dict) and "mask" in out:
+        return out
+    return u.observation()
+
+
+def propose_plans(env: gym.Env, n: int) -> list[Plan]:
+    return list(env.unwrapped.propose_plans(n))
