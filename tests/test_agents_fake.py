@@ -150,4 +150,28 @@ class FakeEnv(gym.Env):
 
 
 if ENV_ID not in gym.registry:
-    gym.register(ENV_ID, entry_point="test_agents_fake:FakeEnv")
+    gym.register(ENV_ID, entry_point="test_agents_fake:FakeEnv", disable_env_checker=True)
+
+
+class KillOnceAgent:
+    """Kills its own worker process the first time it runs (a marker file remembers), then acts randomly:
+    the rollout must retry the job and still finish everything."""
+
+    name = "kill-once"
+
+    def __init__(self, marker: str, samples: int = 8):
+        self.marker, self.samples = marker, samples
+
+    def config(self) -> dict:
+        return {"agent": self.name, "samples": self.samples}
+
+    def run(self, env, seed):
+        import os
+
+        from agents.simple import RandomAgent
+
+        if not os.path.exists(self.marker):
+            with open(self.marker, "w") as f:
+                f.write(str(os.getpid()))
+            os._exit(1)
+        return RandomAgent(samples=self.samples).run(env, seed)
