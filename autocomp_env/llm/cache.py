@@ -1,0 +1,94 @@
+"""A persistent, content-addressed completion cache (sqlite in WAL mode), safe across threads and processes.
+
+Key = sha256 of (model, messages, sampling params, sample index), so a seeded run asks for the same keys again
+and replays offline bit for bit. Only successful answers are stored; the first writer of a key wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("AUTOCOMP_CACHE")
+    return Path(root) / "llm" if root else Path.home() / ".cache" / "autocomp-env" / "llm"
+
+
+def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any], sample_index: int) -> str:
+    blob = json.dumps(
+        {"model": model, "messages": messages, "params": params, "sample": sample_index},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedCompletion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    response_hash: str
+
+
+class CompletionCache:
+    """`get(key)` / `put(key, ...)` over `<dir>/completions.sqlite`. A connection per call keeps it fork-,
+    thread- and pickle-safe at LLM call rates."""
+
+    def __init__(self, directory: str | Path | None = None):
+        self.dir = Path(directory) if directory else default_cache_dir()
+        self.path = self.dir / "completions.sqlite"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, text TEXT NOT NULL, "
+                "prompt_tokens INTEGER, completion_tokens INTEGER, response_hash TEXT, created REAL)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30.0)
+
+    def get(self, key: str) -> CachedCompletion | None:
+        db = self._connect()
+        try:
+            row = db.execute(
+                "SELECT text, prompt_tokens, completion_tokens, response_hash FROM completions WHERE key=?", (key,)
+            ).fetchone()
+        finally:
+            db.close()
+        return CachedCompletion(row[0], int(row[1]), int(row[2]), row[3]) if row else None
+
+    def put(self, key: str, model: str, entry: CachedCompletion) -> None:
+        db = self._connect()
+        try:
+            with db:
+                db.execute(
+                    "INSERT OR IGNORE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key,
+                        model,
+                        entry.text,
+                        entry.prompt_tokens,
+                        entry.completion_tokens,
+                        entry.response_hash,
+                        time.time(),
+                    ),
+                )
+        finally:
+            db.close()
+
+    def __len__(self) -> int:
+        db = self._connect()
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM completions").fetchone()[0])
+        finally:
+            db.close()
