@@ -1,0 +1,242 @@
+"""Episode states that serialize to JSON, replay deterministically, and validate in a fresh process.
+
+An `EpisodeState` is the search position of an `AutocompEnv`: the kernel, the code-model config, the
+random state at reset, the events so far (steps and plan proposals, both of which draw from the env's
+rng), the LLM responses those steps used (by hash), and the current code. It is data: saved and loaded
+as JSON, never executed. `replay(state)` rebuilds an env by re-running the events and checks every
+latency; `validate(state)` re-simulates the final code in a fresh Python process and checks the claim.
+
+    python -m autocomp_env.episode validate state.json   # prints a ValidationResult as JSON
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autocomp_env.core import Feedback, Generation, Kernel, Plan
+
+FORMAT = 1
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class EpisodeState:
+    """A replayable search position. `events` are dicts: {"kind": "step", "plan", "menu_index",
+    "response_hash", "latency", "correct"} or {"kind": "propose", "n", "plans"}."""
+
+    env_id: str | None
+    kernel: str
+    action_mode: str
+    code_model: dict[str, Any]
+    seed: int | None
+    reset_rng: dict[str, Any]  # the bit-generator state right after reset
+    rng: dict[str, Any]  # the bit-generator state now
+    events: tuple[dict[str, Any], ...]
+    responses: dict[str, str]  # response hash -> code, for code models that are not reproducible offline
+    code: str
+    code_hash: str
+    latency: float
+    start_latency: float
+    best_latency: float
+    best_code_hash: str
+    history: tuple[tuple[str, float | None], ...] = ()
+    steps: int = 0
+    format: int = FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def speedup(self) -> float:
+        return self.start_latency / self.latency
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["events"] = list(d["events"])
+        d["history"] = [list(h) for h in d["history"]]
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> EpisodeState:
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ValueError(f"not an episode state of format {FORMAT}")
+        names = {f.name for f in dataclasses.fields(EpisodeState)}
+        missing = names - set(d) - {"history", "steps", "format", "extra"}
+        if missing:
+            raise ValueError(f"episode state is missing {sorted(missing)}")
+        values = {k: v for k, v in d.items() if k in names}
+        values["events"] = tuple(dict(e) for e in values["events"])
+        values["history"] = tuple((str(p), lat) for p, lat in values.get("history", ()))
+        state = EpisodeState(**values)
+        if code_hash(state.code) != state.code_hash:
+            raise ValueError("episode state is corrupt: its code does not match code_hash")
+        return state
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(self.to_json())
+
+    @staticmethod
+    def load(path: str | os.PathLike) -> EpisodeState:
+        return EpisodeState.from_dict(json.loads(Path(path).read_text()))
+
+
+class ReplayMismatch(ValueError):
+    """Replaying an episode gave a different result than the one recorded."""
+
+
+class RecordedCodeModel:
+    """Answers with the code recorded in an episode (by response hash), for replaying LLM episodes offline."""
+
+    def __init__(self, name: str, responses: dict[str, str], events: tuple[dict[str, Any], ...]):
+        self.name = name
+        self._responses = responses
+        self._steps = [e for e in events if e["kind"] == "step"]
+        self._proposals = [e for e in events if e["kind"] == "propose"]
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "recorded": True}
+
+    def implement(
+        self, kernel: Kernel, code: str, plan: Plan, feedback: Feedback, rng: np.random.Generator
+    ) -> Generation:
+        event = self._steps.pop(0)
+        h = event.get("response_hash")
+        if h is None or h not in self._responses:
+            return Generation(code=None, error="no recorded response for this step", model=self.name)
+        return Generation(code=self._responses[h], model=self.name, response_hash=h, note="replayed")
+
+    def propose_plans(self, kernel, code, feedback, menu, mask, n, rng) -> list[Plan]:
+        event = self._proposals.pop(0)
+        return [Plan(p["text"], p["menu_index"]) for p in event["plans"]]
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def replay(state: EpisodeState, **env_kwargs: Any):
+    """A fresh env brought to `state` by re-running its events; ReplayMismatch if any latency differs.
+
+    Offline episodes re-run the code model; others use the recorded responses. `env_kwargs` go to the
+    env (e.g. `evaluator=`)."""
+    from autocomp_env.codemodel import OfflineCodeModel
+    from autocomp_env.env import AutocompEnv
+
+    cfg = dict(state.code_model)
+    if cfg.get("name") == "offline":
+        model = OfflineCodeModel(
+            fault_rate=cfg.get("fault_rate", 0.0), keep_probability=cfg.get("keep_probability", 0.25)
+        )
+    else:
+        model = RecordedCodeModel(str(cfg.get("name", "recorded")), state.responses, state.events)
+    env = AutocompEnv(
+        kernel=state.kernel, action_mode=state.action_mode, code_model=model, max_steps=10**9, **env_kwargs
+    )
+    env.reset(seed=state.seed, options={"rng_state": state.reset_rng})
+    if env.start_latency is None or not _close(env.start_latency, state.start_latency):
+        raise ReplayMismatch(f"start latency {env.start_latency} != recorded {state.start_latency}")
+    for i, event in enumerate(state.events):
+        if event["kind"] == "propose":
+            plans = env.propose_plans(event["n"])
+            got = [{"text": p.text, "menu_index": p.menu_index} for p in plans]
+            if got != list(event["plans"]):
+                raise ReplayMismatch(f"event {i}: proposed plans differ: {got} != {event['plans']}")
+            continue
+        _, _, _, _, info = env.step(Plan(event["plan"], event["menu_index"]))
+        if bool(info["correct"]) != bool(event["correct"]) or not _close(info["candidate_latency"], event["latency"]):
+            raise ReplayMismatch(
+                f"event {i} ({event['plan']!r}): got correct={info['correct']} latency={info['candidate_latency']}, "
+                f"recorded correct={event['correct']} latency={event['latency']}"
+            )
+    if env.code_hash != state.code_hash:
+        raise ReplayMismatch("replayed code differs from the recorded code")
+    return env
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    ok: bool
+    correct: bool
+    claimed_latency: float
+    latency: float | None
+    message: str = ""
+    error_type: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+def _validate_here(state: EpisodeState) -> ValidationResult:
+    from autocomp_env.evaluation import Evaluator
+    from autocomp_env.kernels import get_kernel
+
+    result = Evaluator(cache=None).evaluate(get_kernel(state.kernel), state.code)
+    err = result.error
+    if not result.correct:
+        msg = f"final code is not correct: {err.type}: {err.message}" if err else "final code is not correct"
+        return ValidationResult(False, False, state.latency, result.latency, msg, err.type if err else None)
+    if not _close(result.latency, state.latency):
+        return ValidationResult(
+            False, True, state.latency, result.latency, f"latency {result.latency} != claimed {state.latency}"
+        )
+    return ValidationResult(True, True, state.latency, result.latency, "ok")
+
+
+def validate(
+    record: EpisodeState | str | os.PathLike, *, fresh_process: bool = True, timeout: float = 600.0
+) -> ValidationResult:
+    """Re-simulate the final code of `record` (a state or a saved state's path) without any cache and check
+    that it is correct with the claimed latency. By default in a fresh process, so no state of this one
+    (caches, monkeypatches, registries) can vouch for the result."""
+    state = record if isinstance(record, EpisodeState) else EpisodeState.load(record)
+    if not fresh_process:
+        return _validate_here(state)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autocomp_env.episode", "validate", "-"],
+        input=state.to_json(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(Path(__file__).resolve().parent.parent),
+    )
+    try:
+        return ValidationResult(**json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError, TypeError):
+        tail = (proc.stderr or proc.stdout)[-2000:]
+        return ValidationResult(False, False, state.latency, None, f"validator process failed: {tail}", "runtime_error")
+
+
+def _main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "validate":
+        print("usage: python -m autocomp_env.episode validate <state.json | ->", file=sys.stderr)
+        return 2
+    text = sys.stdin.read() if argv[1] == "-" else Path(argv[1]).read_text()
+    try:
+        state = EpisodeState.from_dict(json.loads(text))
+    except (ValueError, TypeError) as e:
+        print(ValidationResult(False, False, float("nan"), None, f"bad episode state: {e}", "invalid_kernel").to_json())
+        return 1
+    result = _validate_here(state)
+    print(result.to_json())
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,152 @@
+"""Evaluating candidate code: dispatch to the target's simulator, check correctness on several seeds, cache.
+
+`Evaluator.evaluate(kernel, code) -> SimResult`. Each target's simulator is created once per process
+(`simulator_for`). A correct result that claims a latency below the kernel's roofline is turned into a
+failure of type "beyond_roofline": physically impossible, so either the simulator has a bug or the
+candidate found a way to game it, and in both cases it must not earn reward.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from autocomp_env.cache import EvalCache, cache_key
+from autocomp_env.core import Kernel
+from simulators.result import SimError, SimResult
+
+
+class Simulator(Protocol):
+    version: str
+
+    def run(self, code: str, kernel: str, *, seeds: Sequence[int] = (0, 1)) -> SimResult: ...
+
+    def roofline(self, kernel: str) -> float: ...
+
+
+# target -> factory. Lazy imports keep a broken simulator from breaking the other target.
+SIMULATOR_FACTORIES: dict[str, Callable[[], Simulator]] = {
+    "gemmini": lambda: importlib.import_module("simulators.gemmini").GemminiSimulator(),
+    "trainium": lambda: importlib.import_module("simulators.trainium").TrainiumSimulator(),
+}
+_INSTANCES: dict[str, Simulator] = {}
+
+# Relative slack on the roofline check: rooflines and latencies are floats computed different ways.
+ROOFLINE_SLACK = 1e-6
+# Errors that depend on the machine's load, not on the code: never cached.
+_TRANSIENT = ("timeout",)
+
+
+def simulator_for(target: str) -> Simulator:
+    """This process's simulator for `target` (created on first use)."""
+    sim = _INSTANCES.get(target)
+    if sim is None:
+        try:
+            factory = SIMULATOR_FACTORIES[target]
+        except KeyError:
+            raise ValueError(f"no simulator for target {target!r}; known: {', '.join(SIMULATOR_FACTORIES)}") from None
+        sim = _INSTANCES[target] = factory()
+    return sim
+
+
+def _config_of(sim: Any) -> Any:
+    config = getattr(sim, "config", None)
+    return repr(config) if config is not None else None
+
+
+class Evaluator:
+    """Simulates candidates for any kernel, with an optional persistent `EvalCache` and a small memo.
+
+    Counters: `evaluations` (simulator runs), `hits` (answered from cache or memo), `sim_seconds` (spent in
+    simulators in this evaluator).
+    """
+
+    def __init__(self, cache: EvalCache | None = None, seeds: Sequence[int] = (0, 1), memo_size: int = 2048):
+        if not seeds:
+            raise ValueError("an evaluator needs at least one correctness seed")
+        self.cache = cache
+        self.seeds = tuple(int(s) for s in seeds)
+        self.memo_size = memo_size
+        self._memo: dict[str, SimResult] = {}
+        self.evaluations = 0
+        self.hits = 0
+        self.sim_seconds = 0.0
+
+    def key(self, kernel: Kernel, code: str) -> str:
+        sim = simulator_for(kernel.target)
+        return cache_key(
+            code=code, kernel=kernel.name, simulator=sim.version, config=_config_of(sim), seeds=list(self.seeds)
+        )
+
+    def evaluate(self, kernel: Kernel, code: str) -> SimResult:
+        """Simulate `code` on `kernel`: correctness on every seed, latency, counters. Never raises for bad code."""
+        return self.evaluate_with_hit(kernel, code)[0]
+
+    def evaluate_with_hit(self, kernel: Kernel, code: str) -> tuple[SimResult, bool]:
+        """(result, whether it came from the cache or memo instead of a simulator run)."""
+        if not isinstance(code, str):
+            return SimResult.failure(
+                kernel.unit, "compile_error", f"code must be a string, got {type(code).__name__}"
+            ), False
+        key = self.key(kernel, code)
+        result = self._memo.get(key)
+        if result is None and self.cache is not None:
+            result = self.cache.get(key)
+        if result is not None:
+            self.hits += 1
+            self._remember(key, result)
+            return result, True
+        result = self._simulate(kernel, code)
+        transient = result.error is not None and (
+            result.error.type in _TRANSIENT or "simulator_exception" in result.counters
+        )
+        if not transient:
+            self._remember(key, result)
+            if self.cache is not None:
+                self.cache.put(key, result)
+        return result, False
+
+    def _remember(self, key: str, result: SimResult) -> None:
+        if len(self._memo) >= self.memo_size:
+            self._memo.pop(next(iter(self._memo)))
+        self._memo[key] = result
+
+    def _simulate(self, kernel: Kernel, code: str) -> SimResult:
+        sim = simulator_for(kernel.target)
+        t0 = time.perf_counter()
+        try:
+            result = sim.run(code, kernel.name, seeds=self.seeds)
+        except Exception as e:  # a simulator bug must surface as data, not kill the rollout
+            result = SimResult(
+                False,
+                None,
+                kernel.unit,
+                error=SimError("runtime_error", f"simulator raised {type(e).__name__}: {e}"),
+                counters={"simulator_exception": 1},
+            )
+        self.evaluations += 1
+        self.sim_seconds += max(result.sim_seconds, time.perf_counter() - t0)
+        return check_roofline(kernel, result)
+
+
+def check_roofline(kernel: Kernel, result: SimResult) -> SimResult:
+    """`result`, or a "beyond_roofline" failure if it is correct but faster than physically possible."""
+    if not result.correct or result.latency is None:
+        return result
+    if result.latency < kernel.roofline * (1.0 - ROOFLINE_SLACK):
+        msg = (
+            f"claimed latency {result.latency:g} {result.unit} is below the roofline {kernel.roofline:g} "
+            f"{kernel.unit} for {kernel.name}: a simulator bug or a gamed measurement"
+        )
+        return SimResult(
+            correct=False,
+            latency=None,
+            unit=result.unit,
+            error=SimError("beyond_roofline", msg),
+            counters=dict(result.counters, claimed_latency=result.latency),
+            sim_seconds=result.sim_seconds,
+            stdout=result.stdout,
+        )
+    return result
