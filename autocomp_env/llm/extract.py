@@ -160,7 +160,16 @@ def apply_edit(code: str, old: str, new: str) -> tuple[str | None, str]:
     if len(hits) != 1:
         return None, "old_str not found in the code" if not hits else f"old_str matches {len(hits)} places"
     i = hits[0]
-    return "\n".join(lines[:i] + new.strip("\n").split("\n") + lines[i + k :]), ""
+    # Keep the code's indentation when the model's old_str lost (part of) it.
+    old_first = old.strip("\n").split("\n")[0]
+    have, had = _indent(lines[i]), _indent(old_first)
+    extra = have[len(had) :] if have.startswith(had) else ""
+    new_lines = [extra + x if x.strip() else x for x in new.strip("\n").split("\n")]
+    return "\n".join(lines[:i] + new_lines + lines[i + k :]), ""
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
 
 
 def apply_edits(code: str, edits: list[dict[str, str]]) -> tuple[str | None, str]:

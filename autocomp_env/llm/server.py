@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import hashlib
 import json
 import re
@@ -46,7 +47,8 @@ class FakeLLMServer:
 
     answers: strings served in order (then `handler`, then an error 500 "script exhausted").
     handler: a function request-json -> answer text.
-    mode: "script" (default) or "offline" (answers from `offline_handler`) or "echo" (repeats the last message).
+    mode: "script" (default), "offline" (answers from `offline_handler`, with `fault_rate`) or "echo" (repeats
+    the messages).
     """
 
     def __init__(
@@ -59,11 +61,12 @@ class FakeLLMServer:
         model: str = "fake-model",
         hang_seconds: float = 30.0,
         usage: bool = True,
+        fault_rate: float = 0.0,
     ):
         if mode not in ("script", "offline", "echo"):
             raise ValueError(f"unknown mode {mode!r}; use script, offline or echo")
         if mode == "offline" and handler is None:
-            handler = offline_handler
+            handler = functools.partial(offline_handler, fault_rate=fault_rate)
         if mode == "echo" and handler is None:
             handler = lambda req: _user_text(req)  # noqa: E731
         self.answers: collections.deque[str] = collections.deque(answers)
@@ -269,12 +272,13 @@ def _section_code(text: str, heading: str) -> str | None:
     return m.group(1) + "\n" if m else None
 
 
-def offline_handler(request: dict[str, Any]) -> str:
+def offline_handler(request: dict[str, Any], fault_rate: float = 0.0) -> str:
     """Answer our own prompts (autocomp_env.llm.prompts) with the offline code model.
 
     Planning prompts get "Option N: <item>" for an item of the shown menu, chosen by a hash of the request
     (so it is deterministic and depends on the sample seed). Implementation prompts get the offline model's
-    code for the plan in a fence. Repair prompts get the failed code back: the offline model cannot repair.
+    code for the plan in a fence (with `fault_rate`, sometimes with an injected bug). Repair prompts get the
+    failed code back: the offline model cannot repair.
     """
     import numpy as np
 
@@ -293,10 +297,10 @@ def offline_handler(request: dict[str, Any]) -> str:
             return "Option new: simplify the code."
         num, item = items[seed % len(items)]
         return f"Option {num}: {item}. Apply it to the current code."
-    m_kernel = _KERNEL.search(text)
     if "# Failed code" in text:
         code = _section_code(text, "# Failed code")
         return f"The offline model cannot repair code; unchanged:\n```{lang}\n{code or ''}```"
+    m_kernel = _KERNEL.search(text)
     code = _section_code(text, "# Current code")
     plan_m = _PLAN.search(text)
     if not (m_kernel and code and plan_m):
@@ -304,12 +308,11 @@ def offline_handler(request: dict[str, Any]) -> str:
     plan_text = plan_m.group(1)
     opt = re.match(r"\W*option\s*(\d+)", plan_text, re.I)
     plan = Plan(text=plan_text, menu_index=int(opt.group(1)) - 1 if opt else None)
-    gen = OfflineCodeModel().implement(
-        get_kernel(m_kernel.group(1)), code, plan, Feedback(), np.random.default_rng(seed)
-    )
+    model = OfflineCodeModel(fault_rate=fault_rate)
+    gen = model.implement(get_kernel(m_kernel.group(1)), code, plan, Feedback(), np.random.default_rng(seed))
     if gen.code is None:
         return f"I could not implement this plan ({gen.error or gen.note})."
-    if '"edits"' in _user_text({"messages": request.get("messages", [])[:1]}) or "JSON object only" in text:
+    if "JSON object only" in text:
         return json.dumps({"plan": plan_text[:200], "edits": [{"old_str": code, "new_str": gen.code}]})
     return f"Here is the optimized code.\n```{lang}\n{gen.code.rstrip()}\n```"
 
@@ -319,8 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--mode", choices=("offline", "echo"), default="offline")
     ap.add_argument("--model", default="autocomp-offline")
+    ap.add_argument("--fault-rate", type=float, default=0.0, help="offline mode: share of answers with a bug")
     args = ap.parse_args(argv)
-    srv = FakeLLMServer(mode=args.mode, port=args.port, model=args.model).start()
+    srv = FakeLLMServer(mode=args.mode, port=args.port, model=args.model, fault_rate=args.fault_rate).start()
     print(f"serving {args.mode} answers at {srv.base_url} (model {args.model}); Ctrl-C to stop", flush=True)
     try:
         while True:
