@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ class LLMCodeModel:
         options: PromptOptions = PromptOptions(),
         cache: CompletionCache | None | bool = None,
     ):
-        self.config = config
+        self.llm_config = config
         self.options = options
         if cache is None:
             cache = CompletionCache(config.cache_dir) if config.cache else False
@@ -81,6 +82,18 @@ class LLMCodeModel:
     @property
     def usage(self) -> LLMUsage:
         return self._usage
+
+    def config(self) -> dict[str, Any]:
+        """JSON-friendly description for episode records (no API key)."""
+        c = self.llm_config
+        return {
+            "name": self.name,
+            "model": c.model,
+            "base_url": c.base_url,
+            "api": c.api,
+            "params": c.request_params(),
+            "options": dataclasses.asdict(self.options),
+        }
 
     def _account(self, c: Completion) -> None:
         with self._lock:
@@ -167,7 +180,7 @@ class LLMCodeModel:
             if prompt is None or self.options.stochastic:
                 prompt = planning_messages(kernel, code, feedback, menu, mask, rng, self.options)
             jobs.append((prompt, draw_sample_index(rng)))
-        with ThreadPoolExecutor(max_workers=min(n, self.config.concurrency)) as pool:
+        with ThreadPoolExecutor(max_workers=min(n, self.llm_config.concurrency)) as pool:
             done = list(pool.map(lambda job: self._complete(job[0][0], job[1]), jobs))
         plans = []
         for (prompt_, _), c in zip(jobs, done, strict=True):
@@ -192,6 +205,12 @@ class EnsembleCodeModel:
             raise ValueError("EnsembleCodeModel needs at least one model")
         self.models = list(models)
         self.name = "ensemble(" + ",".join(m.name for m in self.models) + ")"
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "models": [m.config() if callable(getattr(m, "config", None)) else {"name": m.name} for m in self.models],
+        }
 
     def _pick(self, rng: np.random.Generator) -> Any:
         return self.models[int(rng.integers(len(self.models)))]
