@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -223,7 +224,18 @@ def validate(
         return ValidationResult(False, False, state.latency, None, f"validator process failed: {tail}", "runtime_error")
 
 
+def _load_plugins() -> None:
+    # `AUTOCOMP_PLUGINS="pkg.mod:install,other.mod"`: modules (and optional setup functions) that register
+    # extra families or simulators. Named by the user's environment, never by the state file.
+    for spec in filter(None, os.environ.get("AUTOCOMP_PLUGINS", "").split(",")):
+        module, _, func = spec.strip().partition(":")
+        mod = importlib.import_module(module)
+        if func:
+            getattr(mod, func)()
+
+
 def _main(argv: list[str]) -> int:
+    _load_plugins()
     if len(argv) != 2 or argv[0] != "validate":
         print("usage: python -m autocomp_env.episode validate <state.json | ->", file=sys.stderr)
         return 2
@@ -233,7 +245,11 @@ def _main(argv: list[str]) -> int:
     except (ValueError, TypeError) as e:
         print(ValidationResult(False, False, float("nan"), None, f"bad episode state: {e}", "invalid_kernel").to_json())
         return 1
-    result = _validate_here(state)
+    try:
+        result = _validate_here(state)
+    except Exception as e:  # e.g. a kernel this installation does not know
+        kind = "invalid_kernel" if isinstance(e, ValueError) else "runtime_error"
+        result = ValidationResult(False, False, state.latency, None, f"{type(e).__name__}: {e}", kind)
     print(result.to_json())
     return 0 if result.ok else 1
 
