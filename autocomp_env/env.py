@@ -45,6 +45,18 @@ DEFAULT_KERNELS: dict[str, str] = {
     "trainium/conv1d": "trainium-extra:1",
 }
 
+
+def env_id_for(kernel: str) -> str:
+    """The registered env id that serves `kernel` (name or alias), e.g. "autocomp/Gemmini-matmul-v0"."""
+    from autocomp_env import ENV_IDS
+
+    k = get_kernel(kernel)
+    for env_id, family in ENV_IDS.items():
+        if family == f"{k.target}/{k.family}":
+            return env_id
+    raise ValueError(f"no registered env serves {k.target}/{k.family}")
+
+
 # Simulator counters exposed as features, per target: (counter name, scale). A counter in cycles/us is
 # divided by the latency (busy fraction); others are divided by their scale. Missing counters read 0.
 COUNTER_FEATURES: dict[str, tuple[tuple[str, str], ...]] = {

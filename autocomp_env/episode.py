@@ -179,49 +179,100 @@ class ValidationResult:
     latency: float | None
     message: str = ""
     error_type: str | None = None
+    kernel: str = ""
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
-def _validate_here(state: EpisodeState) -> ValidationResult:
+@dataclass(frozen=True)
+class Claim:
+    """What a result says: this code is correct on this kernel with this latency."""
+
+    kernel: str
+    code: str
+    latency: float
+
+
+def claims_from(path: str | os.PathLike) -> list[Claim]:
+    """Claims in a file: an episode state (.json, its current code), a results store (.jsonl, each ok
+    record's best code) or a JSON list of {"kernel", "code", "latency"}."""
+    text = Path(path).read_text()
+    if str(path).endswith(".jsonl"):
+        out = []
+        for line in text.splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line of an interrupted run
+            res = rec.get("result") if isinstance(rec, dict) else None
+            if isinstance(res, dict) and res.get("best_code"):
+                out.append(Claim(res["kernel"], res["best_code"], float(res["best_latency"])))
+        return out
+    data = json.loads(text)
+    if isinstance(data, list):
+        return [Claim(str(c["kernel"]), str(c["code"]), float(c["latency"])) for c in data]
+    state = EpisodeState.from_dict(data)
+    return [Claim(state.kernel, state.code, state.latency)]
+
+
+def _check(claim: Claim) -> ValidationResult:
     from autocomp_env.evaluation import Evaluator
     from autocomp_env.kernels import get_kernel
 
-    result = Evaluator(cache=None).evaluate(get_kernel(state.kernel), state.code)
+    try:
+        result = Evaluator(cache=None).evaluate(get_kernel(claim.kernel), claim.code)
+    except Exception as e:  # e.g. a kernel this installation does not know
+        kind = "invalid_kernel" if isinstance(e, ValueError) else "runtime_error"
+        return ValidationResult(False, False, claim.latency, None, f"{type(e).__name__}: {e}", kind, claim.kernel)
     err = result.error
     if not result.correct:
-        msg = f"final code is not correct: {err.type}: {err.message}" if err else "final code is not correct"
-        return ValidationResult(False, False, state.latency, result.latency, msg, err.type if err else None)
-    if not _close(result.latency, state.latency):
+        msg = f"the code is not correct: {err.type}: {err.message}" if err else "the code is not correct"
         return ValidationResult(
-            False, True, state.latency, result.latency, f"latency {result.latency} != claimed {state.latency}"
+            False, False, claim.latency, result.latency, msg, err.type if err else None, claim.kernel
         )
-    return ValidationResult(True, True, state.latency, result.latency, "ok")
+    if not _close(result.latency, claim.latency):
+        msg = f"latency {result.latency} != claimed {claim.latency}"
+        return ValidationResult(False, True, claim.latency, result.latency, msg, None, claim.kernel)
+    return ValidationResult(True, True, claim.latency, result.latency, "ok", None, claim.kernel)
 
 
-def validate(
-    record: EpisodeState | str | os.PathLike, *, fresh_process: bool = True, timeout: float = 600.0
-) -> ValidationResult:
-    """Re-simulate the final code of `record` (a state or a saved state's path) without any cache and check
-    that it is correct with the claimed latency. By default in a fresh process, so no state of this one
-    (caches, monkeypatches, registries) can vouch for the result."""
-    state = record if isinstance(record, EpisodeState) else EpisodeState.load(record)
+def validate_claims(
+    claims: list[Claim], *, fresh_process: bool = True, timeout: float = 1800.0
+) -> list[ValidationResult]:
+    """Re-simulate each claim without any cache (by default all in one fresh Python process, so nothing of
+    this one (caches, monkeypatches, registries) can vouch for the results)."""
     if not fresh_process:
-        return _validate_here(state)
-    proc = subprocess.run(
-        [sys.executable, "-m", "autocomp_env.episode", "validate", "-"],
-        input=state.to_json(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=str(Path(__file__).resolve().parent.parent),
-    )
+        return [_check(c) for c in claims]
+    payload = json.dumps([dataclasses.asdict(c) for c in claims])
     try:
-        return ValidationResult(**json.loads(proc.stdout.strip().splitlines()[-1]))
-    except (ValueError, IndexError, TypeError):
-        tail = (proc.stderr or proc.stdout)[-2000:]
-        return ValidationResult(False, False, state.latency, None, f"validator process failed: {tail}", "runtime_error")
+        proc = subprocess.run(
+            [sys.executable, "-m", "autocomp_env.episode", "validate", "-"],
+            input=payload,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(Path(__file__).resolve().parent.parent),
+        )
+        results = [ValidationResult(**d) for d in json.loads(proc.stdout.strip().splitlines()[-1])]
+        if len(results) != len(claims):
+            raise ValueError("wrong number of results")
+        return results
+    except (ValueError, IndexError, TypeError, subprocess.TimeoutExpired) as e:
+        tail = f"{e}" if isinstance(e, subprocess.TimeoutExpired) else (proc.stderr or proc.stdout)[-2000:]
+        return [
+            ValidationResult(
+                False, False, c.latency, None, f"validator process failed: {tail}", "runtime_error", c.kernel
+            )
+            for c in claims
+        ]
+
+
+def validate(record: EpisodeState | str | os.PathLike, *, fresh_process: bool = True) -> ValidationResult:
+    """Re-simulate the current code of an episode state (or a saved state's path) and check that it is
+    correct with the recorded latency. By default in a fresh process."""
+    state = record if isinstance(record, EpisodeState) else EpisodeState.load(record)
+    return validate_claims([Claim(state.kernel, state.code, state.latency)], fresh_process=fresh_process)[0]
 
 
 def _load_plugins() -> None:
@@ -234,24 +285,43 @@ def _load_plugins() -> None:
             getattr(mod, func)()
 
 
+def replay_main(cfg: dict[str, Any]) -> int:
+    """CLI `autocomp-env replay FILE`: replay a saved episode state and report whether it reproduces."""
+    state = EpisodeState.load(cfg["file"])
+    try:
+        env = replay(state)
+    except ReplayMismatch as e:
+        print(f"MISMATCH {state.kernel}: {e}")
+        return 1
+    print(
+        f"ok {state.kernel}: {len(state.events)} events reproduced, latency {env.latency:g}, speedup {state.speedup:.3f}x"
+    )
+    return 0
+
+
+def validate_main(cfg: dict[str, Any]) -> int:
+    """CLI `autocomp-env validate FILE`: re-simulate every claim of the file in a fresh process."""
+    results = validate_claims(claims_from(cfg["file"]))
+    for r in results:
+        print(f"{'ok' if r.ok else 'FAIL'} {r.kernel}: {r.message}")
+    print(f"{sum(r.ok for r in results)}/{len(results)} claims validated")
+    return 0 if results and all(r.ok for r in results) else 1
+
+
 def _main(argv: list[str]) -> int:
     _load_plugins()
     if len(argv) != 2 or argv[0] != "validate":
-        print("usage: python -m autocomp_env.episode validate <state.json | ->", file=sys.stderr)
+        print(
+            "usage: python -m autocomp_env.episode validate <file | ->  (stdin: a JSON list of claims)", file=sys.stderr
+        )
         return 2
-    text = sys.stdin.read() if argv[1] == "-" else Path(argv[1]).read_text()
-    try:
-        state = EpisodeState.from_dict(json.loads(text))
-    except (ValueError, TypeError) as e:
-        print(ValidationResult(False, False, float("nan"), None, f"bad episode state: {e}", "invalid_kernel").to_json())
-        return 1
-    try:
-        result = _validate_here(state)
-    except Exception as e:  # e.g. a kernel this installation does not know
-        kind = "invalid_kernel" if isinstance(e, ValueError) else "runtime_error"
-        result = ValidationResult(False, False, state.latency, None, f"{type(e).__name__}: {e}", kind)
-    print(result.to_json())
-    return 0 if result.ok else 1
+    if argv[1] == "-":
+        claims = [Claim(**c) for c in json.loads(sys.stdin.read())]
+    else:
+        claims = claims_from(argv[1])
+    results = [_check(c) for c in claims]
+    print(json.dumps([r.to_dict() for r in results]))
+    return 0 if all(r.ok for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -119,3 +119,21 @@ def test_validate_runs_in_a_fresh_process(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTOCOMP_PLUGINS", "")  # without the toy family the fresh process cannot vouch for it
     v = validate(state)
     assert not v.ok and v.error_type == "invalid_kernel" and "toy" in v.message
+
+
+def test_cli_helpers_validate_results_files_and_replay_states(tmp_path, capsys, monkeypatch):
+    from autocomp_env.episode import claims_from, replay_main, validate_main
+
+    state = played().get_state()
+    state.save(tmp_path / "s.json")
+    assert replay_main({"file": str(tmp_path / "s.json")}) == 0 and "reproduced" in capsys.readouterr().out
+    rec = {"status": "ok", "result": {"kernel": state.kernel, "best_code": state.code, "best_latency": state.latency}}
+    lie = {"status": "ok", "result": dict(rec["result"], best_latency=1.0)}
+    (tmp_path / "results.jsonl").write_text(json.dumps(rec) + "\n" + json.dumps(lie) + "\n{torn")
+    claims = claims_from(tmp_path / "results.jsonl")
+    assert [c.latency for c in claims] == [state.latency, 1.0]
+    monkeypatch.setenv("AUTOCOMP_PLUGINS", "test_env_fakes:install")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([TESTS, os.environ.get("PYTHONPATH", "")]))
+    assert validate_main({"file": str(tmp_path / "results.jsonl")}) == 1
+    out = capsys.readouterr().out
+    assert "1/2 claims validated" in out and "FAIL" in out
