@@ -111,7 +111,8 @@ class Tracker:
             self.best_latency = out.latency
             self.best_plans = (*chain, out.plan)
         self.trace.append((self.samples, self.best_latency))
-        self.env_exhausted = self.env_exhausted or out.budget_exhausted
+        # budget gone, or nothing left to gain (the env terminates at the roofline)
+        self.env_exhausted = self.env_exhausted or out.budget_exhausted or out.terminated
         return out
 
     def result(self, agent: str, config: dict[str, Any]) -> EpisodeResult:

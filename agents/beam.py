@@ -144,11 +144,12 @@ class BeamSearchAgent(Agent):
                 break
             children: list[Candidate] = []
             for parent in beam:
-                for plan in self._plans(env, parent, rng):
-                    for _ in range(self.code_samples):
+                for i, plan in enumerate(self._plans(env, parent, rng)):
+                    for k in range(self.code_samples):
                         if t.exhausted:
                             break
-                        envapi.restore(env, parent.state)
+                        # a distinct rng position per child, so children of one parent are independent draws
+                        envapi.restore(env, parent.state, sample=i * self.code_samples + k)
                         out = t.step(plan, parent.chain)
                         if out.correct:
                             chain = (*parent.chain, out.plan)

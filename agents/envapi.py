@@ -68,6 +68,7 @@ class Outcome:
     best_latency: float
     reward: float
     done: bool  # terminated or truncated: budget or step limit reached
+    terminated: bool  # the env has nothing left to gain (e.g. the roofline is reached)
     budget_exhausted: bool
     plan: str
     error_type: str | None
@@ -84,7 +85,7 @@ def _budget_exhausted(info: dict[str, Any], terminated: bool) -> bool:
 
 def step(env: gym.Env, action: int | str | Plan) -> Outcome:
     obs, reward, terminated, truncated, info = env.step(action)
-    latency = info.get("latency")
+    latency = info.get("candidate_latency", info.get("latency"))
     correct = bool(info.get("correct", latency is not None))
     best = info.get("best_latency")
     plan = info.get("plan")
@@ -95,6 +96,7 @@ def step(env: gym.Env, action: int | str | Plan) -> Outcome:
         best_latency=float(best) if best is not None else math.inf,
         reward=float(reward),
         done=bool(terminated or truncated),
+        terminated=bool(terminated),
         budget_exhausted=_budget_exhausted(info, terminated),
         plan=plan_text,
         error_type=info.get("error_type"),
@@ -142,15 +144,27 @@ def get_state(env: gym.Env) -> Any:
     return env.unwrapped.get_state()
 
 
-def restore(env: gym.Env, state: Any) -> dict[str, Any]:
-    """Move the env back to `state` (spend is not rewound) and return that state's observation."""
+def restore(env: gym.Env, state: Any, sample: int = 0) -> dict[str, Any]:
+    """Move the env back to `state` (spend is not rewound) and return that state's observation.
+
+    `set_state` also restores the rng, so the same action from the same state gives the same candidate.
+    `sample=k > 0` advances the rng k draws first, for the k-th independent implementation of a plan
+    (Autocomp's code samples): with the offline code model through recorded `propose_plans(1)` calls, so
+    the children stay exactly replayable from the state's events; otherwise by drawing from `np_random`.
+    """
     u = env.unwrapped
     out = u.set_state(state)
+    if sample > 0:
+        if getattr(getattr(u, "code_model", None), "name", None) == "offline":
+            for _ in range(sample):
+                u.propose_plans(1)
+        else:
+            u.np_random.integers(0, 2**31, size=sample)
     if isinstance(out, tuple):
         out = out[0]
     if isinstance(out, dict) and "mask" in out:
         return out
-    return u.observation()
+    return u.observation() if hasattr(u, "observation") else u._obs()
 
 
 def propose_plans(env: gym.Env, n: int) -> list[Plan]:

@@ -78,6 +78,7 @@ def rollout(
     root = envapi.get_state(env)
     chain: tuple[str, ...] = ()
     logps, rewards = [], []
+    restarts = 0
     while not t.exhausted:
         m = envapi.mask(obs)
         if not m.any():
@@ -93,7 +94,8 @@ def rollout(
         if out.done and not t.exhausted:
             if out.budget_exhausted or not chain:
                 break
-            obs, chain = envapi.restore(env, root), ()
+            restarts += 1
+            obs, chain = envapi.restore(env, root, sample=restarts), ()
     return logps, rewards, t
 
 

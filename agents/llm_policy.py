@@ -44,13 +44,13 @@ class LLMPolicyAgent(Agent):
         obs, latency = t.start()
         state, chain, history, stalls = envapi.get_state(env), (), (), 0
         while not t.exhausted and stalls <= self.patience:
-            obs = envapi.restore(env, state)
+            obs = envapi.restore(env, state, sample=stalls)  # after an idle round, ask for new plans
             plans = self._propose(env, obs, latency, history, rng)
             best = None
-            for plan in plans:
+            for j, plan in enumerate(plans):
                 if t.exhausted:
                     break
-                envapi.restore(env, state)
+                envapi.restore(env, state, sample=stalls * len(plans) + j)
                 out = t.step(plan, chain)
                 if out.correct and (best is None or out.latency < best[0]):
                     best = (out.latency, envapi.get_state(env), (*chain, out.plan), out.obs)

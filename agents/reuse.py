@@ -67,10 +67,10 @@ class ScheduleReuseAgent(Agent):
         for text in schedule:
             plan = Plan(text, menu.index(text) if text in menu else None)
             best = None
-            for _ in range(self.code_samples):
+            for k in range(self.code_samples):
                 if t.exhausted:
                     break
-                envapi.restore(env, cur.state)
+                envapi.restore(env, cur.state, sample=k)
                 out = t.step(plan, cur.chain)
                 if out.correct and out.latency < (best.latency if best else cur.latency):
                     best = Candidate(

@@ -21,6 +21,7 @@ class RandomAgent(Agent):
         obs, _ = t.start()
         root = envapi.get_state(env)
         chain: tuple[str, ...] = ()
+        restarts = 0
         while not t.exhausted:
             items = np.flatnonzero(envapi.mask(obs))
             if items.size == 0:
@@ -32,7 +33,8 @@ class RandomAgent(Agent):
             if out.done and not t.exhausted:
                 if out.budget_exhausted or not chain:
                     break  # restarting would not help
-                obs, chain = envapi.restore(env, root), ()
+                restarts += 1
+                obs, chain = envapi.restore(env, root, sample=restarts), ()
         return t.result(self.name, self.config())
 
 
@@ -56,10 +58,10 @@ class GreedyAgent(Agent):
             if items.size == 0:
                 break
             best: tuple[float, object, tuple[str, ...]] | None = None
-            for item in items:
+            for j, item in enumerate(items):
                 if t.exhausted:
                     break
-                envapi.restore(env, state)
+                envapi.restore(env, state, sample=stalls * items.size + j)  # independent draws, new ones per round
                 out = t.step(int(item), chain)
                 if out.correct and (best is None or out.latency < best[0]):
                     best = (out.latency, envapi.get_state(env), (*chain, out.plan))

@@ -120,10 +120,11 @@ def test_beam_respects_env_budget():
     assert r.samples == 50
 
 
-def test_beam_finds_more_than_random_at_equal_budget():
-    beam = [BeamSearchAgent(samples=96).run(make(), seed=s).best_speedup for s in range(3)]
-    rand = [RandomAgent(samples=96).run(make(), seed=s).best_speedup for s in range(3)]
-    assert np.mean(np.log(beam)) >= np.mean(np.log(rand)) - 0.05
+def test_beam_with_default_budget_reaches_the_optimum_of_the_fake_space():
+    for seed in range(3):
+        env = make(fault_rate=0.0)
+        r = BeamSearchAgent().run(env, seed)
+        assert r.best_latency <= 1.05 * fake.best_latency(env.unwrapped.kernel)
 
 
 class ScriptedPlanner:
@@ -175,3 +176,15 @@ def test_envapi_restore_returns_observation_of_that_state():
     env.step(0)
     back = envapi.restore(env, state)
     assert back["code"] == obs["code"]
+
+
+def test_restore_with_sample_k_gives_independent_implementations():
+    env = make(fault_rate=0.0)
+    env.reset(seed=0)
+    state = envapi.get_state(env)
+    again = []
+    for k in (0, 0, 1, 2, 3):
+        envapi.restore(env, state, sample=k)
+        again.append(envapi.step(env, 0).latency)  # "modify loop tiling" draws a random tile size
+    assert again[0] == again[1]  # set_state restores the rng: same action, same candidate
+    assert len(set(again[1:])) > 1

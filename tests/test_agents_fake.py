@@ -7,6 +7,8 @@ open parameters from the env's rng, and fails with probability `fault_rate`.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -25,7 +27,7 @@ MENU = (
     "simplify arithmetic",
     "other methods not listed here",
 )
-KNOBS = {0: ("tile", 5), 2: ("unroll", 4), 1: ("order", 2), 3: ("dbuf", 2), 4: ("hoist", 2)}
+KNOBS = {0: ("tile", 5), 1: ("order", 2), 2: ("unroll", 4), 3: ("dbuf", 2), 4: ("hoist", 2)}  # item -> knob
 ENV_ID = "autocomp-test/Fake-v0"
 
 
@@ -51,11 +53,17 @@ def latency_of(kernel: Kernel, s: tuple[int, ...]) -> float:
     return float(round(kernel.roofline * 1.05 * factor, 3))
 
 
+def best_latency(kernel: Kernel) -> float:
+    """The optimum over the whole schedule space (brute force), to check searches against."""
+    return min(latency_of(kernel, s) for s in itertools.product(range(5), range(2), range(4), range(2), range(2)))
+
+
 @dataclass(frozen=True)
 class FakeState:
     schedule: tuple[int, ...]
     latency: float
     steps: int
+    rng: dict
 
 
 class FakeEnv(gym.Env):
@@ -102,11 +110,12 @@ class FakeEnv(gym.Env):
         return self.observation(), {"latency": self.latency}
 
     def get_state(self) -> FakeState:
-        return FakeState(self.schedule, self.latency, self.steps)
+        return FakeState(self.schedule, self.latency, self.steps, copy.deepcopy(self.np_random.bit_generator.state))
 
-    def set_state(self, state: FakeState) -> dict:
+    def set_state(self, state: FakeState) -> None:
+        """Like the real env: the rng is restored too, so the same action from a state repeats itself."""
         self.schedule, self.latency, self.steps = state.schedule, state.latency, state.steps
-        return self.observation()
+        self.np_random.bit_generator.state = copy.deepcopy(state.rng)
 
     def propose_plans(self, n: int) -> list[Plan]:
         items = np.flatnonzero(self._mask())
@@ -130,8 +139,7 @@ class FakeEnv(gym.Env):
         s = list(self.schedule)
         if item in KNOBS and self._mask()[item]:
             name, size = KNOBS[item]
-            idx = list(KNOBS).index(item)
-            s[idx] = int(self.np_random.integers(size)) if name in ("tile", "unroll") else 1
+            s[item] = int(self.np_random.integers(size)) if name in ("tile", "unroll") else 1
         correct = self.np_random.random() >= self.fault_rate
         info = {"plan": plan, "correct": correct, "error_type": None if correct else "wrong_output"}
         if correct:
