@@ -57,11 +57,32 @@ def env_id_for(kernel: str) -> str:
     raise ValueError(f"no registered env serves {k.target}/{k.family}")
 
 
-# Simulator counters exposed as features, per target: (counter name, scale). A counter in cycles/us is
-# divided by the latency (busy fraction); others are divided by their scale. Missing counters read 0.
-COUNTER_FEATURES: dict[str, tuple[tuple[str, str], ...]] = {
-    "gemmini": (),
-    "trainium": (),
+# Simulator counters exposed as features, per target: (counter, scale). scale "latency" divides by the
+# latency (busy or stall time becomes a fraction of the run); a number divides by that number. Missing or
+# non-numeric counters read 0, so a simulator may add counters without changing the observation.
+COUNTER_FEATURES: dict[str, tuple[tuple[str, str | float], ...]] = {
+    "gemmini": (
+        ("busy_ld", "latency"),
+        ("busy_ex", "latency"),
+        ("busy_st", "latency"),
+        ("stall_dep_ex", "latency"),
+        ("stall_fence", "latency"),
+        ("stall_rs_full", "latency"),
+        ("stall_dma_window", "latency"),
+        ("bank_conflict_cycles", "latency"),
+        ("instructions", "latency"),  # instructions per cycle
+        ("spad_rows_touched", 16384.0),  # share of the 256 KiB scratchpad
+        ("acc_rows_touched", 1024.0),  # share of the 64 KiB accumulator
+    ),
+    "trainium": (
+        ("tensor_busy_pct", 100.0),
+        ("vector_busy_pct", 100.0),
+        ("scalar_busy_pct", 100.0),
+        ("gpsimd_busy_pct", 100.0),
+        ("dma_busy_pct", 100.0),
+        ("mfu", 1.0),
+        ("mbu", 1.0),
+    ),
 }
 
 
@@ -129,8 +150,11 @@ class AutocompEnv(gym.Env):
     ['code', 'features', 'mask']
     >>> info["speedup"]
     1.0
-    >>> obs, reward, terminated, truncated, info = env.step(0)  # "modify loop tiling"
-    >>> bool(info["correct"]) and reward == math.log(info["speedup"]) or not info["correct"]
+    >>> obs, reward, terminated, truncated, info = env.step(0)  # menu item 0: "modify loop tiling"
+    >>> import math
+    >>> reward == (math.log(info["speedup"]) if info["correct"] else -0.1)
+    True
+    >>> env.unwrapped.propose_plans(2)[0].text in env.unwrapped.menu
     True
 
     ## Action Space
@@ -176,7 +200,13 @@ class AutocompEnv(gym.Env):
     of an episode is `log(start latency / final latency)`, the log-speedup (a slower correct candidate is
     accepted too, with a negative reward, as in an RL walk; a search keeps its best via `get_state`). An
     incorrect candidate, or a generation error, gives `-failure_penalty` and leaves the state unchanged.
-    `info` reports `best_latency` and `best_speedup` too.
+    `info` reports, per step: `step`, `latency` (also as `cycles` or `latency_us`), `candidate_latency`,
+    `best_latency`, `start_latency`, `roofline`, `speedup`, `best_speedup`, `correct`, `error_type` and
+    `error_message` (the simulator's, or "generation_error"), `plan`, `menu_index`, `note` and `fault` (from
+    the code model), `tokens`, `dollars`, `llm_calls`, `usage` and `budget_left` (samples, llm_calls,
+    tokens, dollars), and `timing`: a `Timing` with `cache_hit`, `wall_seconds`, `sim_seconds` and the
+    simulator-seconds budget. Timings vary between runs, so they compare equal by design and the rest of
+    `info` is deterministic given the seed.
 
     ## Starting State
 
