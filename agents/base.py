@@ -42,7 +42,7 @@ class EpisodeResult:
     trace: tuple[tuple[int, float], ...]
     best_plans: tuple[str, ...]
     config: dict[str, Any] = field(default_factory=dict)
-    best_code: str = ""
+    best_code: str = ""  # what `autocomp-env validate results.jsonl` re-simulates
 
     @property
     def best_speedup(self) -> float:
@@ -92,6 +92,7 @@ class Tracker:
     def start(self) -> tuple[dict[str, Any], float]:
         obs, latency = envapi.reset(self.env, self.seed)
         self.start_latency = self.best_latency = latency
+        self.best_code = getattr(self.env.unwrapped, "code", None) or obs.get("code", "")
         return obs, latency
 
     @property
@@ -110,6 +111,7 @@ class Tracker:
         if out.correct and out.latency is not None and out.latency < self.best_latency:
             self.best_latency = out.latency
             self.best_plans = (*chain, out.plan)
+            self.best_code = getattr(self.env.unwrapped, "code", None) or out.obs.get("code", "")
         self.trace.append((self.samples, self.best_latency))
         # budget gone, or nothing left to gain (the env terminates at the roofline)
         self.env_exhausted = self.env_exhausted or out.budget_exhausted or out.terminated
@@ -137,6 +139,7 @@ class Tracker:
             trace=tuple(self.trace),
             best_plans=self.best_plans,
             config=config,
+            best_code=self.best_code,
         )
 
 

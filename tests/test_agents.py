@@ -188,3 +188,9 @@ def test_restore_with_sample_k_gives_independent_implementations():
         again.append(envapi.step(env, 0).latency)  # "modify loop tiling" draws a random tile size
     assert again[0] == again[1]  # set_state restores the rng: same action, same candidate
     assert len(set(again[1:])) > 1
+
+
+def test_best_code_is_the_code_of_the_best_candidate():
+    r = BeamSearchAgent(samples=40).run(make(fault_rate=0.0), seed=0)
+    schedule = tuple(int(v) for v in r.best_code.split("[")[1].rstrip("]").split(","))
+    assert fake.latency_of(fake.fake_kernel("fake/matmul-256"), schedule) == r.best_latency
