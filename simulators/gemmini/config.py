@@ -1,0 +1,78 @@
+"""`GemminiConfig`: every size and timing parameter of the simulated Gemmini, with its source.
+
+Sources (see /work/shared/research/gemmini.md): [G] ucb-bar/gemmini Configs.scala, [T] gemmini-rocc-tests
+gemmini_params.h, (derived) = read from the RTL, (assumption) = no source, to calibrate.
+A config turns into compile-time `#define`s for the C runtime; `key()` names its build cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class GemminiConfig:
+    # --- sizes ---------------------------------------------------------------------------
+    dim: int = 16  # [G] defaultConfig meshRows*tileRows
+    fp32: bool = False  # int8/int32 (default) or FP32 elements and accumulators ([G] FP32DefaultConfig)
+    sp_rows: int = 16384  # 256 KiB / 16 B rows [G][T]
+    sp_banks: int = 4  # [G][T]
+    acc_rows: int = 1024  # 64 KiB / 64 B rows [G][T]
+    acc_banks: int = 2  # [G]
+    max_block_len: int = 4  # [T] MAX_BLOCK_LEN: an int8 mvin moves at most 4*DIM columns
+    max_block_len_acc: int = 1  # [T] MAX_BLOCK_LEN_ACC
+    # --- timing ----------------------------------------------------------------------------
+    rs_ld: int = 8  # reservation-station entries, load queue [G]
+    rs_ex: int = 16  # execute queue [G]
+    rs_st: int = 4  # store queue [G]
+    front_queue: int = 4  # commands buffered before the CPU stalls [G] Controller.scala (2+2)
+    cpu_cycles_per_rocc: int = 3  # (assumption) address arithmetic + the custom instruction on Rocket
+    cpu_cycles_per_block: int = 4  # (assumption) cost of one basic block of candidate CPU code
+    lib_cycles_per_rocc: int = 6  # (assumption) the software tiled_matmul path: loop + address math per command
+    dma_beat_bytes: int = 16  # [G] dma_buswidth 128 bits
+    dma_max_request_bytes: int = 64  # [G] dma_maxbytes
+    dma_window: int = 16  # [G] max_in_flight_mem_reqs, reads and writes each
+    mvins_in_flight: int = 2  # [G] LoadController nCmds
+    mem_latency_rd: int = 40  # (assumption) round trip to the L2 [RC outerLatencyCycles]
+    mem_latency_wr: int = 40  # (assumption)
+    mvin_scale_cycles_per_row: int = 4  # [G] VectorScalarMultiplier with 4 units, non-identity scale only
+    mesh_latency: int = 38  # (derived) 2*DIM + 6: first row fed to first row written
+    max_matmuls_in_mesh: int = 5  # [G] MeshWithDelays max_simultaneous_matmuls
+    reuse_rows_floor: int = 4  # [G] ExecuteController: total_rows floor when weights are reused
+    bank_conflict_factor: int = 2  # (derived) same_bank alternation
+    acc_read_latency: int = 10  # [G] acc_latency 2 + acc scale pipe 8
+    sp_read_latency: int = 2  # (derived)
+    mvin_complete_extra: int = 3  # (derived) last beat to SRAM write
+
+    @property
+    def elem_bytes(self) -> int:
+        return 4 if self.fp32 else 1
+
+    @property
+    def acc_bytes(self) -> int:
+        return 4
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def defines(self) -> dict[str, int]:
+        d = {f"GSIM_{k.upper()}": int(v) for k, v in asdict(self).items()}
+        return d
+
+
+DEFAULT = GemminiConfig()
+# [G] ConfigsFP.scala FP32DefaultConfig: 4x4 FP32, 256 KiB spad (16 B rows), 64 KiB acc in 1 bank (16 B rows).
+FP32_4X4 = GemminiConfig(
+    dim=4,
+    fp32=True,
+    sp_rows=16384,
+    sp_banks=4,
+    acc_rows=4096,
+    acc_banks=1,
+    max_block_len=4,
+    max_block_len_acc=4,
+    mesh_latency=2 * 4 + 6,
+)
