@@ -157,9 +157,9 @@ def test_unknown_target_is_a_clear_error() -> None:
 
 
 def test_extract_takes_the_last_block_of_the_right_language() -> None:
-    text = "Plan:\n```python\nprint(1)\n```\nfirst try\n```c\nvoid solution() { a(); }\n```\nbetter:\n```c\nvoid solution() { b(); }\n```\nDone."
+    text = "Plan:\n```python\ndef f():\n    pass\n```\nfirst try\n```c\nvoid solution() { a(); }\n```\nbetter:\n```c\nvoid solution() { b(); }\n```\nDone."
     assert extract_code(text, "c") == "void solution() { b(); }\n"
-    assert extract_code(text, "python") == "print(1)\n"
+    assert extract_code(text, "python") == "def f():\n    pass\n"
 
 
 def test_extract_prefers_blocks_holding_the_solution() -> None:
@@ -184,6 +184,7 @@ def test_extract_finds_the_nki_function_by_indentation() -> None:
 
 def test_extract_returns_none_when_there_is_no_code() -> None:
     assert extract_code("Error: max retries reached", "c") is None
+    assert extract_code("```c\nint main() { return 0; }\n```", "c") is None
     assert extract_code("I would tile the loops.", "python") is None
     assert fenced_blocks("no fences") == []
 

@@ -96,8 +96,8 @@ def _has_solution(code: str, lang: str) -> bool:
 def extract_code(text: str, lang: str) -> str | None:
     """The code in a model answer, or None.
 
-    Order: the last fenced block tagged with `lang` (or untagged) that holds the solution; else the last such
-    block; else, outside fences, the `void solution` function by brace matching (C) or the `@nki.jit` function
+    Order: the last fenced block tagged with `lang` (or untagged) that holds the solution (a `solution(`
+    call/definition in C, a function in Python); else, anywhere in the text, the `void solution` function by brace matching (C) or the `@nki.jit` function
     by indentation (Python).
     """
     if lang not in _LANGS:
@@ -107,8 +107,6 @@ def extract_code(text: str, lang: str) -> str | None:
     for body in reversed(blocks):
         if _has_solution(body, lang):
             return body.strip("\n") + "\n"
-    if blocks:
-        return blocks[-1].strip("\n") + "\n"
     found = _c_function(text) if lang == "c" else _python_function(text)
     return found.strip("\n") + "\n" if found else None
 
