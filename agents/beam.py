@@ -85,8 +85,10 @@ def menu_plans(
 
 
 class BeamSearchAgent(Agent):
-    """Autocomp's beam search. `planner`: "menu" (menu dropout done here with `dropout` = keep probability),
-    "env" (the env's code-model planner, e.g. an LLM, via `propose_plans`), or "auto" (env if it has one)."""
+    """Autocomp's beam search. `planner`: "menu" (each plan picks one applicable item after menu dropout,
+    `dropout` = keep probability, drawn per plan as in Autocomp), "env" (the env code model's planner via
+    `propose_plans`, e.g. an LLM's planning prompt), or "auto": "env" when the env's code model is not the
+    offline one, else "menu"."""
 
     name = "beam"
 
@@ -100,11 +102,13 @@ class BeamSearchAgent(Agent):
         dropout: float = 0.25,
         early_stop_iters: int = 0,
         early_stop_threshold: float = 1.0,
-        planner: str = "menu",
+        planner: str = "auto",
         prior: tuple[str, ...] = (),
     ):
         super().__init__(samples)
         self.beam_size, self.plans, self.code_samples, self.iterations = beam_size, plans, code_samples, iterations
+        if planner not in ("auto", "menu", "env"):
+            raise ValueError(f"planner must be 'auto', 'menu' or 'env', got {planner!r}")
         self.dropout, self.planner = dropout, planner
         self.early_stop_iters, self.early_stop_threshold = early_stop_iters, early_stop_threshold
         self.prior = tuple(prior)  # plan texts tried first at each depth (schedule reuse)
@@ -118,7 +122,8 @@ class BeamSearchAgent(Agent):
 
     def _plans(self, env: gym.Env, parent: Candidate, rng: np.random.Generator) -> list[Plan]:
         menu = envapi.menu(env)
-        use_env = self.planner == "env" or (self.planner == "auto" and hasattr(env.unwrapped, "propose_plans"))
+        model = getattr(getattr(env.unwrapped, "code_model", None), "name", "offline")
+        use_env = self.planner == "env" or (self.planner == "auto" and model != "offline")
         n = self.plans
         plans: list[Plan] = []
         depth = len(parent.chain)

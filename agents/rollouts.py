@@ -28,6 +28,17 @@ from agents.results import ResultStore
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _describe(obj: Any) -> Any:
+    """A stable description of a non-JSON kwarg (e.g. a code model): its config(), not its repr (an address)."""
+    config = getattr(obj, "config", None)
+    return config() if callable(config) else getattr(obj, "name", None) or type(obj).__name__
+
+
+def spec_dict(spec: EnvSpec) -> dict[str, Any]:
+    # not dataclasses.asdict: it would deep-copy live kwargs such as an LLM code model
+    return {"kernel": spec.kernel, "env_id": spec.env_id, "kwargs": dict(spec.kwargs), "imports": list(spec.imports)}
+
+
 @dataclass(frozen=True)
 class Job:
     agent: str  # a registry name ("beam") or "module:Class"
@@ -38,17 +49,18 @@ class Job:
     @property
     def key(self) -> str:
         blob = json.dumps(
-            [self.agent, sorted(self.agent_kwargs), dataclasses.asdict(self.env)], sort_keys=True, default=str
+            [self.agent, sorted(self.agent_kwargs), spec_dict(self.env)], sort_keys=True, default=_describe
         )
         return f"{self.agent}|{self.env.kernel}|{self.seed}|{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "agent": self.agent,
             "agent_kwargs": dict(self.agent_kwargs),
-            "env": dataclasses.asdict(self.env),
+            "env": spec_dict(self.env),
             "seed": self.seed,
         }
+        return json.loads(json.dumps(d, default=_describe))
 
 
 def jobs_for(
@@ -111,7 +123,7 @@ def _effective_config(job: Job, agent: Any) -> dict[str, Any]:
             versions[mod] = None
     return {
         "agent": agent.config(),
-        "env": dataclasses.asdict(job.env),
+        "env": json.loads(json.dumps(spec_dict(job.env), default=_describe)),
         "seed": job.seed,
         "versions": {k: str(v) for k, v in versions.items()},
     }

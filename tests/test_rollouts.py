@@ -89,3 +89,21 @@ def test_summary_writes_are_atomic(tmp_path):
     store.write_summary("s.json", {"a": 2})
     assert json.loads((tmp_path / "s.json").read_text()) == {"a": 2}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+class _Model:
+    name = "m"
+
+    def __init__(self, temperature):
+        self.temperature = temperature
+
+    def config(self):
+        return {"name": self.name, "temperature": self.temperature}
+
+
+def test_job_keys_describe_live_kwargs_by_their_config_not_their_address():
+    a = jobs_for({"beam": {}}, ["fake/matmul-64"], [0], {"code_model": _Model(1.0)}, **KW)[0]
+    b = jobs_for({"beam": {}}, ["fake/matmul-64"], [0], {"code_model": _Model(1.0)}, **KW)[0]
+    c = jobs_for({"beam": {}}, ["fake/matmul-64"], [0], {"code_model": _Model(0.5)}, **KW)[0]
+    assert a.key == b.key != c.key
+    assert json.loads(json.dumps(a.to_dict()))["env"]["kwargs"]["code_model"] == {"name": "m", "temperature": 1.0}
