@@ -185,3 +185,83 @@ def test_offline_server_runs_the_two_phase_loop() -> None:
         gens = [model.implement(kernel, code, p, Feedback(), rng) for p in plans]
     changed = [g for g in gens if g.code is not None and g.code != code]
     assert changed and all("autocomp-schedule:" in g.code for g in changed)
+
+
+def test_offline_llm_search_in_the_env_replays_from_cache(tmp_path) -> None:
+    _offline_kernel()
+    import gymnasium
+
+    import autocomp_env  # noqa: F401  (registers the env ids)
+
+    def episode(srv: FakeLLMServer) -> tuple[list, LLMCodeModel]:
+        model = make(srv, tmp_path)
+        env = gymnasium.make(
+            "autocomp/Gemmini-matmul-v0", kernel="gemmini/matmul-64x64x64", code_model=model, action_mode="plan"
+        )
+        env.reset(seed=0)
+        steps = []
+        for _ in range(3):
+            plan = env.unwrapped.propose_plans(2)[0]
+            _, reward, _, _, info = env.step(plan)
+            steps.append((plan, reward, info["latency"]))
+        return steps, model
+
+    with FakeLLMServer(mode="offline") as srv:
+        first, m1 = episode(srv)
+        n = len(srv.requests)
+        second, m2 = episode(srv)
+        assert len(srv.requests) == n  # the replay never reaches the server
+    assert first == second and any(r > 0 for _, r, _ in first)
+    assert m1.usage.http_requests == n and m2.usage.cache_hits == m2.usage.calls == m1.usage.calls
+
+
+def test_concurrency_limit_bounds_requests_in_flight() -> None:
+    import threading
+    import time
+
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+
+    def slow(request: dict) -> str:
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        return menu_answer(request)
+
+    with FakeLLMServer(handler=slow) as srv:
+        cfg = LLMConfig(model="m", base_url=srv.base_url, concurrency=2, timeout=5.0)
+        plans = LLMCodeModel(cfg, cache=False).propose_plans(
+            MATMUL, CODE, Feedback(), GEMMINI_GEMM, MASK, 6, np.random.default_rng(0)
+        )
+    assert len(plans) == 6 and state["max"] == 2
+
+
+def test_server_command_line_serves_models() -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autocomp_env.llm.server", "--port", str(port), "--mode", "echo"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "serving echo answers" in proc.stdout.readline()
+        for _ in range(50):
+            try:
+                body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2).read())
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert body["data"][0]["id"] == "autocomp-offline"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
