@@ -1,0 +1,631 @@
+"""Tensors, views, indexing, and the tracing session behind the NKI API.
+
+A `Session` runs one kernel call. In functional mode every tensor holds a numpy array and every call computes;
+in timing-only mode tensors hold no data and calls only emit instructions. Both modes emit the same
+instructions, so both give the same latency.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+
+from ..config import TrainiumConfig
+from . import dtypes as dt
+from .timeline import DMA, Access, Timeline
+
+PMAX = 128
+SOLUTION_FILE = "solution.py"
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class NkiError(Exception):
+    """A structured failure of the kernel; `type` is one of simulators.result.ERROR_TYPES."""
+
+    type = "runtime_error"
+
+
+class ConstraintError(NkiError):
+    type = "constraint_error"
+
+
+def fail(msg: str) -> None:
+    raise ConstraintError(msg)
+
+
+class Session:
+    def __init__(self, cfg: TrainiumConfig | None = None, functional: bool = True) -> None:
+        self.cfg = cfg or TrainiumConfig()
+        self.functional = functional
+        self.tl = Timeline(self.cfg)
+        self.loops: list[str] = []
+        self.slots: dict = {}
+        self.site_count: dict = {}
+        self.pending = None  # a traced nc_matmul not yet emitted (it may turn into a PSUM accumulation)
+        self.live = {"sbuf": 0, "psum": 0}
+        self.peak = {"sbuf": 0, "psum": 0}
+        self.spilled_allocs = 0
+
+    # -- allocation ---------------------------------------------------------------------------------------------
+    def site(self):
+        f = sys._getframe(2)
+        while f is not None and os.path.dirname(os.path.abspath(f.f_code.co_filename)) == _HERE:
+            f = f.f_back
+        return (f.f_code.co_filename, f.f_lineno) if f is not None else None
+
+    def rotate(self, acc: Access) -> None:
+        """Give a tile allocated inside a loop its physical buffer: N rotating buffers in affine_range, 1 otherwise."""
+        if not self.loops or self.loops[-1] == "static":
+            return
+        nbuf = self.cfg.affine_buffers if self.loops[-1] == "affine" else 1
+        site = self.site()
+        n = self.site_count.get(site, 0)
+        self.site_count[site] = n + 1
+        key = (site, n % nbuf)
+        acc.prev = self.slots.get(key)
+        self.slots[key] = acc
+
+    def flush(self) -> None:
+        if self.pending is not None:
+            p, self.pending = self.pending, None
+            p()
+
+
+_current: Session | None = None
+
+
+def session() -> Session:
+    global _current
+    if _current is None:
+        _current = Session()
+    return _current
+
+
+@contextmanager
+def use_session(s: Session):
+    global _current
+    old, _current = _current, s
+    try:
+        yield s
+    finally:
+        s.flush()
+        _current = old
+
+
+# ---------------------------------------------------------------------------------------------------------------
+class Alloc:
+    """One allocation in HBM, SBUF or PSUM."""
+
+    __slots__ = ("buffer", "shape", "dtype", "data", "pdim", "acc", "pbytes", "spilled", "sess", "__weakref__")
+
+    def __init__(self, buffer: str, shape: tuple, dtype, data=None, pdim: int = 0) -> None:
+        s = session()
+        self.buffer = buffer
+        self.shape = tuple(int(x) for x in shape)
+        self.dtype = dt.as_dtype(dtype)
+        self.pdim = pdim
+        self.acc = Access()
+        self.spilled = False
+        self.sess = s
+        self.pbytes = 0
+        if buffer in ("sbuf", "psum"):
+            if len(self.shape) < 2:
+                fail(f"Insufficient rank: {buffer} tensors must be at least 2-D (partition + free), got {self.shape}")
+            if self.shape[pdim] > PMAX:
+                fail(f"Size of partition dimension {self.shape[pdim]} exceeds architecture limitation of {PMAX}")
+            n = 1
+            for i, x in enumerate(self.shape):
+                if i != pdim:
+                    n *= x
+            self.pbytes = n * self.dtype.itemsize
+            s.live[buffer] += self.pbytes
+            if s.live[buffer] > s.peak[buffer]:
+                s.peak[buffer] = s.live[buffer]
+            cap = s.cfg.sbuf_partition_bytes if buffer == "sbuf" else s.cfg.psum_partition_bytes
+            if s.live[buffer] > cap:  # over capacity: the compiler spills to HBM; we charge DMA traffic
+                self.spilled = True
+                s.spilled_allocs += 1
+            s.rotate(self.acc)
+        if data is None and s.functional:
+            data = np.zeros(self.shape, self.dtype)
+        self.data = data
+
+    def __del__(self) -> None:
+        if self.pbytes:
+            self.sess.live[self.buffer] -= self.pbytes
+
+
+class DynSlice:
+    """nl.ds(start, size)."""
+
+    __slots__ = ("start", "size")
+
+    def __init__(self, start, size) -> None:
+        self.start, self.size = int(start), int(size)
+
+
+_FULL = slice(None)
+
+
+class Tensor:
+    """An NKI tensor or a view of one (a tile when its first dim is the partition dim)."""
+
+    __slots__ = ("alloc", "key", "shape", "box", "adv", "oob", "fresh", "updated", "pending", "__weakref__")
+    __array_priority__ = 1000  # make numpy defer to our operators
+
+    def __init__(self, alloc: Alloc, key=None, shape=None, box=None, adv=False, oob=False) -> None:
+        self.alloc = alloc
+        self.key = key  # None = the whole allocation; else a tuple, one entry per alloc dim
+        self.shape = alloc.shape if shape is None else shape
+        self.box = box if box is not None else tuple((0, n) for n in alloc.shape)
+        self.adv = adv
+        self.oob = oob
+        self.fresh = False  # result of a compute op, not yet stored anywhere: assignment can retarget it
+        self.updated = False
+        self.pending = False
+
+    # -- metadata -------------------------------------------------------------------------------------------------
+    @property
+    def dtype(self):
+        return self.alloc.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def itemsize(self) -> int:
+        return self.alloc.dtype.itemsize
+
+    @property
+    def buffer(self) -> str:
+        return self.alloc.buffer
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"Tensor({self.shape}, {self.dtype}, {self.buffer})"
+
+    def __bool__(self):
+        fail("a tensor's value is not known at trace time: control flow cannot depend on it")
+
+    def elems(self) -> int:
+        n = 1
+        for x in self.shape:
+            n *= x
+        return n
+
+    def free_elems(self) -> int:
+        n = 1
+        for x in self.shape[1:]:
+            n *= x
+        return n
+
+    # -- indexing -------------------------------------------------------------------------------------------------
+    def _norm_key(self) -> list:
+        if self.key is None:
+            return [slice(0, n, 1) for n in self.alloc.shape]
+        return list(self.key)
+
+    def __getitem__(self, idx) -> Tensor:
+        if not isinstance(idx, tuple):
+            idx = (idx,)
+        if len(idx) == 0 or (len(idx) == 1 and idx[0] is Ellipsis):
+            return self
+        if self.adv:
+            fail("indexing an already index-mapped tile is not supported; index the tensor once")
+        key = self._norm_key()
+        kept = [d for d, k in enumerate(key) if isinstance(k, slice)]
+        ell = [i for i, x in enumerate(idx) if x is Ellipsis]
+        if ell:
+            i = ell[0]
+            idx = idx[:i] + (_FULL,) * (len(kept) - len(idx) + 1) + idx[i + 1 :]
+        if len(idx) > len(kept):
+            fail(f"too many indices ({len(idx)}) for a tensor of rank {len(kept)}")
+        idx = idx + (_FULL,) * (len(kept) - len(idx))
+        oob = False
+        n_adv = 0
+        for d, ix in zip(kept, idx, strict=True):
+            r = range(key[d].start, key[d].stop, key[d].step)
+            n = len(r)
+            if isinstance(ix, Tensor):
+                fail("indirect (tensor-valued) indexing is not supported by this simulator")
+            if isinstance(ix, np.ndarray) and ix.ndim == 0:
+                ix = int(ix)
+            if isinstance(ix, (int, np.integer)):
+                j = int(ix)
+                if j < 0 or j >= n:
+                    fail(f"index {j} is out of bounds for dimension {d} of size {n}")
+                key[d] = r[j]
+            elif isinstance(ix, (slice, DynSlice)):
+                if isinstance(ix, DynSlice):
+                    start, stop, step = ix.start, ix.start + ix.size, 1
+                else:
+                    start = 0 if ix.start is None else int(ix.start)
+                    stop = n if ix.stop is None else int(ix.stop)
+                    step = 1 if ix.step is None else int(ix.step)
+                    start = start + n if start < 0 else start
+                    stop = stop + n if stop < 0 else stop
+                if step <= 0:
+                    fail("slices must have a positive step")
+                if start < 0 or stop > n or start > stop:
+                    fail(f"slice [{start}:{stop}] is out of bounds for dimension {d} of size {n}")
+                sub = r[start:stop:step]
+                key[d] = slice(sub.start, sub.start + len(sub) * sub.step, sub.step)
+            elif isinstance(ix, np.ndarray) and ix.dtype.kind in "iu":
+                n_adv += 1
+                if ix.size and (int(ix.min()) < 0 or int(ix.max()) >= n):
+                    oob = True
+                key[d] = r.start + ix.astype(np.int64) * r.step
+            elif ix is None:
+                fail("None (newaxis) is not a valid tensor index in NKI")
+            else:
+                fail(f"unsupported index {ix!r}")
+        if n_adv:
+            if any(isinstance(k, slice) for k in key):
+                fail("mixing basic (slice) and advanced (nl.arange) tensor indexing is not supported")
+            arrs = [k for k in key if isinstance(k, np.ndarray)]
+            shape = np.broadcast_shapes(*(a.shape for a in arrs))
+            box = []
+            for k, n in zip(key, self.alloc.shape, strict=True):
+                if isinstance(k, np.ndarray):
+                    lo, hi = (int(k.min()), int(k.max()) + 1) if k.size else (0, 0)
+                    box.append((max(0, lo), min(n, max(hi, 0))))
+                else:
+                    box.append((k, k + 1))
+            return Tensor(self.alloc, tuple(key), tuple(shape), tuple(box), adv=True, oob=oob)
+        shape, box = [], []
+        for k in key:
+            if isinstance(k, slice):
+                n = len(range(k.start, k.stop, k.step))
+                shape.append(n)
+                box.append((k.start, k.start + max(0, n - 1) * k.step + 1) if n else (k.start, k.start))
+            else:
+                box.append((k, k + 1))
+        return Tensor(self.alloc, tuple(key), tuple(shape), tuple(box))
+
+    def np_key(self, mask=None):
+        if self.key is None:
+            return ()
+        if not self.adv:
+            return self.key
+        if self.oob:
+            arrs = [k for k in self.key if isinstance(k, np.ndarray)]
+            full = np.broadcast_arrays(*arrs)
+            bad = np.zeros(full[0].shape, bool)
+            it = iter(full)
+            for k, n in zip(self.key, self.alloc.shape, strict=True):
+                if isinstance(k, np.ndarray):
+                    a = next(it)
+                    bad |= (a < 0) | (a >= n)
+            if mask is not None and mask is not True:
+                bad &= np.broadcast_to(mask, bad.shape)
+            if bad.any():
+                fail(f"tensor access out of bounds (shape {self.alloc.shape}); use mask= to skip those elements")
+            return tuple(
+                np.clip(k, 0, n - 1) if isinstance(k, np.ndarray) else k
+                for k, n in zip(self.key, self.alloc.shape, strict=True)
+            )
+        return self.key
+
+    def __setitem__(self, idx, value) -> None:
+        from . import language as nl
+
+        view = self[idx]
+        if isinstance(value, Tensor) and value.updated and value.alloc is view.alloc and value.box == view.box:
+            value.updated = False  # the tail of `t[...] += x`: already written in place
+            return
+        nl.assign(view, value)
+
+    # -- tensor methods -------------------------------------------------------------------------------------------
+    def reshape(self, *shape) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        shape = tuple(int(x) for x in shape)
+        if self.key is not None:
+            fail("reshape is only supported on whole tensors")
+        if int(np.prod(shape)) != int(np.prod(self.shape)):
+            fail(f"cannot reshape {self.shape} into {shape}")
+        if self.buffer != "hbm":
+            fail("reshape is only supported on HBM tensors (a free view); use a new tile on SBUF")
+        a = Alloc.__new__(Alloc)
+        a.buffer, a.shape, a.dtype, a.pdim, a.acc = "hbm", shape, self.dtype, 0, self.alloc.acc
+        a.spilled, a.sess, a.pbytes = False, self.alloc.sess, 0
+        a.data = None if self.alloc.data is None else self.alloc.data.reshape(shape)
+        # Same dependency tracker, but boxes live in different coordinates: see _Alias.
+        t = _Alias(a)
+        t.box = tuple((0, 1 << 62) for _ in shape)
+        return t
+
+    def broadcast_to(self, shape) -> Tensor:
+        from . import language as nl
+
+        return nl.broadcast_to(self, shape=shape)
+
+    def astype(self, dtype) -> Tensor:
+        from . import language as nl
+
+        return nl.copy(self, dtype=dtype)
+
+    def view(self, dtype) -> Tensor:
+        fail("Tensor.view(dtype) is not supported by this simulator")
+
+    def expand_dims(self, axis) -> Tensor:
+        fail("Tensor.expand_dims is not supported by this simulator")
+
+    def assert_shape(self, shape) -> Tensor:
+        if tuple(shape) != tuple(self.shape):
+            fail(f"shape assertion failed: {self.shape} != {tuple(shape)}")
+        return self
+
+    # -- operators ------------------------------------------------------------------------------------------------
+    def _bin(self, other, op, reverse=False):
+        from . import language as nl
+
+        if not isinstance(other, (Tensor, int, float, np.integer, np.floating)):
+            return NotImplemented
+        if isinstance(other, Tensor) and other.shape[0] != self.shape[0] and 1 in (other.shape[0], self.shape[0]):
+            if len(other.shape) > 1 and len(self.shape) > 1:
+                fail("partition-dim broadcasting is not supported by tile operators; use nl.add/nl.multiply")
+        return nl.binary(op, other, self) if reverse else nl.binary(op, self, other)
+
+    def __add__(self, o):
+        return self._bin(o, np.add)
+
+    def __radd__(self, o):
+        return self._bin(o, np.add, True)
+
+    def __sub__(self, o):
+        return self._bin(o, np.subtract)
+
+    def __rsub__(self, o):
+        return self._bin(o, np.subtract, True)
+
+    def __mul__(self, o):
+        return self._bin(o, np.multiply)
+
+    def __rmul__(self, o):
+        return self._bin(o, np.multiply, True)
+
+    def __truediv__(self, o):
+        return self._bin(o, np.divide)
+
+    def __rtruediv__(self, o):
+        return self._bin(o, np.divide, True)
+
+    def __neg__(self):
+        return self._bin(-1.0, np.multiply)
+
+    def __iadd__(self, o):
+        from . import language as nl
+
+        return nl.accumulate(self, o, np.add)
+
+    def __isub__(self, o):
+        from . import language as nl
+
+        return nl.accumulate(self, o, np.subtract)
+
+    def __imul__(self, o):
+        from . import language as nl
+
+        return nl.accumulate(self, o, np.multiply)
+
+    def __itruediv__(self, o):
+        from . import language as nl
+
+        return nl.accumulate(self, o, np.divide)
+
+
+class _Alias(Tensor):
+    """An HBM reshape: shares data and the dependency tracker with its base, boxes are whole-tensor."""
+
+    __slots__ = ()
+
+    def __getitem__(self, idx):
+        t = Tensor.__getitem__(self, idx)
+        return _AliasView(t)
+
+
+def _AliasView(t: Tensor) -> Tensor:
+    t.box = tuple((0, 1 << 62) for _ in t.box)  # conservative: any access through an alias overlaps any other
+    return t
+
+
+def partitions(t: Tensor) -> int:
+    return t.shape[0] if t.shape else 1
+
+
+def access(t: Tensor):
+    """(tracker, box, is_hbm) for the timeline."""
+    return (t.alloc.acc, t.box, t.alloc.buffer == "hbm")
+
+
+def read(t, mask=None):
+    """Values of a tile as an array in compute precision (fp32 for floats)."""
+    if not isinstance(t, Tensor):
+        return t
+    s = session()
+    if t.pending:
+        s.flush()
+    if not s.functional:
+        return None
+    a = t.alloc.data
+    if a is None:
+        return None
+    v = a[t.np_key(mask)]  # out-of-bounds positions (masked off) were clamped by np_key
+    return np.asarray(v, dt.compute_dtype(t.dtype))
+
+
+def write(t: Tensor, values, mask=None) -> None:
+    s = session()
+    if not s.functional or values is None or t.alloc.data is None:
+        return
+    key = t.np_key(mask)
+    v = np.broadcast_to(np.asarray(values), t.shape) if np.shape(values) != t.shape else np.asarray(values)
+    v = v.astype(t.dtype, copy=False)
+    data = t.alloc.data
+    if mask is None or mask is True:
+        data[key] = v
+        return
+    m = np.broadcast_to(np.asarray(mask, bool), t.shape)
+    if not t.adv:
+        sub = data[key]
+        if isinstance(sub, np.ndarray):
+            np.copyto(sub, v, where=m)
+        elif m.all():
+            data[key] = v
+        return
+    arrs = [np.broadcast_to(k, t.shape) if isinstance(k, np.ndarray) else k for k in key]
+    sel = tuple(a[m] if isinstance(a, np.ndarray) else a for a in arrs)
+    data[sel] = v[m]
+
+
+def mask_count(mask, shape) -> tuple[int, int]:
+    """(active partitions, max active elements per partition) of a mask over a tile of `shape`."""
+    P = shape[0] if shape else 1
+    N = 1
+    for x in shape[1:]:
+        N *= x
+    if mask is None or mask is True:
+        return P, N
+    if mask is False:
+        return 0, 0
+    m = np.asarray(mask, bool)
+    if m.ndim < len(shape):
+        m = m.reshape((1,) * (len(shape) - m.ndim) + m.shape)
+    factor = 1
+    for d in range(1, len(shape)):
+        if m.shape[d] == 1:
+            factor *= shape[d]
+    per = m.reshape(m.shape[0], -1).sum(1) * factor
+    parts = int((per > 0).sum()) if m.shape[0] > 1 else (P if per[0] > 0 else 0)
+    return parts, int(per.max()) if per.size else 0
+
+
+def contiguous_chunk(t: Tensor) -> tuple[int, int]:
+    """(chunk bytes, chunks per partition row) of the HBM side of a DMA, from the view's access pattern."""
+    item = t.itemsize
+    shape = t.alloc.shape
+    if t.key is None:
+        n = 1
+        for x in shape[1:]:
+            n *= x
+        return n * item, 1
+    if t.adv:
+        last = t.key[-1]
+        if isinstance(last, np.ndarray):
+            row = last.reshape(-1, last.shape[-1])[0] if last.ndim else last
+            if row.size > 1 and np.all(np.diff(row) == 1):
+                run = row.size
+                return run * item, max(1, t.free_elems() // run)
+            if row.size == 1 and last.ndim and last.shape[-1] == 1:
+                return item, max(1, t.free_elems())
+        return item, max(1, t.free_elems())
+    # basic: walk dims from the last; a run extends while dims are unit-stride and fully covered
+    run = 1
+    for d in range(len(shape) - 1, -1, -1):
+        k = t.key[d]
+        if isinstance(k, slice):
+            n = len(range(k.start, k.stop, k.step))
+            if k.step != 1:
+                break
+            run *= n
+            if n < shape[d]:
+                break
+        # an int index keeps the run going only if it is on a leading dim of size... stop here
+        else:
+            break
+    per_row = max(1, t.free_elems())
+    run = max(1, min(run, per_row)) if t.ndim > 1 else max(1, run)
+    return run * item, max(1, per_row // run)
+
+
+def dma(src: Tensor, dst: Tensor, mask=None, transpose: bool = False) -> None:
+    """Charge a DMA between src and dst (one of them in HBM, or both)."""
+    s = session()
+    s.flush()
+    hbm_side = src if src.buffer == "hbm" else dst
+    parts, n = mask_count(mask, dst.shape)
+    if transpose:
+        chunk, per_row = src.itemsize, n
+        parts = dst.shape[0]
+    else:
+        chunk, per_row = contiguous_chunk(hbm_side)
+        full = max(1, hbm_side.free_elems() if hbm_side.ndim > 1 else hbm_side.elems())
+        if n < full and n:
+            per_row = max(1, per_row * n // full)
+    rows = parts if hbm_side.ndim > 1 else 1
+    if hbm_side.ndim <= 1:
+        per_row = max(1, per_row)
+    nbytes = parts * n * dst.itemsize if dst.buffer != "hbm" else parts * n * src.itemsize
+    c = s.tl.c
+    hbm_bytes = 0
+    if src.buffer == "hbm":
+        c["hbm_read_bytes"] += nbytes
+        hbm_bytes += nbytes
+    else:
+        c[f"{src.buffer}_read_bytes"] += nbytes
+    if dst.buffer == "hbm":
+        c["hbm_write_bytes"] += nbytes
+        hbm_bytes += nbytes
+    else:
+        c[f"{dst.buffer}_write_bytes"] += nbytes
+    s.tl.dma(rows, per_row, chunk, [access(src)], [access(dst)], hbm_bytes)
+    if dst.alloc.spilled:
+        spill(dst, save=True)
+
+
+def spill(t: Tensor, save: bool) -> None:
+    """Spill traffic for an over-capacity SBUF/PSUM allocation: save after a write, reload before a read."""
+    s = session()
+    nbytes = partitions(t) * t.free_elems() * t.itemsize
+    s.tl.c["spill_save_bytes" if save else "spill_reload_bytes"] += nbytes
+    s.tl.c["hbm_write_bytes" if save else "hbm_read_bytes"] += nbytes
+    chunk = t.free_elems() * t.itemsize
+    acc = [access(t)]
+    if save:
+        s.tl.dma(partitions(t), 1, chunk, acc, [], nbytes)
+    else:
+        s.tl.dma(partitions(t), 1, chunk, [], acc, nbytes)
+
+
+def emit(engine: str, cycles: float, reads, writes) -> None:
+    """Charge a compute instruction reading and writing tiles (scalars in `reads` are ignored)."""
+    s = session()
+    s.flush()
+    r = []
+    c = s.tl.c
+    for t in reads:
+        if isinstance(t, Tensor):
+            if t.alloc.spilled:
+                spill(t, save=False)
+            r.append(access(t))
+            if t.buffer != "hbm":
+                c[f"{t.buffer}_read_bytes"] += t.elems() * t.itemsize
+    w = []
+    for t in writes:
+        w.append(access(t))
+        c[f"{t.buffer}_write_bytes"] += t.elems() * t.itemsize
+    s.tl.compute(engine, cycles, r, w)
+    for t in writes:
+        if t.alloc.spilled:
+            spill(t, save=True)
+
+
+def new_tile(shape, dtype, buffer: str = "sbuf") -> Tensor:
+    shape = tuple(int(x) for x in shape)
+    if buffer == "sbuf" and len(shape) == 1:
+        shape = (shape[0], 1)  # a per-partition vector result is a [P,1] tile
+    if shape and shape[0] > PMAX:
+        fail(f"Size of partition dimension {shape[0]} exceeds architecture limitation of {PMAX}")
+    t = Tensor(Alloc(buffer, shape, dtype))
+    t.fresh = True
+    return t
+
+
+__all__ = ["DMA", "Tensor", "Alloc", "Session", "session", "use_session", "fail", "ConstraintError", "NkiError"]

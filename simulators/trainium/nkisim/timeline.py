@@ -1,0 +1,198 @@
+"""The online list scheduler: each NKI call becomes one instruction, placed as soon as it is traced.
+
+Every engine (Tensor, Vector, Scalar, GpSimd) and every DMA engine runs its stream in order; engines run
+concurrently and wait on each other through semaphores (data dependencies, plus a sync latency across engines).
+Because instructions arrive in program order and each engine is in order, placing them online is the same as
+running a list scheduler over the whole trace afterwards, and needs no trace in memory.
+
+    start = max(engine_free, deps ready (+ sync if from another engine))
+    busy  = cycles / f_engine;  done = start + busy + pipe latency
+"""
+
+from __future__ import annotations
+
+from ..config import TrainiumConfig
+
+TENSOR, VECTOR, SCALAR, GPSIMD, DMA = "tensor", "vector", "scalar", "gpsimd", "dma"
+ENGINES = (TENSOR, VECTOR, SCALAR, GPSIMD)
+_MAX_ACCESSES = 48  # per allocation; older entries are merged (conservatively) to bound the work per instruction
+
+
+class Access:
+    """Dependency state of one allocation: recent writes and reads as (box, time, engine)."""
+
+    __slots__ = ("writes", "reads", "last", "floor", "prev")
+
+    def __init__(self) -> None:
+        self.writes: list[tuple] = []
+        self.reads: list[tuple] = []
+        self.last = 0.0  # latest time anything touched it (for the buffer rotated into its slot)
+        self.floor = -1.0  # earliest time the first write may start (multi-buffer WAR), resolved lazily
+        self.prev: Access | None = None
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    for (alo, ahi), (blo, bhi) in zip(a, b, strict=False):
+        if alo >= bhi or blo >= ahi:
+            return False
+    return True
+
+
+def _covers(a: tuple, b: tuple) -> bool:
+    for (alo, ahi), (blo, bhi) in zip(a, b, strict=False):
+        if blo < alo or bhi > ahi:
+            return False
+    return True
+
+
+def _merge(entries: list[tuple]) -> list[tuple]:
+    # Keep the newest half; fold the rest into one entry spanning all of them (conservative: may add false deps).
+    keep = len(entries) // 2
+    old, new = entries[:-keep], entries[-keep:]
+    box = tuple((min(e[0][d][0] for e in old), max(e[0][d][1] for e in old)) for d in range(len(old[0][0])))
+    t = max(e[1] for e in old)
+    return [(box, t, old[-1][2])] + new
+
+
+class Timeline:
+    def __init__(self, cfg: TrainiumConfig) -> None:
+        self.cfg = cfg
+        self.freq = {TENSOR: cfg.f_tensor, VECTOR: cfg.f_vector, SCALAR: cfg.f_scalar, GPSIMD: cfg.f_gpsimd}
+        self.pipe = {
+            TENSOR: cfg.pipe_tensor / cfg.f_tensor,
+            VECTOR: cfg.pipe_vector / cfg.f_vector,
+            SCALAR: cfg.pipe_scalar / cfg.f_scalar,
+            GPSIMD: cfg.pipe_gpsimd / cfg.f_gpsimd,
+        }
+        self.free = dict.fromkeys(ENGINES, 0.0)
+        self.busy = dict.fromkeys(ENGINES, 0.0)
+        self.count = dict.fromkeys((*ENGINES, DMA), 0)
+        self.dma_free = [0.0] * cfg.dma_engines
+        self.dma_busy = 0.0
+        self.dma_rr = 0
+        self.hbm_free = 0.0
+        self.end = 0.0
+        self.c = dict.fromkeys(
+            (
+                "hbm_read_bytes",
+                "hbm_write_bytes",
+                "sbuf_read_bytes",
+                "sbuf_write_bytes",
+                "psum_read_bytes",
+                "psum_write_bytes",
+                "spill_save_bytes",
+                "spill_reload_bytes",
+                "matmul_flops",
+                "transpose_flops",
+            ),
+            0,
+        )
+        self.last_stationary = None
+
+    # -- dependencies -------------------------------------------------------------------------------------------
+    def _ready(self, engine: str, reads, writes) -> float:
+        """Earliest start allowed by RAW, WAR and WAW hazards. reads/writes: [(Access, box, is_hbm)]."""
+        sync = self.cfg.sync_ns
+        t = 0.0
+        for acc, box, _ in reads:
+            for wbox, wt, we in acc.writes:
+                if wt > t - sync and _overlap(box, wbox):
+                    t = max(t, wt + (sync if we != engine else 0.0))
+        for acc, box, hbm in writes:
+            if acc.prev is not None:  # first write into a rotated physical buffer waits for its previous tenant
+                acc.floor = acc.prev.last
+                acc.prev = None
+            if acc.floor > 0:
+                t = max(t, acc.floor + sync)
+            for rbox, rt, re in acc.reads:
+                if rt > t - sync and _overlap(box, rbox):
+                    t = max(t, rt + (sync if re != engine else 0.0))
+            if not hbm:  # write-after-write ordering only matters on chip
+                for wbox, wt, we in acc.writes:
+                    if wt > t - sync and _overlap(box, wbox):
+                        t = max(t, wt + (sync if we != engine else 0.0))
+        return t
+
+    @staticmethod
+    def _record(reads, writes, engine: str, t_read: float, t_write: float) -> None:
+        for acc, box, _ in writes:
+            acc.writes = [e for e in acc.writes if not _covers(box, e[0])]
+            acc.reads = [e for e in acc.reads if not _covers(box, e[0])]
+            acc.writes.append((box, t_write, engine))
+            if len(acc.writes) > _MAX_ACCESSES:
+                acc.writes = _merge(acc.writes)
+            if t_write > acc.last:
+                acc.last = t_write
+        for acc, box, _ in reads:
+            acc.reads.append((box, t_read, engine))
+            if len(acc.reads) > _MAX_ACCESSES:
+                acc.reads = _merge(acc.reads)
+            if t_read > acc.last:
+                acc.last = t_read
+
+    # -- compute engines ----------------------------------------------------------------------------------------
+    def compute(self, engine: str, cycles: float, reads, writes) -> float:
+        start = max(self.free[engine], self._ready(engine, reads, writes))
+        busy = cycles / self.freq[engine]
+        self.free[engine] = start + busy
+        self.busy[engine] += busy
+        self.count[engine] += 1
+        done = start + busy + self.pipe[engine]
+        self._record(reads, writes, engine, start + busy, done)
+        if done > self.end:
+            self.end = done
+        return done
+
+    # -- DMA ------------------------------------------------------------------------------------------------------
+    def dma(self, rows: int, chunks_per_row: int, chunk_bytes: float, reads, writes, hbm_bytes: int) -> float:
+        """A transfer of `rows` partition rows, each `chunks_per_row` contiguous chunks of `chunk_bytes`.
+
+        Rows are dealt to DMA engines in groups of 8 partitions (ARCH); each group costs
+        Σ (chunk + B0) / BW on its engine; completion adds the fixed DMA latency.
+        """
+        cfg = self.cfg
+        ready = self._ready(DMA, reads, writes)
+        per = cfg.dma_partitions_per_engine
+        groups = max(1, -(-rows // per))
+        per_row = chunks_per_row * (chunk_bytes + cfg.dma_chunk_overhead_bytes) / cfg.dma_bw_bytes_per_ns
+        end = 0.0
+        first = None
+        n = cfg.dma_engines
+        for g in range(groups):
+            e = (self.dma_rr + g) % n
+            r = min(per, rows - g * per)
+            s = max(ready, self.dma_free[e])
+            if first is None or s < first:
+                first = s
+            f = s + r * per_row
+            self.dma_free[e] = f
+            self.dma_busy += r * per_row
+            if f > end:
+                end = f
+        self.dma_rr = (self.dma_rr + groups) % n
+        if hbm_bytes:
+            self.hbm_free = max(self.hbm_free, first) + hbm_bytes / cfg.hbm_bw_bytes_per_ns
+            end = max(end, self.hbm_free)
+        self.count[DMA] += 1
+        done = end + cfg.dma_latency_ns
+        self._record(reads, writes, DMA, end, done)
+        if done > self.end:
+            self.end = done
+        return done
+
+    # -- results --------------------------------------------------------------------------------------------------
+    def latency_us(self) -> float:
+        return self.end / 1000.0 + self.cfg.launch_overhead_us
+
+    def profile(self) -> dict:
+        total_ns = self.latency_us() * 1000.0
+        p: dict = {"latency_us": round(self.latency_us(), 4)}
+        for e in ENGINES:
+            p[f"{e}_busy_pct"] = round(100.0 * self.busy[e] / total_ns, 2)
+        p["dma_busy_pct"] = round(100.0 * self.dma_busy / (self.cfg.dma_engines * total_ns), 2)
+        p["instructions"] = dict(self.count)
+        p.update(self.c)
+        p["mfu"] = round(self.c["matmul_flops"] / (total_ns * 1e-9) / self.cfg.peak_flops, 4)
+        hbm = self.c["hbm_read_bytes"] + self.c["hbm_write_bytes"]
+        p["mbu"] = round(hbm / total_ns / self.cfg.dma_peak_bytes_per_ns, 4)
+        return p
