@@ -1,0 +1,207 @@
+"""Trainium `conv1d` family: depthwise 1-D convolution (valid cross-correlation).
+
+`trainium/conv1d-{N}x{C}x{W}x{F}`: out[n, c, j] = sum_f x[n, c, j + f] * w[c, f], out width W - F + 1.
+Channels go on partitions (128 per tile), the sequence on the free dim; each filter tap is one pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autocomp_env.core import Kernel
+from autocomp_env.families.base import register, schedule_comment
+from autocomp_env.families.trainium_norm import ANY, ITEM, Knob, KnobFamily, indent
+
+
+class Conv1d(KnobFamily):
+    name = "conv1d"
+    dims = ("N", "C", "W", "F")
+    small_dims = (2, 128, 256, 3)
+    number_params = ("wsplit",)
+
+    def check(self, d: dict[str, int]) -> None:
+        if d["C"] % 128:
+            raise ValueError(f"conv1d: C={d['C']} channels must be a multiple of 128 (channels go on partitions)")
+        if d["F"] > d["W"]:
+            raise ValueError(f"conv1d: filter width F={d['F']} is larger than the input width W={d['W']}")
+
+    def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
+        return (
+            Knob(
+                "x_load",
+                "input loads (one shifted load per tap, or one load sliced per tap)",
+                lambda k: ("per_tap", "once"),
+                {
+                    ITEM["reduce data movement"]: "once",
+                    ITEM["cache reused data in local memory"]: "once",
+                    ITEM["keep reused data resident in SBUF"]: "once",
+                    ITEM["exploit free-dimension flexible indexing for transposes, splits and pooling"]: "once",
+                },
+            ),
+            Knob(
+                "w_load",
+                "filter loads (per tap, per tile, or once per channel tile outside the batch loop)",
+                lambda k: ("per_tap", "per_tile", "hoisted"),
+                {
+                    ITEM["hoist redundant operations out of loops"]: ("per_tile", "hoisted"),
+                    ITEM["cache reused data in local memory"]: "hoisted",
+                    ITEM["make DMA transfers at least 32 KiB"]: ("per_tile", "hoisted"),
+                    ITEM["reduce data movement"]: ("per_tile", "hoisted"),
+                },
+            ),
+            Knob(
+                "order",
+                "loop order (nc: batch outside channel tiles; cn: channel tiles outside)",
+                lambda k: ("nc", "cn"),
+                {ITEM["loop reordering and restructuring"]: ANY},
+            ),
+            Knob(
+                "tap",
+                "per-tap multiply-accumulate",
+                lambda k: ("mul_add", "stt", "act_first"),
+                {
+                    ITEM["fuse operations"]: "stt",
+                    ITEM["use tensor_scalar broadcast instead of broadcast plus tensor_tensor"]: "stt",
+                    ITEM["fuse multiply-add with the activation in one activation instruction"]: "act_first",
+                    ITEM["eliminate redundant computation"]: ("stt", "act_first"),
+                },
+            ),
+            Knob(
+                "wsplit",
+                "output columns per instruction",
+                lambda k: (
+                    tuple(c for c in (256, 512, 1024, 2048, 4096) if c < k.spec["W"] - k.spec["F"] + 1)
+                    + (k.spec["W"] - k.spec["F"] + 1,)
+                ),
+                {
+                    ITEM["loop tiling"]: ANY,
+                    ITEM["software pipelining"]: "down",
+                    ITEM["use free dimensions of at least 128 to amortize instruction overhead"]: "up",
+                },
+                numeric=True,
+            ),
+        )
+
+    def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
+        return s["w_load"] != "hoisted" or s["order"] == "cn"
+
+    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        return {
+            "x_load": "per_tap",
+            "w_load": "per_tap",
+            "order": "nc",
+            "tap": "mul_add",
+            "wsplit": kernel.spec["W"] - kernel.spec["F"] + 1,
+        }
+
+    def emit(self, kernel: Kernel, s: dict[str, Any]) -> str:
+        N, C, W, F = (kernel.spec[k] for k in self.dims)
+        Wo = W - F + 1
+        nct = C // 128
+        ch = "ct * 128:(ct + 1) * 128"
+        L = [
+            "@nki.jit",
+            "def solution(x, w):",
+            f"    # Depthwise conv1d: x [{N}, {C}, {W}], w [{C}, {F}] -> out [{N}, {C}, {Wo}] (valid), f32.",
+            f"    out = nl.ndarray(({N}, {C}, {Wo}), dtype=x.dtype, buffer=nl.shared_hbm)",
+        ]
+        outer, inner = (("n", N), ("ct", nct)) if s["order"] == "nc" else (("ct", nct), ("n", N))
+        L.append(f"    for {outer[0]} in nl.affine_range({outer[1]}):")
+        if s["w_load"] == "hoisted":
+            L.append(f"        w_t = nl.load(w[{ch}, :])  # the filter of this channel tile, reused for every batch")
+        body = []
+        if s["w_load"] == "per_tile":
+            body.append(f"w_t = nl.load(w[{ch}, :])")
+        if s["x_load"] == "once":
+            body.append(f"x_t = nl.load(x[n, {ch}, :])")
+        ws = s["wsplit"]
+        nsp = -(-Wo // ws)
+        if nsp == 1:
+            body += self._taps(s, F, "0", Wo, f"out[n, {ch}, :]")
+        else:
+            body.append(f"for q in nl.affine_range({nsp}):")
+            if Wo % ws:
+                # the last piece is shorter: mask nothing, just clip with a smaller static piece
+                body[-1] = f"for q in nl.affine_range({nsp - 1}):"
+                body += indent(self._taps(s, F, f"q * {ws}", ws, f"out[n, {ch}, q * {ws}:(q + 1) * {ws}]"), 4)
+                last0 = (nsp - 1) * ws
+                body += self._taps(s, F, str(last0), Wo - last0, f"out[n, {ch}, {last0}:{Wo}]")
+            else:
+                body += indent(self._taps(s, F, f"q * {ws}", ws, f"out[n, {ch}, q * {ws}:(q + 1) * {ws}]"), 4)
+        L.append(f"        for {inner[0]} in nl.affine_range({inner[1]}):")
+        L += indent(body, 12)
+        L += ["    return out", "", schedule_comment(s, "python"), ""]
+        return "\n".join(L)
+
+    @staticmethod
+    def _taps(s: dict[str, Any], F: int, j0: str, width: int, dst: str) -> list[str]:
+        """Accumulate the F taps of output columns [j0, j0 + width) and store them to `dst`."""
+        ch = "ct * 128:(ct + 1) * 128"
+
+        def xs(f: int) -> str:
+            lo = f"{j0} + {f}" if j0 != "0" else str(f)
+            if s["x_load"] == "once":
+                return f"x_t[:, {lo}:{lo} + {width}]"
+            return "x_f"
+
+        def wcol(f: int) -> str:
+            return "w_f" if s["w_load"] == "per_tap" else f"w_t[:, {f}:{f + 1}]"
+
+        lines = []
+        first = 0
+        if s["tap"] == "act_first":
+            lines += _tap_loads(s, 0, j0, width, ch)
+            lines.append(f"acc = nisa.activation(op=nl.copy, data={xs(0)}, scale={wcol(0)})  # tap 0 on ScalarE")
+            first = 1
+        else:
+            lines.append(f"acc = nl.zeros((128, {width}), dtype=nl.float32, buffer=nl.sbuf)")
+        for f in range(first, F):
+            lines += _tap_loads(s, f, j0, width, ch)
+            if s["tap"] == "mul_add":
+                lines += [f"prod = nl.multiply({xs(f)}, {wcol(f)})", "acc = nl.add(acc, prod)"]
+            else:
+                lines.append(
+                    f"acc = nisa.scalar_tensor_tensor(data={xs(f)}, op0=nl.multiply, operand0={wcol(f)}, "
+                    "op1=nl.add, operand1=acc)"
+                )
+        lines.append(f"nl.store({dst}, value=acc)")
+        return lines
+
+    def vendor_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        return {**self.naive_schedule(kernel), "x_load": "once", "w_load": "per_tile"}
+
+    def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        return {**self.naive_schedule(kernel), "x_load": "once", "w_load": "hoisted", "order": "cn", "tap": "act_first"}
+
+    def baselines(self, kernel: Kernel) -> dict[str, str]:
+        return {
+            "vendor": self.emit(kernel, self.vendor_schedule(kernel)),
+            "expert": self.emit(kernel, self.expert_schedule(kernel)),
+        }
+
+    def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
+        return [
+            (r"x_t\[:, (\w+) \+ 1:", r"x_t[:, \1 + 2:", "wrong tap offset"),
+            (r"x_t\[:, 1:1 \+", r"x_t[:, 0:0 +", "wrong tap offset"),
+            (r"w_t\[:, 1:2\]", r"w_t[:, 0:1]", "used filter tap 0 twice"),
+            (r"op1=nl\.add, operand1=acc", r"op1=nl.subtract, operand1=acc", "subtracted the accumulator"),
+            (r"acc = nl\.add\(acc, prod\)", r"acc = prod", "overwrote the accumulator instead of adding"),
+            (
+                r"w_f = nl\.load\(w\[ct \* 128:\(ct \+ 1\) \* 128, (\d+):",
+                r"w_f = nl.load(w[ct * 128:(ct + 1) * 128, 0:",
+                "loaded tap 0 for every tap",
+            ),
+        ]
+
+
+def _tap_loads(s: dict[str, Any], f: int, j0: str, width: int, ch: str) -> list[str]:
+    lines = []
+    if s["x_load"] == "per_tap":
+        lo = f"{j0} + {f}" if j0 != "0" else str(f)
+        lines.append(f"x_f = nl.load(x[n, {ch}, {lo}:{lo} + {width}])  # input shifted by tap {f}")
+    if s["w_load"] == "per_tap":
+        lines.append(f"w_f = nl.load(w[{ch}, {f}:{f + 1}])")
+    return lines
+
+
+register(Conv1d())

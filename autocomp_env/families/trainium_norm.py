@@ -1,0 +1,658 @@
+"""Trainium row-wise normalization families: `rmsnorm` and `layernorm` (NKI v1 kernels).
+
+Also home of `KnobFamily`, the schedule machinery shared by the Trainium norm, softmax, mamba and conv1d
+families: a schedule is a dict of knobs, each knob says which menu items may change it and in which
+direction, so `applicable`, `apply` and "try new parameter values"/"other methods" follow from the table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from autocomp_env.core import Kernel
+from autocomp_env.families.base import Family, Transform, register, schedule_comment
+from autocomp_env.menus import TRAINIUM
+
+ITEM = {name: i for i, name in enumerate(TRAINIUM)}
+TRY_PARAMS = ITEM["try new parameter values"]
+OTHER = ITEM["other methods not listed here"]
+
+
+@lru_cache(maxsize=1)
+def simulator() -> Any:
+    from simulators.trainium import TrainiumSimulator  # lazy: importing the families must stay cheap
+
+    return TrainiumSimulator()
+
+
+# ------------------------------------------------------------------------------------------------------
+# Knob tables
+# ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Knob:
+    """One schedule dimension. `items` maps a menu item to the values it moves the knob toward: "any"
+    (every other legal value), "up"/"down" (larger/smaller numbers), or one value / a tuple of values.
+    Numeric knobs also answer "try new parameter values"; every knob answers "other methods"."""
+
+    name: str
+    label: str
+    values: Callable[[Kernel], tuple]
+    items: dict[int, Any]
+    numeric: bool = False
+
+
+def _candidates(knob: Knob, kernel: Kernel, current: Any, selector: Any) -> list:
+    legal = [v for v in knob.values(kernel) if v != current]
+    if selector == "any":
+        return legal
+    if selector == "up":
+        return [v for v in legal if v > current]
+    if selector == "down":
+        return [v for v in legal if v < current]
+    wanted = selector if isinstance(selector, tuple) else (selector,)
+    return [v for v in legal if v in wanted]
+
+
+def _selectors(knob: Knob) -> dict[int, Any]:
+    sel = dict(knob.items)
+    if knob.numeric:
+        sel.setdefault(TRY_PARAMS, "any")
+    sel.setdefault(OTHER, "any")
+    return sel
+
+
+# Free-form plan phrases per menu item, most specific first (the first that matches a clause wins).
+_PLAN_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("use bn_stats/bn_aggr for mean and variance", r"bn_stats|bn_aggr|batch ?norm stat|welford"),
+    (
+        "use tensor_tensor_scan instead of sequential loops",
+        r"tensor_tensor_scan|scan instruction|instead of (a )?sequential loop",
+    ),
+    (
+        "fuse multiply-add with the activation in one activation instruction",
+        r"activation.{0,40}(scale|bias)|(scale|bias).{0,40}activation|multiply-add|\bfma\b",
+    ),
+    (
+        "use affine_range instead of sequential_range where there are no loop-carried dependencies",
+        r"affine_range|affine range|parallel loop",
+    ),
+    ("use tensor_scalar broadcast instead of broadcast plus tensor_tensor", r"tensor_scalar|per-partition scalar"),
+    ("multi-buffer tiles with modular allocation", r"multi[- ]?buffer|triple[- ]buffer|modular alloc|more buffers"),
+    ("double buffering", r"double[- ]?buffer"),
+    ("make DMA transfers at least 32 KiB", r"32 ?ki?b|larger dma|bigger dma|dma (transfer )?size|larger transfers"),
+    ("coalesce small result tiles before a store", r"coalesce|batch (the )?stores|fewer stores"),
+    ("exploit free-dimension flexible indexing for transposes, splits and pooling", r"flexible index|pack .*rows"),
+    ("use the Tensor engine for cross-partition reductions and reshapes", r"tensor ?engine|tensore"),
+    ("use lower precision", r"bf16|bfloat16|lower precision|half precision|fp16"),
+    ("hoist redundant operations out of loops", r"hoist|out of the loop|loop[- ]invariant"),
+    ("keep reused data resident in SBUF", r"resident|keep .{0,40}in sbuf"),
+    ("cache reused data in local memory", r"\bcache|reuse"),
+    ("eliminate redundant computation", r"redundant|recomput|twice"),
+    ("fuse operations", r"\bfus(e|ed|ing|ion)\b|combine|merge"),
+    ("software pipelining", r"pipelin|gpsimd|scalar engine|vector engine|balance|engine"),
+    ("overlap data movement and compute", r"overlap|hide .{0,20}(dma|latency|load)"),
+    ("use free dimensions of at least 128 to amortize instruction overhead", r"free dim|amortiz|instruction overhead"),
+    ("loop unrolling", r"unroll"),
+    ("loop reordering and restructuring", r"reorder|loop order|interchange|swap .{0,20}loops|restructur"),
+    ("loop tiling", r"\btil(e|es|ed|ing)\b|chunk|block"),
+    ("reduce data movement", r"data movement|fewer (loads|dma)|reload"),
+    ("simplify or remove unnecessary code", r"simplif|unnecessary|clean ?up"),
+    ("rewrite the algorithm to reduce total work", r"rewrite|algorithm|total work"),
+    ("try new parameter values", r"parameter|tune|different (size|value)"),
+    ("other methods not listed here", r"other method"),
+)
+_PLAN_RES = tuple((ITEM[name], re.compile(pat, re.I)) for name, pat in _PLAN_PATTERNS)
+
+
+class KnobFamily(Family):
+    """A Trainium family whose schedule space is a table of `Knob`s. Subclasses set `dims`, `flagship`,
+    `small_dims`, and implement `check`, `knobs`, `naive_schedule`, `emit`, `baselines`, `faults`."""
+
+    target = "trainium"
+    menu = TRAINIUM
+    lang = "python"
+    dims: tuple[str, ...] = ()
+    small_dims: tuple[int, ...] = ()
+
+    # --- kernels -------------------------------------------------------------------------------------
+    def check(self, d: dict[str, int]) -> None:
+        """Raise ValueError when the shape is outside what this family's code handles."""
+
+    def kernel(self, shape: str) -> Kernel:
+        parts = shape.split("x")
+        if len(parts) != len(self.dims) or not all(p.isdigit() and int(p) > 0 for p in parts):
+            raise ValueError(f"bad {self.name} shape {shape!r}: expected {'x'.join(self.dims)} with positive integers")
+        d = dict(zip(self.dims, map(int, parts), strict=True))
+        self.check(d)
+        name = f"trainium/{self.name}-{shape}"
+        sim = simulator()
+        small = f"trainium/{self.name}-" + "x".join(map(str, self.small_dims))
+        return Kernel(
+            name=name,
+            target="trainium",
+            family=self.name,
+            spec={**d, "dtype": "float32"},
+            macs=int(sim.macs(name)),
+            roofline=float(sim.roofline(name)),
+            unit="us",
+            small=small,
+        )
+
+    def small_shape(self, kernel: Kernel) -> str:
+        return "x".join(map(str, self.small_dims))
+
+    # --- schedule space ------------------------------------------------------------------------------
+    def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
+        raise NotImplementedError
+
+    def valid(self, kernel: Kernel, schedule: dict[str, Any]) -> bool:
+        """Cross-knob constraints; single-knob legality is in `Knob.values`."""
+        return True
+
+    def _moves(self, kernel: Kernel, schedule: dict[str, Any], item: int) -> list[tuple[Knob, list]]:
+        moves = []
+        for knob in self.knobs(kernel):
+            sel = _selectors(knob).get(item)
+            if sel is None or knob.name not in schedule:
+                continue
+            vals = [
+                v
+                for v in _candidates(knob, kernel, schedule[knob.name], sel)
+                if self.valid(kernel, {**schedule, knob.name: v})
+            ]
+            if vals:
+                moves.append((knob, vals))
+        return moves
+
+    def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
+        return np.array([bool(self._moves(kernel, schedule, i)) for i in range(len(self.menu))], dtype=bool)
+
+    def apply(
+        self, kernel: Kernel, schedule: dict[str, Any], item: int, params: dict[str, Any], rng: np.random.Generator
+    ) -> Transform | None:
+        moves = self._moves(kernel, schedule, item)
+        if not moves:
+            return None
+        named = [(k, v) for k, v in moves if k.name in params and params[k.name] in v]
+        if named:
+            knob, vals = named[0]
+            value = params[knob.name]
+        else:
+            knob, vals = moves[int(rng.integers(len(moves)))]
+            value = vals[int(rng.integers(len(vals)))]
+        new = {**schedule, knob.name: value}
+        return Transform(new, f"{knob.label}: {schedule[knob.name]} -> {value}")
+
+    def parse_plan(self, text: str) -> list[tuple[int, dict[str, Any]]]:
+        out: list[tuple[int, dict[str, Any]]] = []
+        for clause in re.split(r"[.;,\n]|\band\b|\bthen\b", text):
+            for item, pat in _PLAN_RES:
+                if pat.search(clause):
+                    nums = [int(n) for n in re.findall(r"\b(\d+)\b", clause)]
+                    out.append((item, {p: n for p in self.number_params for n in nums[:1]}))
+                    break
+        return out
+
+    # Names of numeric knobs that a number in a plan clause may set (apply keeps it only if legal).
+    number_params: tuple[str, ...] = ()
+
+    # --- faults --------------------------------------------------------------------------------------
+    def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
+        """(regex, replacement, description) bugs that break this family's code."""
+        return []
+
+    def inject_fault(self, kernel: Kernel, code: str, rng: np.random.Generator) -> tuple[str, str]:
+        options = []
+        for pat, repl, desc in self.faults(kernel) + _COMMON_FAULTS:
+            hits = list(re.finditer(pat, code, re.M))
+            options += [(m, repl, desc) for m in hits]
+        if not options:
+            return code.replace("return ", "return None  # ", 1), "returned nothing instead of the output tensor"
+        m, repl, desc = options[int(rng.integers(len(options)))]
+        return code[: m.start()] + m.expand(repl) + code[m.end() :], desc
+
+
+# Bugs any of these kernels can get: a loop that stops one tile early, a store shifted by one row.
+_COMMON_FAULTS: list[tuple[str, str, str]] = [
+    (r"nl\.affine_range\(([2-9]|\d\d+)\)", r"nl.affine_range(\1 - 1)", "wrong loop bound: last tile skipped"),
+    (r"nl\.store\((\w+)\[(\w+) \* 128:", r"nl.store(\1[\2 * 128 + 1:", "off-by-one row offset in the store"),
+]
+
+
+def divisors(n: int, lo: int, hi: int | None = None) -> tuple[int, ...]:
+    """Powers-of-two chunk sizes in [lo, hi] that divide n, plus n itself when n <= hi."""
+    hi = n if hi is None else hi
+    out = [c for c in (64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384) if lo <= c <= hi and n % c == 0]
+    if n <= hi and n not in out:
+        out.append(n)
+    return tuple(sorted(out))
+
+
+def indent(lines: list[str], n: int) -> list[str]:
+    return [" " * n + ln if ln else ln for ln in lines]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Shared pieces of the row-wise kernels (rmsnorm, layernorm, softmax): 128 rows per tile on partitions
+# ------------------------------------------------------------------------------------------------------
+def check_rows(d: dict[str, int], family: str) -> None:
+    if d["R"] % 128:
+        raise ValueError(f"{family}: R={d['R']} must be a multiple of 128 (one row per partition, 128 per tile)")
+    if d["C"] % 128 and d["C"] > 512:
+        raise ValueError(f"{family}: C={d['C']} must be a multiple of 128 when larger than 512")
+
+
+def chunk_knob(items: dict[int, Any] | None = None) -> Knob:
+    """Free-dim chunk of the row tile that one load / compute / store step handles."""
+    return Knob(
+        "fchunk",
+        "free-dim chunk (columns per load/compute/store step)",
+        lambda k: divisors(k.spec["C"], 256),
+        items
+        or {
+            ITEM["loop tiling"]: ANY,
+            ITEM["make DMA transfers at least 32 KiB"]: "up",
+            ITEM["use free dimensions of at least 128 to amortize instruction overhead"]: "up",
+            ITEM["overlap data movement and compute"]: "down",
+            ITEM["software pipelining"]: "down",
+        },
+        numeric=True,
+    )
+
+
+def loop_knob() -> Knob:
+    return Knob(
+        "loop",
+        "row-tile loop kind",
+        lambda k: ("affine", "sequential"),
+        {
+            ITEM["use affine_range instead of sequential_range where there are no loop-carried dependencies"]: "affine",
+            ITEM["loop reordering and restructuring"]: ANY,
+        },
+    )
+
+
+def hoist_knob(name: str, label: str) -> Knob:
+    return Knob(
+        name,
+        label,
+        lambda k: (False, True),
+        {
+            ITEM["hoist redundant operations out of loops"]: True,
+            ITEM["cache reused data in local memory"]: True,
+            ITEM["keep reused data resident in SBUF"]: True,
+            ITEM["eliminate redundant computation"]: True,
+            ITEM["reduce data movement"]: True,
+        },
+    )
+
+
+ANY = "any"
+
+
+def row_loop(schedule: dict[str, Any], n: int) -> str:
+    kind = "nl.affine_range" if schedule["loop"] == "affine" else "nl.sequential_range"
+    return f"for i in {kind}({n}):"
+
+
+def chunk_loop(nch: int) -> str:
+    return f"for j in nl.affine_range({nch}):"
+
+
+# ------------------------------------------------------------------------------------------------------
+# RMSNorm
+# ------------------------------------------------------------------------------------------------------
+class RMSNorm(KnobFamily):
+    """`trainium/rmsnorm-{R}x{C}`: out = a * rsqrt(mean(a^2, axis=1)) * g (no epsilon)."""
+
+    name = "rmsnorm"
+    dims = ("R", "C")
+    small_dims = (128, 512)
+    number_params = ("fchunk",)
+
+    def check(self, d: dict[str, int]) -> None:
+        check_rows(d, "rmsnorm")
+
+    def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
+        return (
+            hoist_knob("hoist_g", "broadcast gamma once outside the row loop"),
+            Knob(
+                "sumsq",
+                "sum of squares",
+                lambda k: ("square_sum", "act_reduce"),
+                {ITEM["fuse operations"]: "act_reduce", ITEM["eliminate redundant computation"]: "act_reduce"},
+            ),
+            Knob(
+                "rsqrt",
+                "1/rms",
+                lambda k: ("divide", "act_scale"),
+                {
+                    ITEM["fuse multiply-add with the activation in one activation instruction"]: "act_scale",
+                    ITEM["simplify or remove unnecessary code"]: "act_scale",
+                    ITEM["fuse operations"]: "act_scale",
+                },
+            ),
+            Knob(
+                "normalize",
+                "scaling by 1/rms and gamma",
+                lambda k: ("two_mult", "stt", "act_scale"),
+                {
+                    ITEM["fuse operations"]: "stt",
+                    ITEM["use tensor_scalar broadcast instead of broadcast plus tensor_tensor"]: "stt",
+                    ITEM["fuse multiply-add with the activation in one activation instruction"]: "act_scale",
+                    ITEM["software pipelining"]: "act_scale",
+                },
+            ),
+            chunk_knob(),
+            loop_knob(),
+        )
+
+    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        return {
+            "hoist_g": False,
+            "sumsq": "square_sum",
+            "rsqrt": "divide",
+            "normalize": "two_mult",
+            "fchunk": kernel.spec["C"],
+            "loop": "affine",
+        }
+
+    def emit(self, kernel: Kernel, s: dict[str, Any]) -> str:
+        R, C = kernel.spec["R"], kernel.spec["C"]
+        fc = s["fchunk"]
+        nch = C // fc
+        L = [
+            "@nki.jit",
+            "def solution(a_tensor, g_tensor):",
+            f"    # RMSNorm of a [{R}, {C}] f32: out = a * rsqrt(mean(a^2, axis=1)) * g, 128 rows per tile.",
+            f"    out_tensor = nl.ndarray(({R}, {C}), dtype=a_tensor.dtype, buffer=nl.shared_hbm)",
+            f"    g_row = nl.load(g_tensor.reshape((1, {C})))",
+        ]
+        if s["hoist_g"]:
+            L.append(f"    g_tile = g_row.broadcast_to((128, {C}))  # partition broadcast, once for all rows")
+        body = []
+        if not s["hoist_g"]:
+            body.append(f"g_tile = g_row.broadcast_to((128, {C}))")
+        rows = "i * 128:(i + 1) * 128"
+        if nch == 1:
+            body.append(f"a_tile = nl.load(a_tensor[{rows}, :])")
+            body += self._sumsq(s, "a_tile", "ss")
+        else:
+            body += [
+                f"a_tile = nl.ndarray((128, {C}), dtype=nl.float32, buffer=nl.sbuf)",
+                f"partial = nl.ndarray((128, {nch}), dtype=nl.float32, buffer=nl.sbuf)",
+                f"# load and reduce {nch} chunks of {fc} columns so the reduction starts before the row is in",
+                chunk_loop(nch),
+                f"    a_tile[:, j * {fc}:(j + 1) * {fc}] = nl.load(a_tensor[{rows}, j * {fc}:(j + 1) * {fc}])",
+                *indent(self._sumsq(s, f"a_tile[:, j * {fc}:(j + 1) * {fc}]", "part"), 4),
+                "    partial[:, j:j + 1] = part",
+                "ss = nl.sum(partial, axis=[1], keepdims=True)",
+            ]
+        if s["rsqrt"] == "divide":
+            body += [f"mean = ss / {C}", "rstd = nl.rsqrt(mean)"]
+        else:
+            body.append(f"rstd = nisa.activation(op=nl.rsqrt, data=ss, scale={1.0 / C!r})  # rsqrt(ss / C)")
+        if nch == 1:
+            body += self._normalize(s, "a_tile", "g_tile", "out_tile")
+            body.append(f"nl.store(out_tensor[{rows}, :], value=out_tile)")
+        else:
+            cols = f"j * {fc}:(j + 1) * {fc}"
+            body += [
+                chunk_loop(nch),
+                *indent(self._normalize(s, f"a_tile[:, {cols}]", f"g_tile[:, {cols}]", "out_tile"), 4),
+                f"    nl.store(out_tensor[{rows}, {cols}], value=out_tile)",
+            ]
+        L.append("    " + row_loop(s, R // 128))
+        L += indent(body, 8)
+        L += ["    return out_tensor", "", schedule_comment(s, "python"), ""]
+        return "\n".join(L)
+
+    @staticmethod
+    def _sumsq(s: dict[str, Any], x: str, out: str) -> list[str]:
+        if s["sumsq"] == "square_sum":
+            return [f"sq = nl.square({x})", f"{out} = nl.sum(sq, axis=[1], keepdims=True)"]
+        return [
+            f"{out} = nl.ndarray((128, 1), dtype=nl.float32, buffer=nl.sbuf)",
+            f"sq = nisa.activation_reduce(op=nl.square, data={x}, reduce_op=nl.add, reduce_res={out})",
+        ]
+
+    @staticmethod
+    def _normalize(s: dict[str, Any], x: str, g: str, out: str) -> list[str]:
+        if s["normalize"] == "two_mult":
+            return [f"{out} = nl.multiply({x}, rstd)", f"{out} = nl.multiply({out}, {g})"]
+        if s["normalize"] == "stt":
+            return [
+                f"{out} = nisa.scalar_tensor_tensor(data={x}, op0=nl.multiply, operand0=rstd, "
+                f"op1=nl.multiply, operand1={g})"
+            ]
+        return [
+            f"scaled = nisa.activation(op=nl.copy, data={x}, scale=rstd)  # ScalarE, frees VectorE",
+            f"{out} = nl.multiply(scaled, {g})",
+        ]
+
+    def vendor_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        return {**self.naive_schedule(kernel), "hoist_g": True}
+
+    def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        C = kernel.spec["C"]
+        return {
+            "hoist_g": True,
+            "sumsq": "act_reduce",
+            "rsqrt": "act_scale",
+            "normalize": "stt",
+            "fchunk": min(C, 1024) if C % 1024 == 0 else C,
+            "loop": "affine",
+        }
+
+    def baselines(self, kernel: Kernel) -> dict[str, str]:
+        return {
+            "vendor": self.emit(kernel, self.vendor_schedule(kernel)),
+            "expert": self.emit(kernel, self.expert_schedule(kernel)),
+        }
+
+    def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
+        return [
+            (r"mean = ss / (\d+)", r"mean = ss", "forgot to divide the sum of squares by C"),
+            (r"scale=([0-9.e-]+)\)  # rsqrt", r"scale=1.0)  # rsqrt", "dropped the 1/C scale of the rsqrt"),
+            (r"nl\.rsqrt\(mean\)", r"nl.sqrt(mean)", "used sqrt instead of rsqrt"),
+            (r"operand1=(g_tile[^)]*)\)", r"operand1=a_tile)", "multiplied by the input instead of gamma"),
+            (r"reshape\(\(1, (\d+)\)\)\)", r"reshape((1, \1))[:, ::-1])", "gamma loaded reversed"),
+        ]
+
+
+register(RMSNorm())
+
+
+# ------------------------------------------------------------------------------------------------------
+# LayerNorm
+# ------------------------------------------------------------------------------------------------------
+class LayerNorm(KnobFamily):
+    """`trainium/layernorm-{R}x{C}`: out = (x - mean) * rsqrt(var + eps) * gamma + beta over axis 1."""
+
+    name = "layernorm"
+    dims = ("R", "C")
+    small_dims = (256, 512)
+    number_params = ("fchunk",)
+
+    def check(self, d: dict[str, int]) -> None:
+        check_rows(d, "layernorm")
+
+    def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
+        return (
+            hoist_knob("hoist_gb", "broadcast gamma and beta once outside the row loop"),
+            Knob(
+                "stats",
+                "mean and variance",
+                lambda k: ("mean_var", "bn_stats"),
+                {
+                    ITEM["use bn_stats/bn_aggr for mean and variance"]: "bn_stats",
+                    ITEM["rewrite the algorithm to reduce total work"]: "bn_stats",
+                    ITEM["eliminate redundant computation"]: "bn_stats",
+                },
+            ),
+            Knob(
+                "apply",
+                "normalize, scale and shift",
+                lambda k: ("naive", "tensor_scalar", "act_fma", "stt"),
+                {
+                    ITEM["use tensor_scalar broadcast instead of broadcast plus tensor_tensor"]: "tensor_scalar",
+                    ITEM["fuse multiply-add with the activation in one activation instruction"]: "act_fma",
+                    ITEM["software pipelining"]: "act_fma",
+                    ITEM["fuse operations"]: ("tensor_scalar", "stt"),
+                },
+            ),
+            chunk_knob(),
+            loop_knob(),
+        )
+
+    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        return {
+            "hoist_gb": False,
+            "stats": "mean_var",
+            "apply": "naive",
+            "fchunk": kernel.spec["C"],
+            "loop": "affine",
+        }
+
+    def emit(self, kernel: Kernel, s: dict[str, Any]) -> str:
+        R, C = kernel.spec["R"], kernel.spec["C"]
+        fc = s["fchunk"]
+        nch = C // fc
+        bnw = max(c for c in (128, 256, 512) if C % c == 0 and c <= fc) if C % 128 == 0 else C
+        L = [
+            "@nki.jit",
+            "def solution(input_tensor, epsilon, gamma_vector, beta_vector):",
+            f"    # LayerNorm of [{R}, {C}] f32 rows: (x - mean) * rsqrt(var + eps) * gamma + beta, 128 rows per tile.",
+            f"    out_tensor = nl.ndarray(({R}, {C}), dtype=input_tensor.dtype, buffer=nl.shared_hbm)",
+            f"    gamma_row = nl.load(gamma_vector.reshape((1, {C})))",
+            f"    beta_row = nl.load(beta_vector.reshape((1, {C})))",
+        ]
+        bcast = [f"gamma_tile = gamma_row.broadcast_to((128, {C}))", f"beta_tile = beta_row.broadcast_to((128, {C}))"]
+        if s["hoist_gb"]:
+            L += indent(bcast, 4)
+        body = [] if s["hoist_gb"] else list(bcast)
+        rows = "i * 128:(i + 1) * 128"
+        bn = s["stats"] == "bn_stats"
+        if bn:
+            body.append(f"stats = nl.ndarray((128, {6 * (C // bnw)}), dtype=nl.float32, buffer=nl.sbuf)")
+        if nch == 1:
+            body.append(f"x_tile = nl.load(input_tensor[{rows}, :])")
+            if bn:
+                body += [f"for b in nl.affine_range({C // bnw}):", *indent(self._bn("x_tile", "b", bnw), 4)]
+        else:
+            cols = f"j * {fc}:(j + 1) * {fc}"
+            body += [
+                f"x_tile = nl.ndarray((128, {C}), dtype=nl.float32, buffer=nl.sbuf)",
+                chunk_loop(nch),
+                f"    x_tile[:, {cols}] = nl.load(input_tensor[{rows}, {cols}])",
+            ]
+            if bn:
+                per = fc // bnw
+                body += [
+                    f"    for b in nl.affine_range({per}):",
+                    *indent(self._bn("x_tile", f"j * {per} + b", bnw), 8),
+                ]
+        if bn:
+            body += ["mv = nisa.bn_aggr(stats)  # [128, 2]: mean, variance", "mean = mv[:, 0:1]", "var = mv[:, 1:2]"]
+        else:
+            body += [
+                "mean = nl.mean(x_tile, axis=[1], keepdims=True)",
+                "shifted = nl.subtract(x_tile, mean)",
+                "var = nl.mean(nl.square(shifted), axis=[1], keepdims=True)",
+            ]
+        body.append("rstd = nl.rsqrt(var + epsilon)")
+        if s["apply"] == "act_fma":
+            body.append(
+                "nbias = nisa.tensor_scalar(data=mean, op0=nl.multiply, operand0=-1.0, op1=nl.multiply, operand1=rstd)"
+            )
+        reuse = not bn and nch == 1
+        if nch == 1:
+            body += self._apply(s, "x_tile", "gamma_tile", "beta_tile", reuse)
+            body.append(f"nl.store(out_tensor[{rows}, :], value=y)")
+        else:
+            cols = f"j * {fc}:(j + 1) * {fc}"
+            body += [
+                chunk_loop(nch),
+                *indent(
+                    self._apply(s, f"x_tile[:, {cols}]", f"gamma_tile[:, {cols}]", f"beta_tile[:, {cols}]", False), 4
+                ),
+                f"    nl.store(out_tensor[{rows}, {cols}], value=y)",
+            ]
+        L.append("    " + row_loop(s, R // 128))
+        L += indent(body, 8)
+        L += ["    return out_tensor", "", schedule_comment(s, "python"), ""]
+        return "\n".join(L)
+
+    @staticmethod
+    def _bn(x: str, k: str, w: int) -> list[str]:
+        return [f"stats[:, ({k}) * 6:({k} + 1) * 6] = nisa.bn_stats({x}[:, ({k}) * {w}:({k} + 1) * {w}])"]
+
+    @staticmethod
+    def _apply(s: dict[str, Any], x: str, g: str, b: str, reuse_shifted: bool) -> list[str]:
+        mode = s["apply"]
+        if mode == "naive":
+            first = [] if reuse_shifted else [f"shifted = nl.subtract({x}, mean)"]
+            return [*first, "y = nl.multiply(shifted, rstd)", f"y = nl.multiply(y, {g})", f"y = nl.add(y, {b})"]
+        if mode == "tensor_scalar":
+            return [
+                f"y = nisa.tensor_scalar(data={x}, op0=nl.subtract, operand0=mean, op1=nl.multiply, operand1=rstd)",
+                f"y = nl.multiply(y, {g})",
+                f"y = nl.add(y, {b})",
+            ]
+        if mode == "act_fma":
+            return [
+                f"y = nisa.activation(op=nl.copy, data={x}, scale=rstd, bias=nbias)  # ScalarE: (x - mean) * rstd",
+                f"y = nl.multiply(y, {g})",
+                f"y = nl.add(y, {b})",
+            ]
+        return [
+            f"t = nisa.scalar_tensor_tensor(data={x}, op0=nl.subtract, operand0=mean, op1=nl.multiply, operand1={g})",
+            f"y = nisa.scalar_tensor_tensor(data=t, op0=nl.multiply, operand0=rstd, op1=nl.add, operand1={b})",
+        ]
+
+    def vendor_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        return {**self.naive_schedule(kernel), "hoist_gb": True}
+
+    def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        C = kernel.spec["C"]
+        return {
+            "hoist_gb": True,
+            "stats": "bn_stats",
+            "apply": "stt",
+            "fchunk": 2048 if C % 2048 == 0 and C > 2048 else C,
+            "loop": "affine",
+        }
+
+    def baselines(self, kernel: Kernel) -> dict[str, str]:
+        return {
+            "vendor": self.emit(kernel, self.vendor_schedule(kernel)),
+            "expert": self.emit(kernel, self.expert_schedule(kernel)),
+        }
+
+    def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
+        return [
+            (r"nl\.rsqrt\(var \+ epsilon\)", r"nl.rsqrt(var)", "dropped epsilon (and so the variance guard)"),
+            (r"nl\.rsqrt\(var \+ epsilon\)", r"nl.sqrt(var + epsilon)", "used sqrt instead of rsqrt"),
+            (
+                r"mean = mv\[:, 0:1\]\n(\s+)var = mv\[:, 1:2\]",
+                r"mean = mv[:, 1:2]\n\1var = mv[:, 0:1]",
+                "swapped mean and variance",
+            ),
+            (r"y = nl\.add\(y, (beta_tile[^)]*)\)", r"y = nl.subtract(y, \1)", "subtracted beta instead of adding it"),
+            (r"op1=nl\.add, operand1=", r"op1=nl.subtract, operand1=", "subtracted beta instead of adding it"),
+            (r"nl\.subtract\(x_tile, mean\)", r"nl.subtract(x_tile, rstd)", "centered by rstd instead of the mean"),
+            (
+                r"op0=nl\.subtract, operand0=mean",
+                r"op0=nl.add, operand0=mean",
+                "added the mean instead of subtracting it",
+            ),
+        ]
+
+
+register(LayerNorm())
