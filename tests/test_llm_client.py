@@ -8,9 +8,10 @@ import pickle
 import numpy as np
 import pytest
 
+from autocomp_env.budget import price as table_price
 from autocomp_env.core import Feedback, Kernel, Plan
 from autocomp_env.llm import ChatClient, CompletionCache, LLMCodeModel, LLMConfig
-from autocomp_env.llm.pricing import price, table_price
+from autocomp_env.llm.pricing import price
 from autocomp_env.llm.server import FakeLLMServer
 
 MATMUL = Kernel("gemmini/matmul-64x64x64", "gemmini", "matmul", {}, 64**3, 64**3 / 256, "cycles")
@@ -133,11 +134,13 @@ def test_missing_usage_is_estimated() -> None:
     assert gen.completion_tokens == len(ANSWER) // 4 and gen.prompt_tokens > 100
 
 
-def test_price_table_and_overrides() -> None:
-    assert table_price("gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(0.75)
-    assert table_price("openai/gpt-4o-2024-08-06", 1_000_000, 0) == pytest.approx(2.5)
-    assert table_price("smollm2-135m", 10**6, 10**6) == 0.0
+def test_price_uses_the_project_table_unless_overridden(server: FakeLLMServer) -> None:
+    assert price("gpt-4o-mini", 1_000_000, 1_000_000) == pytest.approx(table_price("gpt-4o-mini", 10**6, 10**6))
+    assert price("gpt-4o-mini", 1_000_000, 1_000_000) > 0 and price("smollm2-135m", 10**6, 10**6) == 0.0
     assert price("anything", 500_000, 250_000, 1.0, 4.0) == pytest.approx(1.5)
+    server.add_answers(ANSWER)
+    gen = implement(LLMCodeModel(config(server, model="gpt-4o-mini"), cache=False))
+    assert gen.dollars == pytest.approx(table_price("gpt-4o-mini", gen.prompt_tokens, gen.completion_tokens)) > 0
 
 
 def test_responses_api_path(server: FakeLLMServer) -> None:
