@@ -218,3 +218,16 @@ def test_parse_edits_reads_bare_and_fenced_json() -> None:
     assert parse_edits("Here:\n```json\n" + json.dumps(obj) + "\n```") == ("p", obj["edits"])
     assert parse_edits('{"edits": [{"old_str": 1}]}') is None
     assert parse_edits("no json") is None
+
+
+def test_stale_schedule_markers_are_called_out_only_when_present() -> None:
+    marked = C_CODE.replace("{\n", '{\n  // autocomp-schedule: {"ti":1}\n', 1)
+    text = user(implementation_messages(MATMUL, marked, Plan("p"), Feedback()))
+    assert "Leave out the `autocomp-schedule:` comment" in text
+    assert text.index("Leave out") < text.index("Return the complete new code")
+    assert "Leave out" not in user(implementation_messages(MATMUL, C_CODE, Plan("p"), Feedback()))
+
+
+def test_gemmini_description_names_the_hardware_loop_arguments() -> None:
+    text = user(implementation_messages(MATMUL, C_CODE, Plan("p"), Feedback()))
+    assert "gemmini_loop_ws(I, J, K, pad_I, pad_J, pad_K, A, B, D, C," in text and "is_resadd)" in text

@@ -72,7 +72,13 @@ def _fence(code: str, lang: str) -> str:
     return f"```{lang}\n{code.rstrip()}\n```"
 
 
-def _rules(items: tuple[str, ...] | list[str]) -> str:
+_MARKER_RULE = "Leave out the `autocomp-schedule:` comment in the code you write: it describes the old code, not yours."
+
+
+def _rules(items: tuple[str, ...] | list[str], code: str = "") -> str:
+    items = list(items)
+    if "autocomp-schedule:" in code:  # our generated code carries its schedule; a rewrite makes it stale
+        items.insert(-1, _MARKER_RULE)
     return "# Rules\n" + "\n".join(f"{n}. {r}" for n, r in enumerate(items, 1))
 
 
@@ -207,7 +213,7 @@ def implementation_messages(
             _header(kernel, t),
             f"# Current code{lat}\n{_fence(code, t.lang)}",
             f"# Plan\nYou are {t.role}. Rewrite the current code according to this plan:\n<plan>\n{plan.text.strip()}\n</plan>",
-            _rules(list(t.rules) + [last]),
+            _rules(list(t.rules) + [last], code),
         ]
     )
     system = f"You are {t.role}." + (" You reply with JSON only." if opts.use_edits else "")
@@ -234,7 +240,7 @@ def repair_messages(
             f"<plan>\n{plan.text.strip()}\n</plan>",
             f"# Error output\n<error>\n{_clip_error(error_text, opts)}\n</error>",
             f"# Task\nYou are {t.role}. Fix the code so that it is correct, keeping the optimization of the plan.",
-            _rules(list(t.rules) + [f"Return the complete fixed code in one ```{t.lang} fenced block."]),
+            _rules(list(t.rules) + [f"Return the complete fixed code in one ```{t.lang} fenced block."], code),
         ]
     )
     return [{"role": "system", "content": f"You are {t.role}."}, {"role": "user", "content": body}]

@@ -45,8 +45,12 @@ where their scratchpad/accumulator row ranges overlap, so loads of the next tile
   accumulator the values are scaled, {mvout_rounding}, and the activation is applied, unless bit 29 is set.
 - fence(): wait until every queued instruction has finished (including stores). A CPU read of data that an
   mvout wrote needs a fence first; fences stall the whole pipeline, so use as few as possible.
-- The gemmini.h names work as well (gemmini_extended_mvin, gemmini_extended_preload, gemmini_loop_ws, ...).
-  gemmini_loop_ws runs a whole tiled matmul (up to the scratchpad/accumulator halves) in a hardware loop.
+- The gemmini.h names work as well (gemmini_extended_mvin, gemmini_extended_preload, ...), including the
+  hardware loop gemmini_loop_ws(I, J, K, pad_I, pad_J, pad_K, A, B, D, C, A_stride, B_stride, D_stride, C_stride,
+  A_transpose, B_transpose, full_C, low_D, ex_accumulate, act, a_spad_id, b_spad_id, is_resadd), which runs a
+  whole I x J x K block matmul (I, J, K counted in DIM tiles; strides in elements; NULL D for no bias) from
+  the scratchpad and accumulator halves, issuing the mvins, preloads, computes and mvouts itself. Its mvin
+  and mvout row strides come from the current config_ld (ids 0, 1, 2 for A, B, D) and config_st.
 
 ## Performance
 - Peak: one DIM x DIM x DIM block per DIM cycles, i.e. DIM*DIM MACs per cycle. The roofline of a kernel is

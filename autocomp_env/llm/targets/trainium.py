@@ -49,8 +49,9 @@ tiles HBM -> SBUF, compute on SBUF/PSUM tiles, store SBUF -> HBM. The harness pr
 - dtypes: nl.float32, nl.bfloat16, nl.float16, nl.int32. Vector and Scalar engines compute in fp32.
 
 ## Performance
-- Latency is the simulated time of one kernel call in microseconds. The roofline is the larger of compute time
-  at 92 TFLOPS bf16 (23 TFLOPS fp32) and HBM traffic at the HBM bandwidth.
+- Latency is the simulated time of one kernel call in microseconds, including a fixed launch overhead. The
+  roofline is the larger of compute time at 92 TFLOPS bf16 (23 TFLOPS fp32) and HBM traffic at the HBM
+  bandwidth, plus that overhead.
 - Keep engines busy at the same time: overlap DMA with compute (tiles declared inside affine_range loops),
   reuse loaded data from SBUF instead of reloading, fuse elementwise work into one activation instruction.
 """
