@@ -1,0 +1,347 @@
+"""`autocomp-env`: the command line. Every command has --help; user mistakes are one line, a hint, exit 2.
+
+Commands: list, sim, run, bench, train, replay, validate, report, demo. Options come from flags or one
+YAML file (`--config`), flags winning; the effective configuration is saved with every result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed as one line with a hint, never a traceback."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
+
+
+# --------------------------------------------------------------------------------------------------
+# configuration
+
+
+def load_config(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file not found: {path}", "pass an existing YAML file to --config")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"config file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of option: value", "e.g. `budget: 64`")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def merge_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Flags the user typed win over the file, the file over defaults."""
+    file_cfg = load_config(getattr(args, "config", None))
+    known = {a.dest for a in parser._actions}
+    unknown = sorted(set(file_cfg) - known)
+    if unknown:
+        raise UserError(
+            f"unknown option(s) in config file: {', '.join(unknown)}", f"see `autocomp-env {args.command} --help`"
+        )
+    cfg = dict(vars(args))
+    typed = set(getattr(args, "_typed", ()))
+    for k, v in file_cfg.items():
+        if k not in typed:
+            cfg[k] = v
+    cfg.pop("_typed", None)
+    cfg.pop("func", None)
+    return cfg
+
+
+class _Typed(argparse.Action):
+    """Records which options were given on the command line, so the YAML file can't override them."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        typed = set(getattr(namespace, "_typed", ()))
+        typed.add(self.dest)
+        namespace._typed = typed
+
+
+def _opt(p: argparse.ArgumentParser, *names: str, **kw: Any) -> None:
+    if kw.get("action") in ("store_true", "store_false"):
+        p.add_argument(*names, **kw)
+    else:
+        p.add_argument(*names, action=_Typed, **kw)
+
+
+# --------------------------------------------------------------------------------------------------
+# commands
+
+
+def cmd_list(cfg: dict[str, Any]) -> int:
+    from autocomp_env import kernels
+
+    what = cfg["what"]
+    if what in ("all", "targets"):
+        print("targets: gemmini (C with Gemmini intrinsics, cycles), trainium (NKI Python kernels, microseconds)")
+    if what in ("all", "envs"):
+        import gymnasium
+
+        import autocomp_env  # noqa: F401  (registers the ids)
+
+        ids = sorted(k for k in gymnasium.registry if k.startswith("autocomp/"))
+        print("env ids:\n  " + "\n  ".join(ids))
+    if what in ("all", "suites"):
+        print("suites:")
+        for name, members in kernels.SUITES.items():
+            print(f"  {name:22s} {len(members)} kernels")
+    if what in ("all", "kernels"):
+        print("kernels (alias -> name):")
+        for name, members in kernels.SUITES.items():
+            if name.endswith("-small"):
+                continue
+            for i, k in enumerate(members):
+                print(f"  {name + ':' + str(i):24s} {k}")
+    if what in ("all", "agents"):
+        from agents import AGENTS
+
+        print("agents: " + ", ".join(sorted(AGENTS)))
+    return 0
+
+
+def cmd_sim(cfg: dict[str, Any]) -> int:
+    path = Path(cfg["file"])
+    if not path.is_file():
+        raise UserError(f"no such file: {path}", "pass the path of a .c (Gemmini) or .py (Trainium) solution")
+    from autocomp_env.evaluation import Evaluator
+
+    kernel = _kernel(cfg["kernel"])
+    if kernel.target != cfg["target"]:
+        raise UserError(f"kernel {kernel.name} is a {kernel.target} kernel, not {cfg['target']}")
+    result = Evaluator(cache=None).evaluate(kernel, path.read_text(errors="replace"))
+    if cfg["json"]:
+        print(result.to_json())
+    else:
+        _print_result(kernel, result)
+    return 0 if result.correct else 1
+
+
+def _print_result(kernel: Any, r: Any) -> None:
+    if r.correct:
+        frac = kernel.roofline / r.latency if r.latency else 0.0
+        print(f"{kernel.name}: correct, {r.latency:,.1f} {r.unit} ({frac:.1%} of roofline)")
+    else:
+        e = r.error
+        where = f" (line {e.line})" if e and e.line else ""
+        print(f"{kernel.name}: FAILED {e.type if e else 'unknown'}{where}: {e.message if e else ''}")
+
+
+def _kernel(name: str) -> Any:
+    from autocomp_env.kernels import get_kernel
+
+    try:
+        return get_kernel(name)
+    except (KeyError, ValueError) as e:
+        raise UserError(str(e).strip("'\""), "`autocomp-env list kernels` shows names and aliases") from None
+
+
+def _budget(cfg: dict[str, Any]) -> Any:
+    from autocomp_env.budget import Budget
+
+    return Budget(
+        samples=cfg.get("budget"),
+        tokens=cfg.get("max_tokens_budget"),
+        dollars=cfg.get("max_dollars"),
+    )
+
+
+def _code_model(cfg: dict[str, Any]) -> Any:
+    kind = cfg.get("code_model") or "offline"
+    if kind == "offline":
+        from autocomp_env.codemodel import OfflineCodeModel
+
+        return OfflineCodeModel(fault_rate=float(cfg.get("fault_rate") or 0.0))
+    if kind == "llm":
+        from autocomp_env.llm import LLMCodeModel, LLMConfig
+
+        llm_cfg = LLMConfig.from_sources(
+            {k: cfg.get(k) for k in ("base_url", "model", "api_key", "temperature")}, cfg.get("llm") or {}, os.environ
+        )
+        return LLMCodeModel(llm_cfg)
+    raise UserError(f"unknown code model {kind!r}", "use --code-model offline or --code-model llm")
+
+
+def cmd_run(cfg: dict[str, Any]) -> int:
+    from agents.runner import run_one
+
+    kernel = _kernel(cfg["kernel"])
+    out = run_one(
+        agent=cfg["agent"],
+        kernel=kernel,
+        seed=int(cfg["seed"]),
+        budget=_budget(cfg),
+        code_model=_code_model(cfg),
+        out_dir=Path(cfg["out"]),
+        config=cfg,
+    )
+    print(f"results written to {out}")
+    return 0
+
+
+def cmd_bench(cfg: dict[str, Any]) -> int:
+    from agents.bench import bench_main
+
+    return bench_main(cfg)
+
+
+def cmd_demo(cfg: dict[str, Any]) -> int:
+    from agents.bench import bench_main
+
+    cfg = dict(cfg)
+    cfg.update(
+        agents=cfg.get("agents") or "random,beam",
+        suite="demo-small" if cfg.get("quick") else "demo",
+        seeds=1,
+        backend=cfg.get("backend") or "serial",
+    )
+    return bench_main(cfg)
+
+
+def cmd_train(cfg: dict[str, Any]) -> int:
+    from agents.learned import train_main
+
+    return train_main(cfg)
+
+
+def cmd_replay(cfg: dict[str, Any]) -> int:
+    from autocomp_env.episode import replay_main
+
+    return replay_main(cfg)
+
+
+def cmd_validate(cfg: dict[str, Any]) -> int:
+    from autocomp_env.episode import validate_main
+
+    return validate_main(cfg)
+
+
+def cmd_report(cfg: dict[str, Any]) -> int:
+    from agents.bench import report_main
+
+    return report_main(cfg)
+
+
+# --------------------------------------------------------------------------------------------------
+# parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="autocomp-env",
+        description="Gymnasium environments, simulators and agents for LLM-driven accelerator-code optimization.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, func: Any, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=func)
+        _opt(sp, "--config", help="YAML file of options (flags given on the command line win)")
+        return sp
+
+    sp = add("list", cmd_list, "List targets, env ids, suites, kernels and agents.")
+    sp.add_argument("what", nargs="?", default="all", choices=["all", "targets", "envs", "suites", "kernels", "agents"])
+
+    sp = add("sim", cmd_sim, "Simulate one solution file against a kernel and print correctness and latency.")
+    sp.add_argument("target", choices=["gemmini", "trainium"])
+    sp.add_argument("file", help="solution file (.c for Gemmini, .py for Trainium)")
+    _opt(sp, "--kernel", required=True, help="kernel name or alias, e.g. gemmini/matmul-512x512x512 or gemmini-exo:0")
+    sp.add_argument("--json", action="store_true", help="print the full result as JSON")
+
+    def search_opts(sp: argparse.ArgumentParser) -> None:
+        _opt(sp, "--budget", type=int, default=64, help="samples (evaluated candidates) per run (default 64)")
+        _opt(sp, "--max-dollars", type=float, default=None, help="dollar budget per run (LLM code models)")
+        _opt(sp, "--max-tokens-budget", type=int, default=None, help="token budget per run (LLM code models)")
+        _opt(sp, "--code-model", default="offline", choices=["offline", "llm"], help="who implements plans")
+        _opt(sp, "--fault-rate", type=float, default=0.0, help="offline model: share of generations with a bug")
+        _opt(sp, "--base-url", default=None, help="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp, OpenAI)")
+        _opt(sp, "--model", default=None, help="LLM model name")
+        _opt(sp, "--api-key", default=None, help="API key (default: $OPENAI_API_KEY / $AUTOCOMP_LLM_API_KEY)")
+        _opt(sp, "--temperature", type=float, default=None, help="LLM sampling temperature")
+        _opt(sp, "--out", default="runs", help="results folder (default ./runs)")
+
+    sp = add("run", cmd_run, "Run one search (any agent, any code model) on one kernel.")
+    _opt(sp, "--kernel", required=True, help="kernel name or alias")
+    _opt(sp, "--agent", default="beam", help="agent name (see `autocomp-env list agents`)")
+    _opt(sp, "--seed", type=int, default=0)
+    search_opts(sp)
+
+    def bench_opts(sp: argparse.ArgumentParser) -> None:
+        _opt(sp, "--agents", default="random,greedy,beam", help="comma-separated agent names")
+        _opt(sp, "--seeds", type=int, default=3, help="seeds per (agent, kernel)")
+        _opt(sp, "--workers", type=int, default=2, help="parallel Ray workers")
+        _opt(sp, "--backend", default="ray", choices=["ray", "serial"], help="ray (parallel) or serial (debugging)")
+        _opt(sp, "--address", default=None, help="Ray cluster address (default: start Ray on this machine)")
+        sp.add_argument("--no-resume", dest="resume", action="store_false", help="start over instead of resuming")
+        search_opts(sp)
+
+    sp = add("bench", cmd_bench, "Benchmark agents on a suite in parallel and print a leaderboard.")
+    _opt(sp, "--suite", required=True, help="suite name, e.g. gemmini-exo (see `autocomp-env list suites`)")
+    bench_opts(sp)
+
+    sp = add("demo", cmd_demo, "The offline main job: beam search on a Gemmini GEMM and a Trainium kernel.")
+    sp.add_argument("--quick", action="store_true", help="small kernels, a few seconds")
+    bench_opts(sp)
+    sp.set_defaults(budget=None, workers=1, out="runs/demo")
+
+    sp = add("train", cmd_train, "Train a learned search policy (REINFORCE) and evaluate it on held-out kernels.")
+    _opt(sp, "--suite", default="gemmini-exo-small", help="training suite")
+    _opt(sp, "--episodes", type=int, default=200)
+    _opt(sp, "--seed", type=int, default=0)
+    _opt(sp, "--out", default="runs/policy", help="where to save the policy")
+
+    sp = add("replay", cmd_replay, "Replay a saved episode offline and check it reproduces the same numbers.")
+    sp.add_argument("file", help="episode JSON (from a results folder)")
+
+    sp = add("validate", cmd_validate, "Re-simulate the best code of an episode or results file in a fresh process.")
+    sp.add_argument("file", help="episode JSON or results JSONL")
+
+    sp = add("report", cmd_report, "Comparison table and plots from one or several results folders.")
+    sp.add_argument("dirs", nargs="+", help="results folders")
+    _opt(sp, "--out", default=None, help="where to write the combined report (default: the first folder)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+    try:
+        cfg = merge_config(args, sub)
+        return int(args.func(cfg) or 0)
+    except UserError as e:
+        print(f"autocomp-env {args.command}: error: {e}", file=sys.stderr)
+        if e.hint:
+            print(f"hint: {e.hint}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished results are kept (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+def dump_config(cfg: dict[str, Any], path: Path) -> None:
+    """The effective configuration saved beside every result (secrets removed)."""
+    safe = {k: ("***" if "key" in k and v else v) for k, v in cfg.items() if not callable(v)}
+    path.write_text(json.dumps(safe, indent=2, sort_keys=True, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
