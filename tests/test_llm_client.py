@@ -205,3 +205,44 @@ def test_server_lists_models_and_records_requests(server: FakeLLMServer) -> None
     assert server.requests[-1]["body"]["messages"][0]["content"] == "hello"
     with pytest.raises(openai.InternalServerError, match="script exhausted"):
         client.chat.completions.create(model="fake-model", messages=[{"role": "user", "content": "again"}])
+
+
+def test_unsupported_parameters_are_dropped_once_and_the_request_retried() -> None:
+    from autocomp_env.llm.server import HTTPFailure
+
+    def picky(request: dict) -> str:
+        if "seed" in request:
+            raise HTTPFailure(400, "Unsupported parameter: 'seed' is not supported with this model.")
+        if "max_tokens" in request:
+            raise HTTPFailure(400, "Unsupported parameter: 'max_tokens' is not supported. Use 'max_completion_tokens'.")
+        return ANSWER
+
+    with FakeLLMServer(handler=picky) as srv:
+        model = LLMCodeModel(config(srv, max_retries=0), cache=False)
+        assert implement(model).code is not None
+        assert implement(model, seed=1).code is not None
+        bodies = [r["body"] for r in srv.completion_requests]
+    assert len(bodies) == 4  # 2 rejections, then one clean request per sample
+    assert "seed" not in bodies[-1] and bodies[-1]["max_completion_tokens"] == 4096
+
+
+def test_other_client_errors_fail_without_retry() -> None:
+    from autocomp_env.llm.server import HTTPFailure
+
+    def deny(request: dict) -> str:
+        raise HTTPFailure(401, "invalid api key")
+
+    with FakeLLMServer(handler=deny) as srv:
+        gen = implement(LLMCodeModel(config(srv, max_retries=3), cache=False))
+        assert gen.code is None and "AuthenticationError" in gen.error and len(srv.requests) == 1
+
+
+def test_retry_after_is_honoured(server: FakeLLMServer) -> None:
+    import time
+
+    server.retry_after = 0.3
+    server.fail_next("429")
+    server.add_answers(ANSWER)
+    t0 = time.monotonic()
+    gen = implement(LLMCodeModel(config(server, backoff_max=1.0), cache=False))
+    assert gen.code is not None and time.monotonic() - t0 >= 0.3

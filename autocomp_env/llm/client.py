@@ -7,6 +7,7 @@ the error text never reaches a prompt as a plan or as code.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -33,7 +34,37 @@ class Completion:
 
 
 class _Retryable(Exception):
-    pass
+    def __init__(self, message: str, wait: float | None = None):
+        super().__init__(message)
+        self.wait = wait  # the server's Retry-After, if it sent one
+
+
+class _Unsupported(Exception):
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param
+
+
+# Parameters an endpoint may reject ("Unsupported parameter: 'seed'"); the client then stops sending them.
+_OPTIONAL = ("seed", "temperature", "max_tokens", "reasoning_effort", "reasoning")
+_REJECTION = re.compile(r"unsupported|not supported|unrecognized|unknown|extra|not permitted|does not support", re.I)
+
+
+def _unsupported_param(e: Exception, kw: dict[str, Any]) -> str | None:
+    text = str(e)
+    if not _REJECTION.search(text):
+        return None
+    for name in _OPTIONAL:
+        if name in kw and re.search(rf"\b{name}\b", text):
+            return name
+    return None
+
+
+def _retry_after(e: Any) -> float | None:
+    try:
+        return float(e.response.headers.get("retry-after"))
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _estimate_tokens(text: str) -> int:
@@ -53,6 +84,7 @@ class ChatClient:
         self._client: Any = None
         self._sem = threading.BoundedSemaphore(config.concurrency)
         self._lock = threading.Lock()
+        self._dropped: set[str] = set()  # optional parameters the endpoint rejected
         self.http_requests = 0  # every HTTP request this client made (retries included)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -99,56 +131,80 @@ class ChatClient:
         if c.cache_only:
             return Completion(None, "cache miss with cache_only set: no request made", key=key)
         errors: list[str] = []
-        for attempt in range(c.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff(key, attempt - 1))
+        attempt, requests, adjustments, wait = 0, 0, 0, 0.0
+        while attempt <= c.max_retries:
+            if wait:
+                time.sleep(wait)
             try:
+                requests += 1
                 with self._sem:
                     with self._lock:
                         self.http_requests += 1
                     text, p_tok, c_tok = self._request(messages, sample_index)
+            except _Unsupported as e:  # learned once per client; retried at once, not counted as a failure
+                adjustments += 1
+                if adjustments > len(_OPTIONAL):
+                    return Completion(None, f"request rejected: {e}", requests=requests, key=key)
+                with self._lock:
+                    self._dropped.add(e.param)
+                wait = 0.0
+                continue
             except _Retryable as e:
                 errors.append(str(e))
+                attempt += 1
+                wait = max(self.backoff(key, attempt - 1), min(e.wait or 0.0, c.backoff_max))
                 continue
             except Exception as e:  # not worth retrying (bad request, auth, unknown model): fail the sample now
-                return Completion(None, f"{type(e).__name__}: {_short(e)}", requests=attempt + 1, key=key)
+                return Completion(None, f"{type(e).__name__}: {_short(e)}", requests=requests, key=key)
             if not text or not text.strip():
-                return Completion(None, "the model returned empty content", p_tok, 0, 0.0, attempt + 1, key=key)
+                return Completion(None, "the model returned empty content", p_tok, 0, 0.0, requests, key=key)
             dollars = price(c.model, p_tok, c_tok, c.price_in, c.price_out)
             rhash = hashlib.sha256(text.encode()).hexdigest()
             if self.cache is not None:
                 self.cache.put(key, c.model, CachedCompletion(text, p_tok, c_tok, rhash))
-            return Completion(text, None, p_tok, c_tok, dollars, attempt + 1, False, rhash, key)
+            return Completion(text, None, p_tok, c_tok, dollars, requests, False, rhash, key)
         last = errors[-1] if errors else "unknown error"
         return Completion(
-            None, f"gave up after {c.max_retries + 1} attempts; last error: {last}", requests=len(errors), key=key
+            None, f"gave up after {c.max_retries + 1} attempts; last error: {last}", requests=requests, key=key
         )
+
+    def _params(self, messages: Messages, sample_index: int) -> dict[str, Any]:
+        """Request arguments, minus the optional ones this endpoint rejected earlier."""
+        c = self.config
+        if c.api == "responses":
+            kw: dict[str, Any] = {"model": c.model, "input": messages, "max_output_tokens": c.max_tokens}
+            if c.reasoning_effort:
+                kw["reasoning"] = {"effort": c.reasoning_effort}
+            else:
+                kw["temperature"] = c.temperature
+        else:
+            kw = {"model": c.model, "messages": messages, "max_tokens": c.max_tokens}
+            if c.reasoning_effort:
+                kw["reasoning_effort"] = c.reasoning_effort
+            else:
+                kw["temperature"] = c.temperature
+            if c.send_seed:
+                kw["seed"] = int(sample_index)
+        for name in self._dropped:
+            value = kw.pop(name, None)
+            if name == "max_tokens" and value is not None:  # OpenAI reasoning models want the new name
+                kw["max_completion_tokens"] = value
+        return kw
 
     def _request(self, messages: Messages, sample_index: int) -> tuple[str | None, int, int]:
         import openai
 
         c = self.config
         client = self._openai()
+        kw = self._params(messages, sample_index)
         try:
             if c.api == "responses":
-                kw: dict[str, Any] = {"model": c.model, "input": messages, "max_output_tokens": c.max_tokens}
-                if c.reasoning_effort:
-                    kw["reasoning"] = {"effort": c.reasoning_effort}
-                else:
-                    kw["temperature"] = c.temperature
                 r = client.responses.create(**kw)
                 text = r.output_text
                 usage = getattr(r, "usage", None)
                 p_tok = getattr(usage, "input_tokens", None)
                 c_tok = getattr(usage, "output_tokens", None)
             else:
-                kw = {"model": c.model, "messages": messages, "max_tokens": c.max_tokens}
-                if c.reasoning_effort:
-                    kw["reasoning_effort"] = c.reasoning_effort
-                else:
-                    kw["temperature"] = c.temperature
-                if c.send_seed:
-                    kw["seed"] = int(sample_index)
                 r = client.chat.completions.create(**kw)
                 if not getattr(r, "choices", None):
                     raise _Retryable("malformed response: no choices")
@@ -156,11 +212,14 @@ class ChatClient:
                 usage = getattr(r, "usage", None)
                 p_tok = getattr(usage, "prompt_tokens", None)
                 c_tok = getattr(usage, "completion_tokens", None)
-        except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as e:
+        except (openai.APITimeoutError, openai.APIConnectionError) as e:
             raise _Retryable(f"{type(e).__name__}: {_short(e)}") from None
         except openai.APIStatusError as e:
             if e.status_code >= 500 or e.status_code in (408, 409, 429):
-                raise _Retryable(f"HTTP {e.status_code}: {_short(e)}") from None
+                raise _Retryable(f"HTTP {e.status_code}: {_short(e)}", _retry_after(e)) from None
+            param = _unsupported_param(e, kw) if e.status_code in (400, 422) else None
+            if param is not None:
+                raise _Unsupported(param, _short(e)) from None
             raise
         except (openai.APIResponseValidationError, ValueError, AttributeError, TypeError) as e:
             # Garbage bodies surface as decode/validation errors; a proxy hiccup is worth another try.

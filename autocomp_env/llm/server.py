@@ -31,6 +31,15 @@ FAULTS = ("429", "500", "hang", "garbage", "empty", "drop")
 Handler = Callable[[dict[str, Any]], str]
 
 
+class HTTPFailure(Exception):
+    """Raise from a handler to answer with an HTTP error (e.g. 400 for a parameter a model does not support)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
@@ -76,6 +85,7 @@ class FakeLLMServer:
         self.model = model
         self.hang_seconds = hang_seconds
         self.usage = usage
+        self.retry_after: float | None = None  # seconds sent as Retry-After with injected 429s
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._make_handler())
@@ -139,6 +149,8 @@ class FakeLLMServer:
         if self.handler is not None:
             try:
                 return "ok", self.handler(body)
+            except HTTPFailure as e:
+                return f"http{e.status}", e.message
             except Exception as e:  # a broken handler is a server error, not a dead test thread
                 return "error", f"handler failed: {type(e).__name__}: {e}"
         return "error", "script exhausted: no answer queued"
@@ -152,9 +164,11 @@ class FakeLLMServer:
             def log_message(self, *args: Any) -> None:  # keep test output clean
                 pass
 
-            def _send(self, code: int, payload: Any, raw: bytes | None = None) -> None:
+            def _send(self, code: int, payload: Any, raw: bytes | None = None, headers: dict | None = None) -> None:
                 data = raw if raw is not None else json.dumps(payload).encode()
                 self.send_response(code)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -191,7 +205,14 @@ class FakeLLMServer:
                     return
                 kind, text = server._next(body)
                 if kind == "429":
-                    self._send(429, {"error": {"message": "rate limited (injected)", "type": "rate_limit_error"}})
+                    extra = {"Retry-After": str(server.retry_after)} if server.retry_after is not None else None
+                    self._send(
+                        429,
+                        {"error": {"message": "rate limited (injected)", "type": "rate_limit_error"}},
+                        headers=extra,
+                    )
+                elif kind.startswith("http"):
+                    self._send(int(kind[4:]), {"error": {"message": text, "type": "invalid_request_error"}})
                 elif kind == "500" or kind == "error":
                     self._send(500, {"error": {"message": text or "internal error (injected)", "type": "server_error"}})
                 elif kind == "hang":
