@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -238,7 +239,8 @@ def _max_intermediate(spec: KernelSpec, inp: dict[str, np.ndarray]) -> float:
 def reference(spec: KernelSpec, inp: dict[str, np.ndarray], dtype=np.float32) -> dict[str, np.ndarray]:
     """The expected contents of every array the candidate must write."""
     if spec.kind == "matmul":
-        acc = inp["A"].astype(np.int64) @ inp["B"].astype(np.int64)
+        # float64 BLAS is exact here: |sums| < 2^53
+        acc = (inp["A"].astype(np.float64) @ inp["B"].astype(np.float64)).astype(np.int64)
         if spec.bias:
             acc = acc + inp["D"].astype(np.int64)
         c = np.clip(acc, -128, 127)
@@ -246,13 +248,13 @@ def reference(spec: KernelSpec, inp: dict[str, np.ndarray], dtype=np.float32) ->
             c = np.maximum(c, 0)
         return {"C": c.astype(np.int8)}
     if spec.kind == "conv":
-        x, w = inp["inp"].astype(np.int64), inp["weights"].astype(np.int64)
+        x, w = inp["inp"].astype(np.float64), inp["weights"].astype(np.float64)
         n, p, q, _c, k = spec.dims
-        acc = np.broadcast_to(inp["bias"].astype(np.int64).reshape(1, 1, 1, k), (n, p, q, k)).copy()
+        acc = np.broadcast_to(inp["bias"].astype(np.float64).reshape(1, 1, 1, k), (n, p, q, k)).copy()
         for r in range(3):
             for s in range(3):
                 acc += np.tensordot(x[:, r : r + p, s : s + q, :], w[r, s], axes=([3], [0]))
-        return {"output": np.clip(acc, -128, 127).astype(np.int8)}
+        return {"output": np.clip(acc, -128, 127).astype(np.int8)}  # exact: |sums| < 2^53
     f = {k: v.astype(np.float64) for k, v in inp.items()}
     if spec.kind == "tinympc-matvec":
         return {"u": (-(f["Kinf"].T @ f["x"] + f["d"])).astype(dtype)}
@@ -268,3 +270,13 @@ def reference(spec: KernelSpec, inp: dict[str, np.ndarray], dtype=np.float32) ->
         d[i] = f["Quu_inv"].T @ (f["Bdyn"].T @ p[i + 1] + f["r"][i])
         p[i] = f["q"][i] + f["AmBKt"] @ p[i + 1] - f["Kinf"].T @ f["r"][i]
     return {"p": p.astype(dtype), "d": d.astype(dtype)}
+
+
+@lru_cache(maxsize=8)
+def case(spec: KernelSpec, seed: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(inputs, expected outputs) for one seed; cached because a search evaluates many candidates per kernel."""
+    inp = make_inputs(spec, seed)
+    ref = reference(spec, inp)
+    for v in (*inp.values(), *ref.values()):
+        v.flags.writeable = False
+    return inp, ref

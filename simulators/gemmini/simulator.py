@@ -13,7 +13,7 @@ from .. import sandbox
 from ..result import SimResult
 from .build import build_runtime
 from .config import DEFAULT, FP32_4X4, GemminiConfig
-from .kernels import KernelSpec, make_inputs, parse_kernel, reference
+from .kernels import KernelSpec, case, parse_kernel
 
 UNIT = "cycles"
 _COMPILE_FAILED = 97
@@ -131,7 +131,8 @@ class GemminiSimulator:
         config = _config_for(spec, self.config)
         root = build_runtime(config)
         files: dict[str, bytes | str] = {"harness.c": harness_source(spec, code)}
-        inputs = [make_inputs(spec, s) for s in seeds]
+        cases = [case(spec, s) for s in seeds]
+        inputs = [c[0] for c in cases]
         for si, inp in enumerate(inputs):
             for a in spec.arrays:
                 files[f"in{si}_{a.name}.bin"] = np.ascontiguousarray(inp[a.name], dtype=a.dtype).tobytes()
@@ -167,8 +168,8 @@ class GemminiSimulator:
         if out.returncode != 0:
             detail = out.stderr.strip()[-500:]
             return SimResult.failure(UNIT, "runtime_error", f"the program exited with status {out.returncode} {detail}")
-        for si, inp in enumerate(inputs):
-            expected = reference(spec, inp)
+        for si in range(len(seeds)):
+            expected = cases[si][1]
             for a in outs:
                 raw = out.files.get(f"out{si}_{a.name}.bin")
                 if raw is None or len(raw) != a.size * a.dtype.itemsize:

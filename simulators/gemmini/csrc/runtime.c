@@ -15,52 +15,55 @@ typedef int64_t cyc;
 enum { QLD, QEX, QST };
 enum { SRC_CPU, SRC_FSM, SRC_LIB };
 
-/* ---------------- state ---------------- */
-static elem_t *spad;
-static acc_t *acc;
-static struct { size_t stride; float scale; int shrunk, block_stride; } ldc[3];
-static struct { int df, act, a_t, b_t; uint32_t shift; float acc_scale; size_t a_stride, c_stride; } exc;
-static struct { size_t stride; int act; float scale; } stc;
-static struct { int valid; uint32_t b, c; long b_cols, b_rows, c_cols, c_rows; } pre;
-static acc_t W[DIM][DIM];  /* WS weights held in the array */
-static acc_t pe[DIM][DIM]; /* OS accumulators */
-static uint32_t os_c; static long os_c_cols, os_c_rows; static int os_pending;
-static int loop_ws_count;
+/* ---------------- state ----------------
+ * All runtime state lives in its own section, which candidate DMA may not touch. */
+#define GS __attribute__((section("gsim_state")))
+extern char __start_gsim_state[], __stop_gsim_state[];
+static GS elem_t *spad;
+static GS acc_t *acc;
+static GS struct { size_t stride; float scale; int shrunk, block_stride; } ldc[3];
+static GS struct { int df, act, a_t, b_t; uint32_t shift; float acc_scale; size_t a_stride, c_stride; } exc;
+static GS struct { size_t stride; int act; float scale; } stc;
+static GS struct { int valid; uint32_t b, c; long b_cols, b_rows, c_cols, c_rows; } pre;
+static GS acc_t W[DIM][DIM];  /* WS weights held in the array */
+static GS acc_t pe[DIM][DIM]; /* OS accumulators */
+static GS uint32_t os_c; static GS long os_c_cols, os_c_rows; static GS int os_pending;
+static GS int loop_ws_count;
 
 /* candidate DRAM: data+bss and the stack; the shadow holds the index+1 of the last mvout per 4 B */
 extern char etext, end;
-static uintptr_t data_lo, data_hi, stack_lo, stack_hi;
-static uint32_t *shadow_data, *shadow_stack;
-static uint64_t last_fence_instr, mvouts_since_fence;
+static GS uintptr_t data_lo, data_hi, stack_lo, stack_hi;
+static GS uint32_t *shadow_data, *shadow_stack;
+static GS uint64_t last_fence_instr, mvouts_since_fence;
 
 /* instruction bookkeeping */
-static uint64_t n_instr;
-static int cur_line;
-static int src_kind = SRC_CPU;
-uint64_t gsim_bb; /* basic blocks executed by candidate code (gcc -fsanitize-coverage=trace-pc) */
-static uint64_t bb_seen;
+static GS uint64_t n_instr;
+static GS int cur_line;
+static GS int src_kind = SRC_CPU;
+GS uint64_t gsim_bb; /* basic blocks executed by candidate code (gcc -fsanitize-coverage=trace-pc) */
+static GS uint64_t bb_seen;
 
 /* ---------------- timing state ---------------- */
 #define RING 64
-static cyc t_cpu, t_fsm, last_alloc, all_done, last_ack;
-static cyc alloc_ring[RING];
-static cyc rs_ring[3][RING];
-static uint64_t rs_n[3];
-static cyc unit_free[3];
-static cyc *wr_t[3][2], *rd_t[3][2]; /* [queue][0 spad / 1 acc][row] */
-static cyc rd_win[RING], wr_win[RING];
-static uint64_t rd_n, wr_n;
-static cyc rd_port, wr_port;
-static cyc mvin_done_ring[RING]; static uint64_t mvin_n;
-static cyc mesh_ring[RING]; static uint64_t mesh_n;
-static cyc mesh_drain;
-static cyc last_st_complete;
+static GS cyc t_cpu, t_fsm, last_alloc, all_done, last_ack;
+static GS cyc alloc_ring[RING];
+static GS cyc rs_ring[3][RING];
+static GS uint64_t rs_n[3];
+static GS cyc unit_free[3];
+static GS cyc *wr_t[3][2], *rd_t[3][2]; /* [queue][0 spad / 1 acc][row] */
+static GS cyc rd_win[RING], wr_win[RING];
+static GS uint64_t rd_n, wr_n;
+static GS cyc rd_port, wr_port;
+static GS cyc mvin_done_ring[RING]; static GS uint64_t mvin_n;
+static GS cyc mesh_ring[RING]; static GS uint64_t mesh_n;
+static GS cyc mesh_drain;
+static GS cyc last_st_complete;
 /* EX lookahead: the last compute, so the next preload's weight feed can overlap it */
-static struct { int valid; cyc start, end; uint32_t a_row; int a_acc; cyc alloc_bound; } lastx;
-static struct { cyc feed_end; int real_b; uint32_t b_row; int b_acc; int transposed; cyc alloc; } lastp;
-static uint8_t *touch[2];
+static GS struct { int valid; cyc start, end; uint32_t a_row; int a_acc; cyc alloc_bound; } lastx;
+static GS struct { cyc feed_end; int real_b; uint32_t b_row; int b_acc; int transposed; cyc alloc; } lastp;
+static GS uint8_t *touch[2];
 
-static struct {
+static GS struct {
   uint64_t n_mvin, n_mvout, n_preload, n_compute, n_config, n_fence, n_loop_ws, n_loop_conv, n_flush;
   uint64_t dma_rd_bytes, dma_wr_bytes, dma_rd_reqs, dma_wr_reqs;
   uint64_t busy[3], dep_stall[3], rs_full_stall, cpu_stall, fence_stall, window_stall, bank_conflict;
@@ -140,7 +143,8 @@ static inline elem_t relu_e(elem_t x, int act) { return (act == RELU && x < 0) ?
 
 /* DRAM ranges the candidate may touch: its own data/bss (kernel arrays live there) and its stack. */
 static uint32_t *shadow_for(uintptr_t lo, uintptr_t hi, uintptr_t *base) {
-  if (lo >= data_lo && hi <= data_hi) { *base = data_lo; return shadow_data; }
+  uintptr_t s0 = (uintptr_t)__start_gsim_state, s1 = (uintptr_t)__stop_gsim_state;
+  if (lo >= data_lo && hi <= data_hi && (hi <= s0 || lo >= s1)) { *base = data_lo; return shadow_data; }
   if (lo >= stack_lo && hi <= stack_hi) { *base = stack_lo; return shadow_stack; }
   return NULL;
 }

@@ -1,0 +1,176 @@
+"""GemminiSimulator end to end: kernels, vendor code, error classes, hostile code, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from simulators.gemmini import GemminiSimulator, main, parse_kernel, vendor_code
+from simulators.result import ERROR_TYPES
+
+SIM = GemminiSimulator()
+MM = "gemmini/matmul-32x48x32"
+MM_SIG = "void solution(int8_t A[MAT_DIM_I][MAT_DIM_K], int8_t B[MAT_DIM_K][MAT_DIM_J], int8_t C[MAT_DIM_I][MAT_DIM_J])"
+
+# Autocomp-style low-level code: no #include, short names, one output tile at a time.
+TILED = (
+    MM_SIG
+    + """ {
+  config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);
+  config_st(MAT_DIM_J);
+  config_ld(MAT_DIM_K, MVIN_SCALE_IDENTITY, DIM, 0);
+  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 1);
+  for (int i = 0; i < MAT_DIM_I; i += DIM)
+    for (int j = 0; j < MAT_DIM_J; j += DIM) {
+      for (int k = 0; k < MAT_DIM_K; k += DIM) {
+        mvin(&A[i][k], 0, DIM, DIM);
+        mvin2(&B[k][j], 4096, DIM, DIM);
+        preload(4096, (1u << 31) | (k ? (1u << 30) : 0), DIM, DIM, DIM, DIM);
+        compute_preloaded(0, GARBAGE_ADDR, DIM, DIM, DIM, DIM);
+      }
+      mvout(&C[i][j], 1u << 31, DIM, DIM);
+    }
+  fence();
+}
+"""
+)
+
+
+def run(code: str, kernel: str = MM, **kw):
+    r = SIM.run(code, kernel, **kw)
+    assert r.unit == "cycles"
+    return r
+
+
+def test_low_level_short_names_pass_and_report_counters():
+    r = run(TILED)
+    assert r.correct and r.error is None
+    assert r.latency >= SIM.roofline(MM)
+    assert 0 < r.utilization <= 1
+    c = r.counters
+    assert c["n_compute"] == 2 * 2 * 3 and c["n_mvout"] == 4
+    assert c["dma_read_bytes"] == 2 * 2 * 3 * 2 * 256 and c["dma_write_bytes"] == 32 * 32
+    assert c["busy_ex"] > 0 and c["spad_rows_touched"] == 32 and c["acc_rows_touched"] == 16
+
+
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        "gemmini/matmul-40x24x56",
+        "gemmini/matmul-33x17x9-bias-relu",
+        "gemmini/tinympc-matvec-12x4",
+        "gemmini/tinympc-forward-12x4x5",
+        "gemmini/tinympc-backward-12x4x10",
+    ],
+)
+@pytest.mark.parametrize("fsm", [True, False])
+def test_vendor_code_is_correct(kernel, fsm):
+    r = run(vendor_code(kernel, fsm), kernel)
+    assert r.correct, r.error
+    assert r.latency >= SIM.roofline(kernel)
+
+
+def test_wrong_output_is_reported_with_location():
+    r = run(TILED.replace("(k ? (1u << 30) : 0)", "0"))
+    assert not r.correct and r.error.type == "wrong_output"
+    assert "C[" in r.error.message and "seed" in r.error.message
+
+
+def test_fp32_kernel_uses_the_4x4_config():
+    assert SIM.config_for("gemmini/tinympc-matvec-12x4").dim == 4
+    assert SIM.roofline("gemmini/tinympc-matvec-12x4") == 12 * 4 / 16
+
+
+def test_parse_kernel_rejects_bad_names():
+    for bad in ["gemmini/matmul-0x4x4", "gemmini/matmul-4x4", "trainium/gemm-1x1x1", "gemmini/conv-1x2x3", 42]:
+        with pytest.raises(ValueError):
+            parse_kernel(bad)
+    r = SIM.run(TILED, "gemmini/nope")
+    assert r.error.type == "invalid_kernel"
+
+
+def test_compile_error_names_the_line():
+    r = run(MM_SIG + " {\n  config_st(MAT_DIM_J);\n  this is not C;\n}\n")
+    assert r.error.type == "compile_error" and r.error.line == 3
+
+
+def test_missing_solution_is_a_compile_error():
+    r = run("void other(void) {}\n")
+    assert r.error.type == "compile_error"
+
+
+@pytest.mark.parametrize(
+    ("body", "etype", "line"),
+    [
+        ("  mvin(A, 20000, 16, 16);", "address_error", 2),
+        ("  mvin(A, 0, 16, 17);", "constraint_error", 2),
+        (
+            "  preload(0, 1u<<31, 16, 16, 16, 16);\n  compute_preloaded(0, GARBAGE_ADDR, 16, 16, 16, 16);\n"
+            "  compute_accumulated(0, GARBAGE_ADDR, 16, 16, 16, 16);",
+            "constraint_error",
+            4,
+        ),
+        ("  mvin((int8_t *)A + (1 << 26), 0, 16, 16);", "address_error", 2),
+        ("  config_st(MAT_DIM_J); mvout(C, 0, 16, 16);\n  mvin(C, 0, 16, 16);", "hazard_error", 3),
+    ],
+)
+def test_isa_errors_are_structured(body, etype, line):
+    r = run(MM_SIG + " {\n" + body + "\n}\n")
+    assert not r.correct and r.latency is None
+    assert r.error.type == etype and r.error.type in ERROR_TYPES
+    assert r.error.line == line and r.error.instruction is not None
+
+
+def test_infinite_loop_times_out():
+    r = run(MM_SIG + " { volatile int x = 1; while (x) {} }\n", timeout=3.0)
+    assert r.error.type == "timeout"
+
+
+def test_segfault_is_a_runtime_error():
+    r = run(MM_SIG + " { volatile int *p = (int *)8; *p = 1; }\n")
+    assert r.error.type == "runtime_error"
+
+
+def test_forbidden_calls_are_rejected_before_compiling():
+    r = run(MM_SIG + ' {\n  fopen("gsim_error.txt", "w");\n}\n')
+    assert r.error.type == "sandbox_violation" and r.error.line == 2
+
+
+def test_cpu_only_solution_pays_for_its_basic_blocks():
+    code = (
+        MM_SIG
+        + """ {
+  for (int i = 0; i < MAT_DIM_I; i++) for (int j = 0; j < MAT_DIM_J; j++) {
+    int s = 0; for (int k = 0; k < MAT_DIM_K; k++) s += A[i][k] * B[k][j];
+    C[i][j] = s > 127 ? 127 : s < -128 ? -128 : s; }
+}
+"""
+    )
+    r = run(code)
+    assert r.correct and r.counters["cpu_basic_blocks"] >= 32 * 32 * 48
+    assert r.latency > run(TILED).latency
+
+
+def test_overwriting_inputs_cannot_pass():
+    r = run(
+        MM_SIG + " { memset(A, 0, sizeof(int8_t) * MAT_DIM_I * MAT_DIM_K); memset(C, 0, MAT_DIM_I * MAT_DIM_J); }\n"
+    )
+    assert r.error.type == "wrong_output"
+
+
+def test_deterministic():
+    a, b = run(TILED), run(TILED)
+    assert a.latency == b.latency and a.counters == b.counters
+
+
+def test_cli_json(tmp_path, capsys):
+    f = tmp_path / "sol.c"
+    f.write_text(TILED)
+    assert main([str(f), "--kernel", MM, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["correct"] is True and out["error"] is None and out["cycles"] > 0 and "n_mvin" in out["counters"]
+    f.write_text("void solution(")
+    assert main([str(f), "--kernel", MM, "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["error"]["type"] == "compile_error"
