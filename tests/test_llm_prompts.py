@@ -55,7 +55,12 @@ def test_tinympc_uses_the_fp32_4x4_description() -> None:
 
 
 def test_trainium_planning_prompt_describes_nki_and_uses_python_fences() -> None:
-    fb = Feedback(latency=12.5, unit="us", utilization=0.25, counters={"hbm_bytes_read": 1024, "note": "x"})
+    fb = Feedback(
+        latency=12.5,
+        unit="us",
+        utilization=0.25,
+        counters={"hbm_bytes_read": 1024, "note": "x", "instructions": {"tensor": 4}, "checked": True},
+    )
     opts = PromptOptions(menu_keep=1.0, util_feedback=1.0, hw_feedback=1.0)
     msgs, _, _ = planning_messages(GEMM, PY_CODE, fb, TRAINIUM, None, np.random.default_rng(1), opts)
     text = user(msgs)

@@ -82,14 +82,21 @@ def _rules(items: tuple[str, ...] | list[str], code: str = "") -> str:
     return "# Rules\n" + "\n".join(f"{n}. {r}" for n, r in enumerate(items, 1))
 
 
-def _hw_lines(counters: dict[str, Any], limit: int = 24) -> list[str]:
+def _hw_lines(counters: dict[str, Any], limit: int = 48) -> list[str]:
+    """Numeric counters as "- name: value" lines; nested dicts one level deep (e.g. instructions.tensor)."""
+    flat: dict[str, Any] = {}
+    for key, v in counters.items():
+        if isinstance(v, dict):
+            flat.update({f"{key}.{k}": x for k, x in v.items()})
+        else:
+            flat[key] = v
     lines = []
-    for key in sorted(counters)[:limit]:
-        v = counters[key]
+    for key in sorted(flat):
+        v = flat[key]
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             continue
         lines.append(f"- {key}: {_fmt(v)}")
-    return lines
+    return lines[:limit]
 
 
 def _parent_section(
