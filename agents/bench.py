@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import time
 from collections.abc import Iterable
@@ -195,12 +196,19 @@ def run_bench(
 
 
 def bench_main(args: Any) -> int:
-    """Entry for `autocomp-env bench`: reads args.agents, .suite, .budget, .seeds, .workers and optionally
-    .out, .backend ("ray" when workers > 1 unless given), .address. Prints the leaderboard."""
+    """Entry for `autocomp-env bench`: reads args.agents ("random,greedy,beam"), .suite, .budget, .seeds,
+    .workers and optionally .out, .backend ("ray" when workers > 1 unless given), .address and
+    .agent_kwargs ({name: kwargs} or its JSON, e.g. the learned agent's policy path). Prints the leaderboard
+    and returns the exit code (1 if any episode failed)."""
     workers = int(getattr(args, "workers", 1) or 1)
+    agents = [a.strip() for a in str(args.agents).split(",") if a.strip()]
+    extra = getattr(args, "agent_kwargs", None) or {}
+    if isinstance(extra, str):  # JSON, e.g. '{"learned": {"policy": "policy.pt"}}'
+        extra = json.loads(extra)
+    agents = {a: dict(extra.get(a, {})) for a in agents}
     backend = getattr(args, "backend", None) or ("ray" if workers > 1 else "serial")
     out = run_bench(
-        agents=args.agents,
+        agents=agents,
         suite=args.suite,
         budget=int(args.budget),
         seeds=int(args.seeds),

@@ -73,8 +73,18 @@ def test_bench_main_prints_a_table(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(
         bench, "run_bench", lambda **kw: real(**kw, imports=("test_agents_fake",), env_id=fake.ENV_ID, progress=False)
     )
-    args = SimpleNamespace(agents="greedy", suite="fake/matmul-64", budget=8, seeds=1, workers=1, out=str(tmp_path))
+    args = SimpleNamespace(
+        agents="greedy,beam",
+        suite="fake/matmul-64",
+        budget=8,
+        seeds=1,
+        workers=1,
+        out=str(tmp_path),
+        agent_kwargs='{"beam": {"beam_size": 2}}',
+    )
     monkeypatch.setattr(bench, "suite_kernels", lambda s: [s])
     assert bench.bench_main(args) == 0
     text = capsys.readouterr().out
     assert "greedy" in text and "speedup_vs_vendor" in text and "leaderboard.csv" in text
+    board = json.loads((tmp_path / "leaderboard.json").read_text())
+    assert board["config"]["agents"]["beam"] == {"samples": 8, "beam_size": 2}
