@@ -59,6 +59,8 @@ def test_low_level_short_names_pass_and_report_counters():
     [
         "gemmini/matmul-40x24x56",
         "gemmini/matmul-33x17x9-bias-relu",
+        "gemmini/conv-1x5x7x20x24",
+        "gemmini/conv-2x4x4x16x40",
         "gemmini/tinympc-matvec-12x4",
         "gemmini/tinympc-forward-12x4x5",
         "gemmini/tinympc-backward-12x4x10",
