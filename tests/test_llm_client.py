@@ -10,7 +10,7 @@ import pytest
 
 from autocomp_env.budget import price as table_price
 from autocomp_env.core import Feedback, Kernel, Plan
-from autocomp_env.llm import ChatClient, CompletionCache, LLMCodeModel, LLMConfig
+from autocomp_env.llm import ChatClient, CompletionCache, LLMCodeModel, LLMConfig, cache_key
 from autocomp_env.llm.pricing import price
 from autocomp_env.llm.server import FakeLLMServer
 
@@ -29,6 +29,14 @@ def config(srv: FakeLLMServer, **kw) -> LLMConfig:
     base = dict(model="fake-model", base_url=srv.base_url, backoff_base=0.005, backoff_max=0.02, timeout=2.0)
     base.update(kw)
     return LLMConfig(**base)
+
+
+def _request_parts(body: dict) -> tuple:
+    return (
+        body["messages"],
+        {"api": "chat", "max_tokens": body["max_tokens"], "temperature": body["temperature"]},
+        body["seed"],
+    )
 
 
 def implement(model: LLMCodeModel, seed: int = 0):
@@ -96,6 +104,11 @@ def test_cache_replays_without_any_request(server: FakeLLMServer, tmp_path) -> N
     assert len(server.requests) == n and again.cache_hit
     assert again.code == first.code and again.response_hash == first.response_hash
     assert (again.prompt_tokens, again.completion_tokens) == (first.prompt_tokens, first.completion_tokens)
+    stored = CompletionCache(tmp_path).request(cache_key("fake-model", *_request_parts(server.requests[0]["body"])))
+    assert (
+        stored["messages"] == server.requests[0]["body"]["messages"]
+        and stored["sample"] == server.requests[0]["body"]["seed"]
+    )
     other_sample = implement(LLMCodeModel(config(server), cache=CompletionCache(tmp_path)), seed=8)
     assert len(server.requests) == n + 1 and other_sample.code != first.code
 
@@ -246,3 +259,22 @@ def test_retry_after_is_honoured(server: FakeLLMServer) -> None:
     t0 = time.monotonic()
     gen = implement(LLMCodeModel(config(server, backoff_max=1.0), cache=False))
     assert gen.code is not None and time.monotonic() - t0 >= 0.3
+
+
+def test_cache_upgrades_a_table_without_the_request_column(tmp_path) -> None:
+    import sqlite3
+
+    from autocomp_env.llm.cache import CachedCompletion
+
+    db = sqlite3.connect(tmp_path / "completions.sqlite")
+    db.execute(
+        "CREATE TABLE completions (key TEXT PRIMARY KEY, model TEXT, text TEXT NOT NULL, prompt_tokens INTEGER, "
+        "completion_tokens INTEGER, response_hash TEXT, created REAL)"
+    )
+    db.execute("INSERT INTO completions VALUES ('old', 'm', 'answer', 1, 2, 'h', 0)")
+    db.commit()
+    db.close()
+    cache = CompletionCache(tmp_path)
+    assert cache.get("old") == CachedCompletion("answer", 1, 2, "h") and cache.request("old") is None
+    cache.put("new", "m", CachedCompletion("x", 3, 4, "h2"), {"messages": []})
+    assert cache.request("new") == {"messages": []} and len(cache) == 2

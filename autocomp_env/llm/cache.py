@@ -1,7 +1,8 @@
 """A persistent, content-addressed completion cache (sqlite in WAL mode), safe across threads and processes.
 
 Key = sha256 of (model, messages, sampling params, sample index), so a seeded run asks for the same keys again
-and replays offline bit for bit. Only successful answers are stored; the first writer of a key wins.
+and replays offline bit for bit. Only successful answers are stored, each with its request (every prompt and
+answer of a run can be read back with sqlite3); the first writer of a key wins.
 """
 
 from __future__ import annotations
@@ -51,8 +52,11 @@ class CompletionCache:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, text TEXT NOT NULL, "
-                "prompt_tokens INTEGER, completion_tokens INTEGER, response_hash TEXT, created REAL)"
+                "prompt_tokens INTEGER, completion_tokens INTEGER, response_hash TEXT, created REAL, request TEXT)"
             )
+            columns = {row[1] for row in db.execute("PRAGMA table_info(completions)")}
+            if "request" not in columns:  # caches written before prompts were stored
+                db.execute("ALTER TABLE completions ADD COLUMN request TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30.0)
@@ -67,24 +71,29 @@ class CompletionCache:
             db.close()
         return CachedCompletion(row[0], int(row[1]), int(row[2]), row[3]) if row else None
 
-    def put(self, key: str, model: str, entry: CachedCompletion) -> None:
+    def put(self, key: str, model: str, entry: CachedCompletion, request: Any = None) -> None:
+        """Store an answer and (for people auditing a run) the request that produced it."""
+        row = (key, model, entry.text, entry.prompt_tokens, entry.completion_tokens, entry.response_hash, time.time())
+        req = json.dumps(request, ensure_ascii=False) if request is not None else None
         db = self._connect()
         try:
             with db:
                 db.execute(
-                    "INSERT OR IGNORE INTO completions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        key,
-                        model,
-                        entry.text,
-                        entry.prompt_tokens,
-                        entry.completion_tokens,
-                        entry.response_hash,
-                        time.time(),
-                    ),
+                    "INSERT OR IGNORE INTO completions (key, model, text, prompt_tokens, completion_tokens, "
+                    "response_hash, created, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*row, req),
                 )
         finally:
             db.close()
+
+    def request(self, key: str) -> Any:
+        """The stored request (messages, params, sample index) of `key`, or None."""
+        db = self._connect()
+        try:
+            row = db.execute("SELECT request FROM completions WHERE key=?", (key,)).fetchone()
+        finally:
+            db.close()
+        return json.loads(row[0]) if row and row[0] else None
 
     def __len__(self) -> int:
         db = self._connect()

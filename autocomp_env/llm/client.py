@@ -161,7 +161,8 @@ class ChatClient:
             dollars = price(c.model, p_tok, c_tok, c.price_in, c.price_out)
             rhash = hashlib.sha256(text.encode()).hexdigest()
             if self.cache is not None:
-                self.cache.put(key, c.model, CachedCompletion(text, p_tok, c_tok, rhash))
+                request = {"model": c.model, "messages": messages, "params": params, "sample": sample_index}
+                self.cache.put(key, c.model, CachedCompletion(text, p_tok, c_tok, rhash), request)
             return Completion(text, None, p_tok, c_tok, dollars, requests, False, rhash, key)
         last = errors[-1] if errors else "unknown error"
         return Completion(
