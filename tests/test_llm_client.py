@@ -57,9 +57,9 @@ def test_transient_faults_are_retried_then_succeed(server: FakeLLMServer, fault:
 
 def test_a_hanging_request_times_out_and_is_retried(server: FakeLLMServer) -> None:
     server.fail_next("hang")
-    server.add_answers(ANSWER)
-    gen = implement(LLMCodeModel(config(server, timeout=0.5, max_retries=1), cache=False))
-    assert gen.code is not None and len(server.completion_requests) == 2
+    server.add_answers(ANSWER, ANSWER)  # a spare in case a loaded machine makes the retry time out too
+    gen = implement(LLMCodeModel(config(server, timeout=1.0, max_retries=2), cache=False))
+    assert gen.code is not None and len(server.completion_requests) >= 2
 
 
 def test_exhausted_retries_give_a_failed_sample_not_code(server: FakeLLMServer) -> None:
