@@ -18,9 +18,10 @@ from simulators.result import SimResult
 
 
 def default_cache_dir() -> Path:
-    """`$AUTOCOMP_CACHE`, else `~/.cache/autocomp-env/eval`."""
+    """`$AUTOCOMP_CACHE/eval`, else `~/.cache/autocomp-env/eval` (AUTOCOMP_CACHE is the root of every
+    autocomp-env cache: the simulators keep their builds beside it)."""
     env = os.environ.get("AUTOCOMP_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "autocomp-env" / "eval"
+    return (Path(env) if env else Path.home() / ".cache" / "autocomp-env") / "eval"
 
 
 def cache_key(**parts: Any) -> str:

@@ -233,7 +233,7 @@ class AutocompEnv(gym.Env):
     | `max_steps` | int | 32 | steps per episode |
     | `failure_penalty` | float | 0.1 | reward magnitude for an incorrect candidate (finite) |
     | `evaluator` | Evaluator | None | shared evaluator; by default one with a disk cache in `cache_dir` |
-    | `cache_dir` | str | None | evaluation cache dir (default `$AUTOCOMP_CACHE` or ~/.cache/autocomp-env/eval); "" disables |
+    | `cache_dir` | str | None | evaluation cache dir (default `$AUTOCOMP_CACHE/eval` or ~/.cache/autocomp-env/eval); "" disables |
     | `render_mode` | str | None | None or "ansi" (the code and its profile) |
 
     Extra methods for agents: `propose_plans(n)`, `get_state()`, `set_state(state)`, `fork()`,
@@ -337,7 +337,9 @@ class AutocompEnv(gym.Env):
         self._seed = seed
         self._reset_rng = copy.deepcopy(self.np_random.bit_generator.state)
         code = self.family.starting_code(self.kernel)
-        result, _ = self.evaluator.evaluate_with_hit(self.kernel, code)
+        result, hit = self.evaluator.evaluate_with_hit(self.kernel, code)
+        if not result.correct and hit:  # never trust a cached failure of the starting code: re-simulate
+            result, _ = self.evaluator.evaluate_with_hit(self.kernel, code, use_cache=False)
         if not result.correct:
             err = result.error
             raise RuntimeError(

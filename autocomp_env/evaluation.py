@@ -8,9 +8,12 @@ candidate found a way to game it, and in both cases it must not earn reward.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from autocomp_env.cache import EvalCache, cache_key
@@ -51,6 +54,30 @@ def simulator_for(target: str) -> Simulator:
     return sim
 
 
+_FINGERPRINTS: dict[str, str] = {}
+_SOURCE_SUFFIXES = (".py", ".c", ".h", ".inc", ".cc", ".json", ".yaml")
+
+
+def source_fingerprint(sim: Any) -> str:
+    """sha256 of the source files of the simulator's package. Part of the cache key: a simulator edited
+    without a version bump (as happens during development) must not be answered from stale entries."""
+    module = type(sim).__module__
+    if module not in _FINGERPRINTS:
+        top = ".".join(module.split(".")[:2])  # e.g. simulators.gemmini
+        mod = sys.modules.get(top) or importlib.import_module(top)
+        h = hashlib.sha256()
+        file = getattr(mod, "__file__", None)
+        if file is not None:
+            root = Path(file).parent
+            paths = sorted(root.rglob("*")) if hasattr(mod, "__path__") else [Path(file)]
+            for path in paths:
+                if path.suffix in _SOURCE_SUFFIXES and path.is_file() and "__pycache__" not in path.parts:
+                    h.update(str(path.relative_to(root)).encode())
+                    h.update(path.read_bytes())
+        _FINGERPRINTS[module] = h.hexdigest()[:16]
+    return _FINGERPRINTS[module]
+
+
 def _config_of(sim: Any) -> Any:
     config = getattr(sim, "config", None)
     return repr(config) if config is not None else None
@@ -77,22 +104,28 @@ class Evaluator:
     def key(self, kernel: Kernel, code: str) -> str:
         sim = simulator_for(kernel.target)
         return cache_key(
-            code=code, kernel=kernel.name, simulator=sim.version, config=_config_of(sim), seeds=list(self.seeds)
+            code=code,
+            kernel=kernel.name,
+            simulator=sim.version,
+            source=source_fingerprint(sim),
+            config=_config_of(sim),
+            seeds=list(self.seeds),
         )
 
     def evaluate(self, kernel: Kernel, code: str) -> SimResult:
         """Simulate `code` on `kernel`: correctness on every seed, latency, counters. Never raises for bad code."""
         return self.evaluate_with_hit(kernel, code)[0]
 
-    def evaluate_with_hit(self, kernel: Kernel, code: str) -> tuple[SimResult, bool]:
-        """(result, whether it came from the cache or memo instead of a simulator run)."""
+    def evaluate_with_hit(self, kernel: Kernel, code: str, *, use_cache: bool = True) -> tuple[SimResult, bool]:
+        """(result, whether it came from the cache or memo instead of a simulator run). `use_cache=False`
+        simulates anyway and overwrites the cached entry."""
         if not isinstance(code, str):
             return SimResult.failure(
                 kernel.unit, "compile_error", f"code must be a string, got {type(code).__name__}"
             ), False
         key = self.key(kernel, code)
-        result = self._memo.get(key)
-        if result is None and self.cache is not None:
+        result = self._memo.get(key) if use_cache else None
+        if result is None and use_cache and self.cache is not None:
             result = self.cache.get(key)
         if result is not None:
             self.hits += 1

@@ -136,6 +136,13 @@ def _build(name: str) -> Kernel:
     return kernel
 
 
+def _small_name(name: str) -> str | None:
+    try:
+        return _build(name).small
+    except UnknownKernel:
+        return None
+
+
 def resolve(name_or_alias: str) -> str:
     """The canonical kernel name for a name or an alias (`gemmini-exo:0`, `gemmini-exo-small:0`)."""
     if not isinstance(name_or_alias, str) or not name_or_alias.strip():
@@ -162,7 +169,7 @@ def get_kernel(name_or_alias: str) -> Kernel:
     aliases = [a for a, n in _ALIASES.items() if n == kernel.name]
     prefix = f"{kernel.target}/{kernel.family}-"
     for a, n in _ALIASES.items():  # small aliases: only kernels of the same family can have this small variant
-        if n.startswith(prefix) and n != kernel.name and _build(n).small == kernel.name:
+        if n.startswith(prefix) and n != kernel.name and _small_name(n) == kernel.name:
             suite, _, i = a.rpartition(":")
             aliases.append(f"{suite}-small:{i}")
     new = tuple(dict.fromkeys(kernel.aliases + tuple(aliases)))

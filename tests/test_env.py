@@ -283,3 +283,15 @@ def test_vector_envs_step_in_parallel(mode):
         assert r.shape == (2,) and np.all(r > 0) and list(info["correct"]) == [True, True]
     finally:
         envs.close()
+
+
+def test_reset_does_not_trust_a_cached_failure_of_the_starting_code(tmp_path):
+    from autocomp_env.cache import EvalCache
+    from autocomp_env.kernels import get_kernel, starting_code
+    from simulators.result import SimResult
+
+    ev = Evaluator(EvalCache(tmp_path))
+    k = get_kernel(KERNEL)
+    ev.cache.put(ev.key(k, starting_code(k)), SimResult.failure("cycles", "compile_error", "stale entry"))
+    _, info = make(evaluator=ev).reset(seed=0)
+    assert info["correct"] and info["latency"] == 4106.0

@@ -46,7 +46,7 @@ def test_cache_key_covers_code_kernel_version_config_and_seeds():
 
 def test_default_cache_dir_follows_the_environment_variable(monkeypatch, tmp_path):
     monkeypatch.setenv("AUTOCOMP_CACHE", str(tmp_path / "c"))
-    assert default_cache_dir() == tmp_path / "c"
+    assert default_cache_dir() == tmp_path / "c" / "eval"
     monkeypatch.delenv("AUTOCOMP_CACHE")
     assert default_cache_dir().parts[-2:] == ("autocomp-env", "eval")
 
@@ -100,3 +100,23 @@ def test_cache_is_safe_with_concurrent_writers_and_readers(tmp_path):
     cache = EvalCache(tmp_path)
     assert len(cache) == 15 and not list(tmp_path.glob("*/.tmp-*"))
     assert all(cache.get(cache_key(i=i)).latency == float(i) for i in range(15))
+
+
+def test_cache_key_changes_when_the_simulator_source_changes(monkeypatch):
+    from autocomp_env import evaluation
+
+    e = Evaluator()
+    key = e.key(K, CODE)
+    assert evaluation.source_fingerprint(simulator_for("toy")) == evaluation.source_fingerprint(simulator_for("toy"))
+    monkeypatch.setitem(evaluation._FINGERPRINTS, fakes.ToySimulator.__module__, "edited")
+    assert e.key(K, CODE) != key
+
+
+def test_use_cache_false_resimulates_and_overwrites(tmp_path):
+    cache = EvalCache(tmp_path)
+    e = Evaluator(cache)
+    key = e.key(K, CODE)
+    cache.put(key, SimResult.failure("cycles", "compile_error", "stale: header missing"))
+    assert e.evaluate_with_hit(K, CODE) == (cache.get(key), True)
+    r, hit = e.evaluate_with_hit(K, CODE, use_cache=False)
+    assert r.correct and not hit and cache.get(key) == r
