@@ -16,7 +16,7 @@ from gymnasium import spaces
 from autocomp_env.budget import Budget, Usage
 from autocomp_env.cache import EvalCache
 from autocomp_env.codemodel import CodeModel, OfflineCodeModel
-from autocomp_env.core import Feedback, Kernel, Plan
+from autocomp_env.core import Feedback, Generation, Kernel, Plan
 from autocomp_env.episode import EpisodeState, code_hash
 from autocomp_env.evaluation import Evaluator
 from autocomp_env.families.base import read_schedule
@@ -358,7 +358,10 @@ class AutocompEnv(gym.Env):
         plan = self._to_plan(action)
         t0 = time.perf_counter()
         feedback = self._feedback()
-        gen = self.code_model.implement(self.kernel, self.code, plan, feedback, self.np_random)
+        try:
+            gen = self.code_model.implement(self.kernel, self.code, plan, feedback, self.np_random)
+        except Exception as e:  # the protocol says "never raise"; a model that does must not kill the rollout
+            gen = Generation(code=None, error=f"code model raised {type(e).__name__}: {e}")
         self._spend(
             llm_calls=gen.llm_calls,
             prompt_tokens=gen.prompt_tokens,

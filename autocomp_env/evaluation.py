@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -168,7 +169,11 @@ def check_roofline(kernel: Kernel, result: SimResult) -> SimResult:
     """`result`, or a "beyond_roofline" failure if it is correct but faster than physically possible."""
     if not result.correct or result.latency is None:
         return result
-    if result.latency < kernel.roofline * (1.0 - ROOFLINE_SLACK):
+    if (
+        not math.isfinite(result.latency)
+        or result.latency <= 0
+        or result.latency < kernel.roofline * (1.0 - ROOFLINE_SLACK)
+    ):
         msg = (
             f"claimed latency {result.latency:g} {result.unit} is below the roofline {kernel.roofline:g} "
             f"{kernel.unit} for {kernel.name}: a simulator bug or a gamed measurement"

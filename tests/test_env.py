@@ -295,3 +295,18 @@ def test_reset_does_not_trust_a_cached_failure_of_the_starting_code(tmp_path):
     ev.cache.put(ev.key(k, starting_code(k)), SimResult.failure("cycles", "compile_error", "stale entry"))
     _, info = make(evaluator=ev).reset(seed=0)
     assert info["correct"] and info["latency"] == 4106.0
+
+
+class RaisingModel(PricedModel):
+    name = "raising"
+
+    def implement(self, kernel, code, plan, feedback, rng):
+        raise ConnectionError("endpoint down")
+
+
+def test_a_code_model_that_raises_is_a_failed_step_not_a_crash():
+    env = make(code_model=RaisingModel())
+    env.reset(seed=0)
+    _, r, _, _, info = env.step(0)
+    assert r == -0.1 and info["error_type"] == "generation_error" and "endpoint down" in info["error_message"]
+    assert info["usage"]["samples"] == 0

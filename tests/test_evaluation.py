@@ -120,3 +120,9 @@ def test_use_cache_false_resimulates_and_overwrites(tmp_path):
     assert e.evaluate_with_hit(K, CODE) == (cache.get(key), True)
     r, hit = e.evaluate_with_hit(K, CODE, use_cache=False)
     assert r.correct and not hit and cache.get(key) == r
+
+
+@pytest.mark.parametrize("claim", ["0.0", "inf", "nan"])
+def test_zero_or_infinite_latencies_are_flagged(claim):
+    r = Evaluator().evaluate(K, CODE + f"// CLAIM:{claim}\n")
+    assert not r.correct and r.error.type == "beyond_roofline"
