@@ -57,7 +57,7 @@ def build_runtime(config: GemminiConfig) -> Path:
         (inc / "include" / "gsim_params.h").write_text(params)
         for name in ("runtime.c", "loops.inc", "library.inc"):
             shutil.copyfile(CSRC / name, tmp / name)
-        cmd = ["gcc", "-O2", "-std=gnu11", "-fno-strict-aliasing", "-I", str(inc), "-c", "runtime.c", "-o", "runtime.o"]
+        cmd = ["gcc", "-O3", "-std=gnu11", "-fno-strict-aliasing", "-I", str(inc), "-c", "runtime.c", "-o", "runtime.o"]
         subprocess.run(cmd, cwd=tmp, check=True, capture_output=True, text=True)
         subprocess.run(["ar", "rcs", "libgsim.a", "runtime.o"], cwd=tmp, check=True, capture_output=True)
         try:

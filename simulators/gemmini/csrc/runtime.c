@@ -25,7 +25,12 @@ static GS struct { size_t stride; float scale; int shrunk, block_stride; } ldc[3
 static GS struct { int df, act, a_t, b_t; uint32_t shift; float acc_scale; size_t a_stride, c_stride; } exc;
 static GS struct { size_t stride; int act; float scale; } stc;
 static GS struct { int valid; uint32_t b, c; long b_cols, b_rows, c_cols, c_rows; } pre;
-static GS acc_t W[DIM][DIM];  /* WS weights held in the array */
+#if GSIM_FP32
+typedef float op_t;
+#else
+typedef int16_t op_t; /* int8 operands widened so the k reduction maps onto multiply-add instructions */
+#endif
+static GS op_t Wt[DIM][DIM]; /* WS weights held in the array, transposed: Wt[j][k] */
 static GS acc_t pe[DIM][DIM]; /* OS accumulators */
 static GS uint32_t os_c; static GS long os_c_cols, os_c_rows; static GS int os_pending;
 static GS int loop_ws_count;
@@ -562,24 +567,24 @@ void gsim_compute(int preloaded, uint32_t a, uint32_t bd, long a_cols, long a_ro
   if (!dg) for (long i = 0; i < bd_rows; i++) operand_row(bd, row_of(bd) + (uint32_t)i, bd_cols, X[i]);
   if (exc.df == WEIGHT_STATIONARY) {
     if (preloaded) { /* load the weights latched by the preload; a garbage B gives zeros */
-      memset(W, 0, sizeof W);
+      memset(Wt, 0, sizeof Wt);
       if (!garbage(pre.b)) {
         acc_t tmp[DIM][DIM];
         memset(tmp, 0, sizeof tmp);
         for (long i = 0; i < pre.b_rows; i++) operand_row(pre.b, row_of(pre.b) + (uint32_t)i, pre.b_cols, tmp[i]);
-        for (int i = 0; i < DIM; i++)
-          for (int j = 0; j < DIM; j++) W[i][j] = exc.b_t ? tmp[j][i] : tmp[i][j];
+        for (int k = 0; k < DIM; k++)
+          for (int j = 0; j < DIM; j++) Wt[j][k] = (op_t)(exc.b_t ? tmp[j][k] : tmp[k][j]);
       }
     }
-    for (int i = 0; i < DIM; i++) {
-      acc_t o[DIM];
-      for (int j = 0; j < DIM; j++) o[j] = X[i][j];
-      for (int k = 0; k < DIM; k++) {
-        acc_t av = A[i][k];
-        for (int j = 0; j < DIM; j++) o[j] += av * W[k][j];
+    op_t A16[DIM][DIM];
+    for (int i = 0; i < DIM; i++)
+      for (int k = 0; k < DIM; k++) A16[i][k] = (op_t)A[i][k];
+    for (long i = 0; i < pre.c_rows; i++)
+      for (long j = 0; j < pre.c_cols; j++) {
+        acc_t sum = 0;
+        for (int k = 0; k < DIM; k++) sum += (acc_t)A16[i][k] * (acc_t)Wt[j][k];
+        res[i][j] = X[i][j] + sum;
       }
-      for (int j = 0; j < DIM; j++) res[i][j] = o[j];
-    }
     write_c(pre.c, pre.c_rows, pre.c_cols, res, 0);
   } else { /* OS: X is B; the preload's D seeds the PE accumulators */
     if (exc.b_t) {
@@ -667,7 +672,7 @@ void gsim_reset(void) {
   memset(&exc, 0, sizeof exc);
   exc.df = WEIGHT_STATIONARY; exc.acc_scale = 1.0f; exc.a_stride = 1; exc.c_stride = 1;
   stc.stride = DIM * sizeof(elem_t); stc.act = 0; stc.scale = 1.0f;
-  memset(&pre, 0, sizeof pre); memset(W, 0, sizeof W); memset(pe, 0, sizeof pe); os_pending = 0;
+  memset(&pre, 0, sizeof pre); memset(Wt, 0, sizeof Wt); memset(pe, 0, sizeof pe); os_pending = 0;
   loop_ws_count = 0; c_half = 0;
   memset(&ctr, 0, sizeof ctr);
   t_cpu = t_fsm = last_alloc = all_done = last_ack = 0;
