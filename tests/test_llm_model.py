@@ -265,3 +265,37 @@ def test_server_command_line_serves_models() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_bare_menu_action_is_planned_before_it_is_implemented() -> None:
+    item = GEMMINI_GEMM[7]  # "double buffering"
+    with FakeLLMServer(handler=menu_answer) as srv:
+        gen = make(srv).implement(
+            MATMUL, CODE, Plan(item, 7), Feedback(latency=9.0, unit="cycles"), np.random.default_rng(0)
+        )
+        planning, implementation = [r["body"]["messages"][-1]["content"] for r in srv.completion_requests]
+    assert "<optimizations>\n8. double buffering\n</optimizations>" in planning
+    assert "Explain how to apply option 8" in planning
+    assert "<plan>\nOption 8: double buffering on the J loop.\n</plan>" in implementation
+    assert gen.code == CODE and gen.llm_calls == 2 and gen.note.startswith("plan: Option 8: double buffering")
+    assert gen.prompt_tokens > 2 * 1000
+
+
+def test_specific_plans_and_disabled_expansion_take_one_call() -> None:
+    with FakeLLMServer(handler=menu_answer) as srv:
+        rng = np.random.default_rng(0)
+        assert make(srv).implement(MATMUL, CODE, Plan("Option 8: double buffer B", 7), Feedback(), rng).llm_calls == 1
+        assert (
+            make(srv, expand_menu_actions=False)
+            .implement(MATMUL, CODE, Plan(GEMMINI_GEMM[7], 7), Feedback(), rng)
+            .llm_calls
+            == 1
+        )
+        assert len(srv.completion_requests) == 2
+
+
+def test_a_failed_planning_call_fails_the_menu_action() -> None:
+    with FakeLLMServer() as srv:
+        srv.fail_next("500", times=2)
+        gen = make(srv).implement(MATMUL, CODE, Plan(GEMMINI_GEMM[0], 0), Feedback(), np.random.default_rng(0))
+    assert gen.code is None and gen.error.startswith("LLM planning failed") and len(srv.completion_requests) == 2

@@ -25,6 +25,15 @@ from autocomp_env.llm.prompts import (
 from autocomp_env.llm.targets import target_for
 
 
+def _family_menu(kernel: Kernel) -> tuple[str, ...] | None:
+    try:
+        from autocomp_env.kernels import family_of
+
+        return tuple(family_of(kernel).menu)
+    except Exception:  # no family registered for this kernel (e.g. a hand-made Kernel): no expansion
+        return None
+
+
 def draw_sample_index(rng: np.random.Generator) -> int:
     """The sample index of one request: part of its cache key (and sent as `seed`). Drawn from the caller's
     rng, so a seeded run asks for the same samples again and replays from the cache."""
@@ -151,8 +160,34 @@ class LLMCodeModel:
     def implement(
         self, kernel: Kernel, code: str, plan: Plan, feedback: Feedback, rng: np.random.Generator
     ) -> Generation:
+        """Code for `plan`. A bare menu item (a menu action: `menu_index` set and the text is just the item's
+        name) is first turned into a plan specific to this code by a forced-option planning call, as Autocomp
+        always plans before it implements; the Generation then counts both calls."""
+        menu = _family_menu(kernel) if self.options.expand_menu_actions else None
+        first = None
+        if menu is not None and plan.menu_index is not None and 0 <= plan.menu_index < len(menu):
+            if plan.text.strip().lower() == menu[plan.menu_index].lower():
+                messages, shown, _ = planning_messages(
+                    kernel, code, feedback, menu, None, rng, self.options, forced=plan.menu_index
+                )
+                first = self._complete(messages, draw_sample_index(rng))
+                specific = parse_plan(first.text, shown) if first.text is not None else None
+                if specific is None:
+                    return self._generation(first, None, f"LLM planning failed: {first.error or 'empty plan'}")
+                plan = Plan(specific.text, plan.menu_index)
         messages = implementation_messages(kernel, code, plan, feedback, self.options)
-        return self._to_code(kernel, code, self._complete(messages, draw_sample_index(rng)), edits_allowed=True)
+        gen = self._to_code(kernel, code, self._complete(messages, draw_sample_index(rng)), edits_allowed=True)
+        if first is None:
+            return gen
+        return dataclasses.replace(
+            gen,
+            note=(f"plan: {plan.text[:300]}" + (f"; {gen.note}" if gen.note else "")),
+            llm_calls=gen.llm_calls + 1,
+            prompt_tokens=gen.prompt_tokens + first.prompt_tokens,
+            completion_tokens=gen.completion_tokens + first.completion_tokens,
+            dollars=gen.dollars + first.dollars,
+            cache_hit=gen.cache_hit and first.cache_hit,
+        )
 
     def repair(self, kernel: Kernel, code: str, plan: Plan, error_text: str, rng: np.random.Generator) -> Generation:
         """One attempt to fix a failed candidate `code`, given its error output (compiler/simulator text)."""

@@ -19,7 +19,7 @@ from autocomp_env.llm.targets import Target, target_for
 
 Messages = list[dict[str, str]]
 
-VARIANTS = ("pick", "invent", "different")
+VARIANTS = ("pick", "invent", "different", "forced")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class PromptOptions:
     include_history: bool = False  # show the plans (and latencies) from the root to the parent
     phases: int = 8  # N in the "phase i of N" reminder
     use_edits: bool = False  # ask for JSON edits instead of a full rewrite
+    expand_menu_actions: bool = True  # a bare menu item given to implement() is first planned (forced option)
     max_error_line: int = 400  # repair prompts: characters kept per error-output line
     max_error_chars: int = 6000  # ... and in all
 
@@ -122,7 +123,12 @@ def _parent_section(
     return "\n".join(out)
 
 
-def _instruction(variant: str, t: Target) -> str:
+def _instruction(variant: str, t: Target, forced: int | None = None) -> str:
+    if variant == "forced":
+        return (
+            f"You are {t.role}. Explain how to apply option {forced} from the menu above to the current code. "
+            f"Start your answer with 'Option {forced}:'."
+        )
     if variant == "invent":
         return (
             f"You are {t.role}. Invent one new optimization, inspired by the menu above but not in it, and plan how "
@@ -147,19 +153,26 @@ def planning_messages(
     mask: np.ndarray | None,
     rng: np.random.Generator,
     opts: PromptOptions = PromptOptions(),
+    forced: int | None = None,
 ) -> tuple[Messages, list[int], str]:
     """The planning prompt, the menu indices it shows (after dropout) and the instruction variant.
 
     Menu numbers in the prompt are the item's index + 1 in the full menu, so an answer maps back to the
-    action. If dropout leaves nothing, one applicable item is kept so the menu is never empty.
+    action. If dropout leaves nothing, one applicable item is kept so the menu is never empty. `forced` (a
+    menu index) shows only that item and asks how to apply it (Autocomp's forced option; no dropout).
     """
     t = target_for(kernel)
     applicable = [i for i in range(len(menu)) if mask is None or bool(mask[i])] or list(range(len(menu)))
-    shown = drop_menu(applicable, opts.menu_keep, rng)
+    if forced is not None:
+        if not 0 <= forced < len(menu):
+            raise ValueError(f"forced menu index {forced} is out of range [0, {len(menu)})")
+        shown, applicable = [forced], [forced]
+    else:
+        shown = drop_menu(applicable, opts.menu_keep, rng)
     if not shown and applicable:
         shown = [applicable[int(rng.integers(len(applicable)))]]
-    variant = "pick"
-    if opts.instruction_variants:
+    variant = "forced" if forced is not None else "pick"
+    if opts.instruction_variants and forced is None:
         u = rng.random()
         variant = "invent" if u < 0.1 else "different" if u < 0.2 else "pick"
     parent = _parent_section(kernel, code, feedback, t, opts, rng)
@@ -171,7 +184,9 @@ def planning_messages(
             parent,
             "# Optimization menu\nLook for inefficiencies in the current code. These optimizations may help:\n"
             f"<optimizations>\n{items}\n</optimizations>",
-            "# Task\n" + _instruction(variant, t) + " Make the plan specific to this code: name the loops, tile "
+            "# Task\n"
+            + _instruction(variant, t, None if forced is None else forced + 1)
+            + " Make the plan specific to this code: name the loops, tile "
             "sizes, buffers and addresses it changes and say why it will be faster. Write a plan, not the full code.",
             _rules(list(t.rules) + ["Limit the plan to the one optimization you chose."]),
             f"This is phase {step} of {max(opts.phases, step)} of the optimization.",
