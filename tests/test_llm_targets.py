@@ -76,3 +76,32 @@ def test_trainium_description_idioms_run_on_the_simulator() -> None:
         assert idiom in text
     result = sim.run(NKI_CODE, kernel.name)
     assert result.correct, result.error
+
+
+def test_every_registered_kernel_gets_a_specific_signature_and_prompts() -> None:
+    import numpy as np
+
+    from autocomp_env.llm.prompts import planning_messages, repair_messages
+
+    try:
+        from autocomp_env import kernels
+
+        names = kernels.list_kernels()
+    except Exception as e:
+        pytest.skip(f"kernel registry unavailable: {e}")
+    seen = set()
+    for name in names:
+        kernel = kernels.get_kernel(name)
+        if (kernel.target, kernel.family) in seen:
+            continue
+        seen.add((kernel.target, kernel.family))
+        family = kernels.family_of(kernel)
+        code = family.starting_code(kernel)
+        msgs, shown, _ = planning_messages(
+            kernel, code, Feedback(latency=1.0), family.menu, None, np.random.default_rng(0)
+        )
+        text = msgs[-1]["content"]
+        assert f"Kernel: {kernel.name}" in text and "with the signature of the original" not in text
+        assert "arguments of the original kernel" not in text and shown
+        assert code.strip() in repair_messages(kernel, code, Plan("p"), "wrong_output")[-1]["content"]
+    assert {t for t, _ in seen} == {"gemmini", "trainium"}
