@@ -1,0 +1,672 @@
+"""Trainium attention families.
+
+`attention`: `trainium/attention-{D}x{S}-bf16`, `solution(q[D,S], k[D,S], v[D,S]) -> out[S,D]`,
+out = softmax(qᵀk, axis=-1) @ vᵀ. The starting code is the naive tutorial style: the scores and the
+probabilities make a round trip through HBM scratch tensors, and k/v are reloaded and v re-transposed
+for every query tile.
+
+| key     | values              | meaning                                                           |
+|---------|---------------------|-------------------------------------------------------------------|
+| scores  | hbm, sbuf           | scores row block stored to HBM and reloaded, or kept in SBUF      |
+| probs   | hbm, sbuf           | probabilities stored to HBM and reloaded per key tile, or kept    |
+| kv      | per_query, resident | k and v loaded for every query tile, or once before the loop      |
+| vt      | per_query, hoisted  | vᵀ tiles transposed inside the query loop, or once up front       |
+| softmax | sub_exp, bias_exp   | subtract max then exp (two instructions), or exp with bias=-max   |
+| norm    | probs, out          | divide the probabilities by the row sum, or the [128, D] output   |
+| pdtype  | fp32, bf16          | dtype of the probabilities fed to the P@V matmul                  |
+| kchunk  | 128, 256, 512       | moving free size of the qᵀk matmuls                                |
+| evict   | vector, scalar      | engine of the PSUM -> SBUF score copies (the other does the exp)  |
+
+`sdattention`: `trainium/sdattention-{S}x{D}`, `solution(q_ref[S,D], k_ref[S,D], v_ref[S,D]) -> out[S,D]`,
+out = softmax(q kᵀ · D^-0.5) v, f32 in, bf16 compute. The starting code is the tutorial's fused kernel.
+
+| key     | values              | meaning                                                           |
+|---------|---------------------|-------------------------------------------------------------------|
+| qload   | dma_t, pe_t         | qᵀ tiles by load_transpose2d, or load + nc_transpose on TensorE   |
+| kload   | dma_t, pe_t         | the same for kᵀ (loaded once)                                     |
+| scale   | q, exp              | multiply qᵀ by D^-0.5, or fold it into the exp's scale and bias   |
+| sdtype  | fp32, bf16          | dtype of the SBUF copy of the scores                              |
+| kchunk  | 128, 256, 512       | moving free size of the q kᵀ matmuls                              |
+| evict   | vector, scalar      | engine of the PSUM -> SBUF score copies                           |
+| tevict  | vector, scalar      | engine of the PSUM -> SBUF copies of the transposed probabilities |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from autocomp_env.core import Kernel
+from autocomp_env.families.base import Family, Transform, register, schedule_comment
+from autocomp_env.families.trainium_gemm import ITEM, P, inject_from, make_kernel, parse_dims, parse_plan_items
+from autocomp_env.menus import TRAINIUM
+
+_OTHER = ITEM["other methods not listed here"]
+
+
+class _ScheduleFamily(Family):
+    """Shared machinery: knobs with ordered values, menu items that move knobs, random 'other methods'."""
+
+    target = "trainium"
+    menu = TRAINIUM
+    lang = "python"
+    # menu item name -> [(knob, from value or None for any, to value, description)]
+    MOVES: dict[str, list[tuple[str, Any, Any, str]]] = {}
+
+    def knob_values(self, kernel: Kernel, knob: str) -> list[Any]:
+        raise NotImplementedError
+
+    def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
+        return all(s[k] in self.knob_values(kernel, k) for k in s)
+
+    def _moves(self, kernel: Kernel, s: dict[str, Any], item: int, params: dict[str, Any]) -> list[tuple[dict, str]]:
+        name = TRAINIUM[item]
+        out: list[tuple[dict, str]] = []
+
+        def add(desc: str, **kw: Any) -> None:
+            t = dict(s)
+            t.update(kw)
+            if t != s and self.valid(kernel, t) and all(t != o for o, _ in out):
+                out.append((t, desc))
+
+        for knob, frm, to, desc in self.MOVES.get(name, []):
+            if frm is None or s[knob] == frm:
+                add(desc, **{knob: to})
+        if name in (
+            "loop tiling",
+            "try new parameter values",
+            "use free dimensions of at least 128 to amortize instruction overhead",
+        ):
+            want = params.get("tile_k") or params.get("tile_n") or params.get("block_k")
+            for c in self.knob_values(kernel, "kchunk"):
+                if want and c != want:
+                    continue
+                if name.startswith("use free") and c <= s["kchunk"]:
+                    continue
+                add(f"key chunk of the score matmuls: {s['kchunk']} -> {c}", kchunk=c)
+        if name == "other methods not listed here" or name == "try new parameter values":
+            for knob in ("evict", "tevict"):
+                if knob in s:
+                    for v in self.knob_values(kernel, knob):
+                        add(f"{knob}: move the PSUM copies to the {v} engine", **{knob: v})
+        if name == "other methods not listed here":
+            for i in range(len(TRAINIUM)):
+                if i != item and TRAINIUM[i] in self.MOVES:
+                    out.extend(m for m in self._moves(kernel, s, i, {}) if all(m[0] != o for o, _ in out))
+        return out
+
+    def fit(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
+        """`schedule` adapted to another shape (the key chunk clamped to what S divides)."""
+        s = dict(self.naive_schedule(kernel), **schedule)
+        chunks = self.knob_values(kernel, "kchunk")
+        if s["kchunk"] not in chunks:
+            s["kchunk"] = max(c for c in chunks if c <= s["kchunk"]) if min(chunks) <= s["kchunk"] else chunks[0]
+        return s
+
+    def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
+        return np.array([bool(self._moves(kernel, schedule, i, {})) for i in range(len(self.menu))])
+
+    def apply(
+        self, kernel: Kernel, schedule: dict[str, Any], item: int, params: dict[str, Any], rng: np.random.Generator
+    ) -> Transform | None:
+        moves = self._moves(kernel, schedule, item, params or {})
+        if not moves:
+            return None
+        t, desc = moves[int(rng.integers(len(moves)))]
+        return Transform(t, desc)
+
+    def parse_plan(self, text: str) -> list[tuple[int, dict[str, Any]]]:
+        allowed = set(self.MOVES) | {"loop tiling", "try new parameter values", _name(_OTHER)}
+        allowed.add("use free dimensions of at least 128 to amortize instruction overhead")
+        return parse_plan_items(text, {ITEM[n] for n in allowed})
+
+
+STAGE = "<stage>"  # separates the stages of the query-loop body (scores, softmax, P@V)
+
+
+def _unrolled(w, body: list[str], unroll: int) -> None:
+    """Write the query-loop body for `unroll` query tiles, stage by stage (all tiles' scores, then all softmaxes,
+    then all P@V), so the in-order engines can work on one tile while another waits. `@` becomes a name suffix."""
+    stages: list[list[str]] = [[]]
+    for line in body:
+        if line == STAGE:
+            stages.append([])
+        else:
+            stages[-1].append(line)
+    for stage in stages:
+        for u in range(unroll):
+            sfx = f"_{u}" if unroll > 1 else ""
+            for line in stage:
+                w("        " + line.replace("@", sfx).replace("UNROLL + U", f"UNROLL + {u}"))
+
+
+def _name(i: int) -> str:
+    return TRAINIUM[i]
+
+
+def _kchunks(S: int) -> list[int]:
+    return [c for c in (128, 256, 512) if S % c == 0]
+
+
+_PIPELINE_MOVES = {
+    "loop unrolling": [
+        ("unroll", 1, 2, "unroll the query loop by two: two independent query tiles per iteration"),
+        ("unroll", 2, 4, "unroll the query loop by four"),
+    ],
+    "software pipelining": [
+        ("pv", "interleaved", "batched", "batch the probability transposes ahead of the P@V matmuls"),
+        ("unroll", 1, 2, "interleave two query tiles so one's softmax overlaps the other's matmuls"),
+    ],
+    "multi-buffer tiles with modular allocation": [
+        ("unroll", 1, 2, "give two query tiles their own buffers so more iterations are in flight"),
+    ],
+    "loop reordering and restructuring": [
+        ("pv", "interleaved", "batched", "split the key loop: all transposes first, then all P@V matmuls"),
+    ],
+    "overlap data movement and compute": [
+        ("unroll", 1, 2, "two query tiles per iteration, so the loads and softmax of one overlap the other"),
+    ],
+}
+_SUM_MOVES = {
+    "fuse operations": [("sum", "reduce", "act", "fuse the row sum into the exp activation's accumulator")],
+    "fuse multiply-add with the activation in one activation instruction": [
+        ("sum", "reduce", "act", "exp and row sum in one activation_reduce instruction"),
+    ],
+    "eliminate redundant computation": [
+        ("sum", "reduce", "act", "drop the second pass over the probabilities: the exp accumulates the row sum"),
+    ],
+}
+
+
+def _merge_moves(*tables: dict) -> dict:
+    out: dict = {}
+    for t in tables:
+        for k, v in t.items():
+            out.setdefault(k, []).extend(v)
+    return out
+
+
+# --- attention -----------------------------------------------------------------------------------------------------
+ATTN_FAULTS = [
+    (r"np\.max, (\w+), axis=\(1,\)", r"np.min, \1, axis=(1,)", "used the row minimum instead of the maximum"),
+    (r"o_psum(\w*) \+= ", r"o_psum\1[...] = ", "overwrote the output accumulator instead of accumulating"),
+    (
+        r"nl\.affine_range\(S // KEY_TILE\)",
+        "nl.affine_range(S // KEY_TILE - 1)",
+        "wrong loop bound: last key tile skipped",
+    ),
+    (r"\(j \+ 1\) \* KEY_TILE\]", "(j + 1) * KEY_TILE + 1]", "off-by-one slice end on a key tile"),
+    (r"np\.add, (\w+), axis=\(1,\)", r"np.max, \1, axis=(1,)", "normalized by the row maximum instead of the row sum"),
+    (r"bias=(\w+)", r"bias=\1, scale=-1.0", "negated the exponent"),
+    (r"(r0\w*):(r0\w*) \+ Q_TILE, :\]\)", r"\1:\2 + Q_TILE, 1:])", "dropped the first column of the row block"),
+    (r"stationary=(\w+), moving=", r"stationary=\1[:, ::-1], moving=", "reversed the stationary operand"),
+]
+
+_ATTN_KNOBS = {
+    "scores": ["hbm", "sbuf"],
+    "probs": ["hbm", "sbuf"],
+    "kv": ["per_query", "resident"],
+    "vt": ["per_query", "hoisted"],
+    "softmax": ["sub_exp", "bias_exp"],
+    "norm": ["probs", "out"],
+    "pdtype": ["fp32", "bf16"],
+    "evict": ["vector", "scalar"],
+    "tevict": ["vector", "scalar"],
+    "sum": ["reduce", "act"],
+    "unroll": [1, 2, 4],
+    "pv": ["interleaved", "batched"],
+}
+
+
+class TrainiumAttention(_ScheduleFamily):
+    name = "attention"
+    MOVES = _merge_moves(
+        {
+            "reduce data movement": [
+                ("scores", "hbm", "sbuf", "keep the score row block in SBUF instead of a round trip through HBM"),
+                ("probs", "hbm", "sbuf", "keep the probabilities in SBUF instead of a round trip through HBM"),
+                ("kv", "per_query", "resident", "load k and v once instead of for every query tile"),
+            ],
+            "cache reused data in local memory": [
+                ("kv", "per_query", "resident", "cache k and v in SBUF for all query tiles"),
+                ("scores", "hbm", "sbuf", "cache the score row block in SBUF"),
+            ],
+            "keep reused data resident in SBUF": [
+                ("kv", "per_query", "resident", "keep k and v resident in SBUF"),
+                ("probs", "hbm", "sbuf", "keep the probabilities resident in SBUF"),
+            ],
+            "fuse operations": [
+                ("scores", "hbm", "sbuf", "fuse the score matmuls with the softmax (no HBM scratch)"),
+                ("probs", "hbm", "sbuf", "fuse the softmax with the P@V matmuls (no HBM scratch)"),
+                ("softmax", "sub_exp", "bias_exp", "fuse the max subtraction into the exp"),
+            ],
+            "hoist redundant operations out of loops": [
+                ("vt", "per_query", "hoisted", "transpose v once, outside the query loop"),
+                ("kv", "per_query", "resident", "hoist the k and v loads out of the query loop"),
+            ],
+            "eliminate redundant computation": [
+                ("vt", "per_query", "hoisted", "stop re-transposing v for every query tile"),
+            ],
+            "use lower precision": [("pdtype", "fp32", "bf16", "feed bf16 probabilities to the P@V matmul")],
+            "rewrite the algorithm to reduce total work": [
+                ("norm", "probs", "out", "normalize the [128, D] output instead of the [128, S] probabilities"),
+            ],
+            "fuse multiply-add with the activation in one activation instruction": [
+                ("softmax", "sub_exp", "bias_exp", "exp(x - max) as one activation with bias=-max"),
+            ],
+            "use tensor_scalar broadcast instead of broadcast plus tensor_tensor": [
+                ("norm", "probs", "out", "scale the output rows by 1/sum with one tensor_scalar"),
+            ],
+            "simplify or remove unnecessary code": [
+                ("scores", "hbm", "sbuf", "drop the HBM scratch tensor for the scores"),
+                ("probs", "hbm", "sbuf", "drop the HBM scratch tensor for the probabilities"),
+            ],
+            "overlap data movement and compute": [
+                ("kv", "per_query", "resident", "load k and v up front so the query loop only computes"),
+            ],
+        },
+        _PIPELINE_MOVES,
+        _SUM_MOVES,
+    )
+
+    def kernel(self, shape: str) -> Kernel:
+        D, S = parse_dims(shape, 2, "bf16", "attention")
+        if D > P:
+            raise ValueError(f"attention head dim D={D} exceeds {P} partitions")
+        if S % 512 and S % P:
+            raise ValueError(f"attention S={S} must be a multiple of {P}")
+        if S % P:
+            raise ValueError(f"attention S={S} must be a multiple of {P}")
+        name = f"trainium/attention-{D}x{S}-bf16"
+        return make_kernel(
+            name, "attention", {"D": D, "S": S, "dtype": "bfloat16"}, f"trainium/attention-{self.small_shape_of(D, S)}"
+        )
+
+    @staticmethod
+    def small_shape_of(D: int, S: int) -> str:
+        return f"{D}x{min(S, 512)}-bf16"
+
+    def small_shape(self, kernel: Kernel) -> str:
+        return self.small_shape_of(kernel.spec["D"], kernel.spec["S"])
+
+    def knob_values(self, kernel: Kernel, knob: str) -> list[Any]:
+        if knob == "kchunk":
+            return _kchunks(kernel.spec["S"])
+        if knob == "unroll":  # the unrolled tiles must divide the query tiles
+            return [u for u in (1, 2, 4) if (kernel.spec["S"] // P) % u == 0]
+        return _ATTN_KNOBS[knob]
+
+    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        return {
+            "scores": "hbm",
+            "probs": "hbm",
+            "kv": "per_query",
+            "vt": "per_query",
+            "softmax": "sub_exp",
+            "norm": "probs",
+            "pdtype": "fp32",
+            "kchunk": _kchunks(kernel.spec["S"])[-1],
+            "evict": "vector",
+            "tevict": "vector",
+            "sum": "reduce",
+            "unroll": 1,
+            "pv": "interleaved",
+        }
+
+    def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        s = self.naive_schedule(kernel)
+        s.update(
+            scores="sbuf", probs="sbuf", kv="resident", vt="hoisted", softmax="bias_exp", norm="out", pdtype="bf16"
+        )
+        s.update(sum="act", evict="scalar", unroll=2, pv="batched")
+        return s
+
+    def baselines(self, kernel: Kernel) -> dict[str, str]:
+        vendor = self.naive_schedule(kernel)
+        vendor.update(scores="sbuf", probs="sbuf", pdtype="bf16")  # straightforward on-chip NKI softmax attention
+        return {
+            "vendor": self.emit(kernel, vendor),
+            "expert": self.emit(kernel, self.expert_schedule(kernel)),
+            "naive": self.starting_code(kernel),
+        }
+
+    def emit(self, kernel: Kernel, schedule: dict[str, Any]) -> str:
+        s = schedule
+        pdt = "nl.bfloat16" if s["pdtype"] == "bf16" else "nl.float32"
+        U = s["unroll"]
+        L: list[str] = []
+        w = L.append
+        w(schedule_comment(s, "python"))
+        w("@nki.jit")
+        w("def solution(q, k, v):")
+        w('    """out[S, D] = softmax(q.T @ k, axis=-1) @ v.T, non-causal, no scaling; bf16 in and out."""')
+        w("    D, S = q.shape")
+        w("    Q_TILE = 128  # query rows per tile (partitions of the score tiles)")
+        w(f"    K_CHUNK = {s['kchunk']}  # keys per score matmul (moving free size)")
+        w("    KEY_TILE = 128  # keys per P@V matmul (contraction on partitions)")
+        if U > 1:
+            w(f"    UNROLL = {U}  # query tiles in flight per iteration, so one's softmax overlaps another's matmuls")
+        w("    out = nl.ndarray((S, D), dtype=q.dtype, buffer=nl.shared_hbm)")
+        if s["scores"] == "hbm":
+            w("    scores_hbm = nl.ndarray((S, S), dtype=nl.float32, buffer=nl.shared_hbm)  # scratch")
+        if s["probs"] == "hbm":
+            w(f"    probs_hbm = nl.ndarray((S, S), dtype={pdt}, buffer=nl.shared_hbm)  # scratch")
+        if s["kv"] == "resident":
+            w("    # k and v stay in SBUF for every query tile")
+            w("    k_sb = nl.load(k)")
+            w("    v_sb = nl.load(v)")
+        if s["vt"] == "hoisted":
+            w("    # v.T tiles [KEY_TILE keys, D], transposed once on the Tensor engine")
+            w(f"    vT_sb = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), D), dtype={pdt}, buffer=nl.sbuf)")
+            w("    for j in nl.affine_range(S // KEY_TILE):")
+            src = (
+                "v_sb[:, j * KEY_TILE:(j + 1) * KEY_TILE]"
+                if s["kv"] == "resident"
+                else "nl.load(v[:, j * KEY_TILE:(j + 1) * KEY_TILE])"
+            )
+            w(f"        vT_sb[j] = nl.copy(nisa.nc_transpose({src}), dtype={pdt})")
+        w("")
+        w(
+            "    for i in nl.affine_range(S // (Q_TILE * UNROLL)):"
+            if U > 1
+            else "    for i in nl.affine_range(S // Q_TILE):"
+        )
+        body: list[str] = []
+        b = body.append
+        b("r0@ = (i * UNROLL + U) * Q_TILE" if U > 1 else "r0 = i * Q_TILE")
+        b("q_tile@ = nl.load(q[:, r0@:r0@ + Q_TILE])  # [D, Q_TILE]")
+        kt = "k_sb"
+        if s["kv"] == "per_query":
+            b("k_sb@ = nl.load(k)")
+            kt = "k_sb@"
+            if s["vt"] == "per_query":
+                b("v_sb@ = nl.load(v)")
+        vs = "v_sb@" if s["kv"] == "per_query" else "v_sb"
+        b("# scores of this query tile against all keys")
+        if s["scores"] == "sbuf":
+            b("row@ = nl.ndarray((nl.par_dim(Q_TILE), S), dtype=nl.float32, buffer=nl.sbuf)")
+        b("for c in nl.affine_range(S // K_CHUNK):")
+        b(f"    s_psum@ = nisa.nc_matmul(stationary=q_tile@, moving={kt}[:, c * K_CHUNK:(c + 1) * K_CHUNK])")
+        ev = f"nisa.{s['evict']}_engine"
+        if s["scores"] == "sbuf":
+            b(f"    row@[:, c * K_CHUNK:(c + 1) * K_CHUNK] = nisa.tensor_copy(s_psum@, dtype=nl.float32, engine={ev})")
+        else:
+            b(f"    s_sb@ = nisa.tensor_copy(s_psum@, dtype=nl.float32, engine={ev})")
+            b("    nl.store(scores_hbm[r0@:r0@ + Q_TILE, c * K_CHUNK:(c + 1) * K_CHUNK], value=s_sb@)")
+            b("row@ = nl.load(scores_hbm[r0@:r0@ + Q_TILE, :])")
+        b(STAGE)
+        b("# softmax along the free axis")
+        if s["softmax"] == "sub_exp":
+            b("row_max@ = nisa.tensor_reduce(np.max, row@, axis=(1,), keepdims=True)")
+            b("shifted@ = nisa.tensor_scalar(row@, np.subtract, row_max@)")
+            src, bias = "shifted@", ""
+        else:
+            b("neg_max@ = nisa.tensor_reduce(np.max, row@, axis=(1,), negate=True, keepdims=True)")
+            src, bias = "row@", ", bias=neg_max@"
+        edt = pdt if s["softmax"] == "bias_exp" else "nl.float32"
+        if s["sum"] == "act":
+            b("row_sum@ = nl.ndarray((nl.par_dim(Q_TILE), 1), dtype=nl.float32, buffer=nl.sbuf)")
+            b(f"e@ = nisa.activation_reduce(np.exp, {src}{bias}, reduce_op=np.add, reduce_res=row_sum@, dtype={edt})")
+        else:
+            b(f"e@ = nisa.activation(np.exp, {src}{bias}, dtype={edt})")
+            b("row_sum@ = nisa.tensor_reduce(np.add, e@, axis=(1,), keepdims=True, dtype=nl.float32)")
+        b("inv_sum@ = nisa.reciprocal(row_sum@)")
+        if s["norm"] == "probs":
+            b(f"probs@ = nisa.tensor_scalar(e@, np.multiply, inv_sum@, dtype={pdt})")
+        elif edt == pdt:
+            b("probs@ = e@  # normalized after the P@V matmul")
+        else:
+            b(f"probs@ = nl.copy(e@, dtype={pdt})  # normalized after the P@V matmul")
+        if s["probs"] == "hbm":
+            b("nl.store(probs_hbm[r0@:r0@ + Q_TILE, :], value=probs@)")
+        b(STAGE)
+        b("# out tile = probs @ v.T: the keys must sit on partitions, so transpose probability tiles")
+        tev = f"nisa.{s['tevict']}_engine"
+        if s["probs"] == "hbm":
+            ptile = "nl.load(probs_hbm[r0@:r0@ + Q_TILE, j * KEY_TILE:(j + 1) * KEY_TILE])"
+        else:
+            ptile = "probs@[:, j * KEY_TILE:(j + 1) * KEY_TILE]"
+        pT = f"nisa.tensor_copy(nisa.nc_transpose({ptile}), dtype={pdt}, engine={tev})"
+        vT = f"nisa.tensor_copy(nisa.nc_transpose({vs}[:, j * KEY_TILE:(j + 1) * KEY_TILE]), dtype={pdt}, engine={tev})"
+        if s["pv"] == "batched":
+            b("# all transposes first, so the Tensor engine never waits on a copy between two matmuls")
+            b(f"pT@ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), Q_TILE), dtype={pdt}, buffer=nl.sbuf)")
+            if s["vt"] == "per_query":
+                b(f"vT@ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), D), dtype={pdt}, buffer=nl.sbuf)")
+            b("for j in nl.affine_range(S // KEY_TILE):")
+            b(f"    pT@[j] = {pT}")
+            if s["vt"] == "per_query":
+                b(f"    vT@[j] = {vT}")
+            b("o_psum@ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
+            b("for j in nl.affine_range(S // KEY_TILE):")
+            vsrc = "vT@[j]" if s["vt"] == "per_query" else "vT_sb[j]"
+            b(f"    o_psum@ += nisa.nc_matmul(stationary=pT@[j], moving={vsrc})")
+        else:
+            b("o_psum@ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
+            b("for j in nl.affine_range(S // KEY_TILE):")
+            b(f"    pT@ = {pT}  # [KEY_TILE, Q_TILE]")
+            b(f"    vT@ = {vT}" if s["vt"] == "per_query" else "    vT@ = vT_sb[j]")
+            b("    o_psum@ += nisa.nc_matmul(stationary=pT@, moving=vT@)")
+        if s["norm"] == "out":
+            b("o_sb@ = nisa.tensor_scalar(o_psum@, np.multiply, inv_sum@, dtype=q.dtype)")
+        else:
+            b("o_sb@ = nl.copy(o_psum@, dtype=q.dtype)")
+        b("nl.store(out[r0@:r0@ + Q_TILE, :], value=o_sb@)")
+        _unrolled(w, body, U)
+        w("    return out")
+        return "\n".join(L) + "\n"
+
+    def inject_fault(self, kernel: Kernel, code: str, rng: np.random.Generator) -> tuple[str, str]:
+        return inject_from(code, ATTN_FAULTS, rng)
+
+
+# --- sdattention ---------------------------------------------------------------------------------------------------
+_SD_KNOBS = {
+    "qload": ["dma_t", "pe_t"],
+    "kload": ["dma_t", "pe_t"],
+    "scale": ["q", "exp"],
+    "sdtype": ["fp32", "bf16"],
+    "evict": ["vector", "scalar"],
+    "tevict": ["vector", "scalar"],
+    "sum": ["reduce", "act"],
+    "unroll": [1, 2, 4],
+    "pv": ["interleaved", "batched"],
+}
+
+SD_FAULTS = [
+    (r"np\.max, (\w+), axis=\(1,\)", r"np.min, \1, axis=(1,)", "used the row minimum instead of the maximum"),
+    (r"o_psum(\w*) \+= ", r"o_psum\1[...] = ", "overwrote the output accumulator instead of accumulating"),
+    (
+        r"nl\.affine_range\(S // KEY_TILE\)",
+        "nl.affine_range(S // KEY_TILE - 1)",
+        "wrong loop bound: last key tile skipped",
+    ),
+    (r"\(j \+ 1\) \* KEY_TILE\]", "(j + 1) * KEY_TILE + 1]", "off-by-one slice end on a key tile"),
+    (r"np\.add, (\w+), axis=\(1,\)", r"np.max, \1, axis=(1,)", "normalized by the row maximum instead of the row sum"),
+    (r"1\.0 / math\.sqrt\(D\)", "1.0 / D", "wrong softmax scale: 1/D instead of 1/sqrt(D)"),
+    (r"(r0\w*):(r0\w*) \+ Q_TILE, :\]\)", r"\1 + 1:\2 + Q_TILE + 1, :])", "off-by-one query rows"),
+    (r"nisa\.reciprocal\((\w+)\)", r"\1", "multiplied by the row sum instead of dividing by it"),
+]
+
+
+class TrainiumSDAttention(_ScheduleFamily):
+    name = "sdattention"
+    MOVES = _merge_moves(
+        {
+            "replace load_transpose2d with load plus nc_transpose when memory-bound": [
+                ("qload", "dma_t", "pe_t", "load q tiles and transpose them on the Tensor engine"),
+                ("kload", "dma_t", "pe_t", "load k tiles and transpose them on the Tensor engine"),
+            ],
+            "reduce data movement": [
+                ("qload", "dma_t", "pe_t", "replace the slow transposing DMA of q with a plain load"),
+                ("kload", "dma_t", "pe_t", "replace the slow transposing DMA of k with a plain load"),
+            ],
+            "use the Tensor engine for cross-partition reductions and reshapes": [
+                ("qload", "dma_t", "pe_t", "transpose q tiles on the Tensor engine"),
+                ("kload", "dma_t", "pe_t", "transpose k tiles on the Tensor engine"),
+            ],
+            "fuse multiply-add with the activation in one activation instruction": [
+                ("scale", "q", "exp", "fold the D^-0.5 scale into the exp's scale and bias"),
+            ],
+            "fuse operations": [("scale", "q", "exp", "fuse the softmax scale into the exp activation")],
+            "eliminate redundant computation": [("scale", "q", "exp", "drop the separate multiply of q by the scale")],
+            "use lower precision": [
+                ("sdtype", "fp32", "bf16", "keep the SBUF scores in bf16 (halves the reduce cost)")
+            ],
+        },
+        _PIPELINE_MOVES,
+        _SUM_MOVES,
+    )
+
+    def kernel(self, shape: str) -> Kernel:
+        S, D = parse_dims(shape, 2, None, "sdattention")
+        if D > P:
+            raise ValueError(f"sdattention head dim D={D} exceeds {P} partitions")
+        if S % P:
+            raise ValueError(f"sdattention S={S} must be a multiple of {P}")
+        name = f"trainium/sdattention-{S}x{D}"
+        return make_kernel(
+            name,
+            "sdattention",
+            {"S": S, "D": D, "dtype": "float32"},
+            f"trainium/sdattention-{self.small_shape_of(S, D)}",
+        )
+
+    @staticmethod
+    def small_shape_of(S: int, D: int) -> str:
+        return f"{min(S, 512)}x{D}"
+
+    def small_shape(self, kernel: Kernel) -> str:
+        return self.small_shape_of(kernel.spec["S"], kernel.spec["D"])
+
+    def knob_values(self, kernel: Kernel, knob: str) -> list[Any]:
+        if knob == "kchunk":
+            return _kchunks(kernel.spec["S"])
+        if knob == "unroll":  # the unrolled tiles must divide the query tiles
+            return [u for u in (1, 2, 4) if (kernel.spec["S"] // P) % u == 0]
+        return _SD_KNOBS[knob]
+
+    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        return {
+            "qload": "dma_t",
+            "kload": "dma_t",
+            "scale": "q",
+            "sdtype": "fp32",
+            "kchunk": _kchunks(kernel.spec["S"])[-1],
+            "evict": "vector",
+            "tevict": "vector",
+            "sum": "reduce",
+            "unroll": 1,
+            "pv": "interleaved",
+        }
+
+    def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        s = self.naive_schedule(kernel)
+        s.update(
+            qload="pe_t", kload="pe_t", scale="exp", evict="scalar", tevict="vector", sum="act", unroll=2, pv="batched"
+        )
+        return s
+
+    def baselines(self, kernel: Kernel) -> dict[str, str]:
+        return {
+            "vendor": self.starting_code(kernel),  # the vendor tutorial's fused kernel
+            "expert": self.emit(kernel, self.expert_schedule(kernel)),
+            "naive": self.starting_code(kernel),
+        }
+
+    def emit(self, kernel: Kernel, schedule: dict[str, Any]) -> str:
+        s = schedule
+        sdt = "nl.bfloat16" if s["sdtype"] == "bf16" else "nl.float32"
+        U = s["unroll"]
+        L: list[str] = []
+        w = L.append
+        w(schedule_comment(s, "python"))
+        w("@nki.jit")
+        w("def solution(q_ref, k_ref, v_ref):")
+        w('    """out[S, D] = softmax(q @ k.T * D**-0.5) @ v: f32 in and out, bf16 matmuls, fp32 accumulation."""')
+        w("    S, D = q_ref.shape")
+        w("    Q_TILE = 128  # query rows per tile")
+        w(f"    K_CHUNK = {s['kchunk']}  # keys per score matmul (moving free size)")
+        w("    KEY_TILE = 128  # keys per P@V matmul (contraction on partitions)")
+        if U > 1:
+            w(f"    UNROLL = {U}  # query tiles in flight per iteration, so one's softmax overlaps another's matmuls")
+        w("    softmax_scale = 1.0 / math.sqrt(D)")
+        w("    out = nl.ndarray((S, D), dtype=q_ref.dtype, buffer=nl.shared_hbm)")
+        w("")
+        w("    # k.T [D, S] and v [S, D] in bf16 for the whole sequence")
+        w("    kT = nl.ndarray((nl.par_dim(D), S), dtype=nl.bfloat16, buffer=nl.sbuf)")
+        w("    v_sb = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), D), dtype=nl.bfloat16, buffer=nl.sbuf)")
+        w("    for j in nl.affine_range(S // KEY_TILE):")
+        if s["kload"] == "dma_t":
+            w(
+                "        kT[:, j * KEY_TILE:(j + 1) * KEY_TILE] = nl.load_transpose2d(k_ref[j * KEY_TILE:(j + 1) * KEY_TILE, :], dtype=nl.bfloat16)"
+            )
+        else:
+            w("        k_tile = nl.load(k_ref[j * KEY_TILE:(j + 1) * KEY_TILE, :], dtype=nl.bfloat16)")
+            w("        kT[:, j * KEY_TILE:(j + 1) * KEY_TILE] = nl.copy(nisa.nc_transpose(k_tile), dtype=nl.bfloat16)")
+        w("        v_sb[j] = nl.load(v_ref[j * KEY_TILE:(j + 1) * KEY_TILE, :], dtype=nl.bfloat16)")
+        w("")
+        w(
+            "    for i in nl.affine_range(S // (Q_TILE * UNROLL)):"
+            if U > 1
+            else "    for i in nl.affine_range(S // Q_TILE):"
+        )
+        body: list[str] = []
+        b = body.append
+        b("r0@ = (i * UNROLL + U) * Q_TILE" if U > 1 else "r0 = i * Q_TILE")
+        if s["qload"] == "dma_t":
+            b("qT@ = nl.load_transpose2d(q_ref[r0@:r0@ + Q_TILE, :], dtype=nl.bfloat16)  # [D, Q_TILE]")
+        else:
+            b("q_tile@ = nl.load(q_ref[r0@:r0@ + Q_TILE, :], dtype=nl.bfloat16)")
+            b("qT@ = nl.copy(nisa.nc_transpose(q_tile@), dtype=nl.bfloat16)  # [D, Q_TILE]")
+        if s["scale"] == "q":
+            b("qT@ = nisa.tensor_scalar(qT@, np.multiply, softmax_scale, dtype=nl.bfloat16)")
+        b(f"row@ = nl.ndarray((nl.par_dim(Q_TILE), S), dtype={sdt}, buffer=nl.sbuf)")
+        b("for c in nl.affine_range(S // K_CHUNK):")
+        b("    s_psum@ = nisa.nc_matmul(stationary=qT@, moving=kT[:, c * K_CHUNK:(c + 1) * K_CHUNK])")
+        ev = f"nisa.{s['evict']}_engine"
+        b(f"    row@[:, c * K_CHUNK:(c + 1) * K_CHUNK] = nisa.tensor_copy(s_psum@, dtype={sdt}, engine={ev})")
+        b(STAGE)
+        b("neg_max@ = nisa.tensor_reduce(np.max, row@, axis=(1,), negate=True, keepdims=True)")
+        sc = "1.0"
+        if s["scale"] == "exp":
+            b("neg_max@ = nisa.tensor_scalar(neg_max@, np.multiply, softmax_scale)")
+            sc = "softmax_scale"
+        if s["sum"] == "act":
+            b("row_sum@ = nl.ndarray((nl.par_dim(Q_TILE), 1), dtype=nl.float32, buffer=nl.sbuf)")
+            b(
+                f"e@ = nisa.activation_reduce(np.exp, row@, bias=neg_max@, scale={sc}, reduce_op=np.add, reduce_res=row_sum@, dtype=nl.bfloat16)"
+            )
+        else:
+            b(f"e@ = nisa.activation(np.exp, row@, bias=neg_max@, scale={sc}, dtype=nl.bfloat16)")
+            b("row_sum@ = nisa.tensor_reduce(np.add, e@, axis=(1,), keepdims=True, dtype=nl.float32)")
+        b("inv_sum@ = nisa.reciprocal(row_sum@)")
+        b(STAGE)
+        tev = f"nisa.{s['tevict']}_engine"
+        eT = f"nisa.tensor_copy(nisa.nc_transpose(e@[:, j * KEY_TILE:(j + 1) * KEY_TILE]), dtype=nl.bfloat16, engine={tev})"
+        if s["pv"] == "batched":
+            b("# all transposes first, so the Tensor engine never waits on a copy between two matmuls")
+            b("eT@ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), Q_TILE), dtype=nl.bfloat16, buffer=nl.sbuf)")
+            b("for j in nl.affine_range(S // KEY_TILE):")
+            b(f"    eT@[j] = {eT}")
+            b("o_psum@ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
+            b("for j in nl.affine_range(S // KEY_TILE):")
+            b("    o_psum@ += nisa.nc_matmul(stationary=eT@[j], moving=v_sb[j])")
+        else:
+            b("o_psum@ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
+            b("for j in nl.affine_range(S // KEY_TILE):")
+            b(f"    eT@ = {eT}")
+            b("    o_psum@ += nisa.nc_matmul(stationary=eT@, moving=v_sb[j])")
+        b("o_sb@ = nisa.tensor_scalar(o_psum@, np.multiply, inv_sum@, dtype=q_ref.dtype)")
+        b("nl.store(out[r0@:r0@ + Q_TILE, :], value=o_sb@)")
+        _unrolled(w, body, U)
+        w("    return out")
+        return "\n".join(L) + "\n"
+
+    def inject_fault(self, kernel: Kernel, code: str, rng: np.random.Generator) -> tuple[str, str]:
+        return inject_from(code, SD_FAULTS, rng)
+
+
+register(TrainiumAttention())
+register(TrainiumSDAttention())
