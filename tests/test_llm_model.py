@@ -299,3 +299,23 @@ def test_a_failed_planning_call_fails_the_menu_action() -> None:
         srv.fail_next("500", times=2)
         gen = make(srv).implement(MATMUL, CODE, Plan(GEMMINI_GEMM[0], 0), Feedback(), np.random.default_rng(0))
     assert gen.code is None and gen.error.startswith("LLM planning failed") and len(srv.completion_requests) == 2
+
+
+def test_edit_mode_sends_the_json_schema_and_falls_back_when_rejected() -> None:
+    from autocomp_env.llm.server import HTTPFailure
+
+    answer = json.dumps({"plan": "p", "edits": [{"old_str": "fence();", "new_str": "fence();\n  fence();"}]})
+
+    def no_schemas(request: dict) -> str:
+        if "response_format" in request:
+            raise HTTPFailure(400, "Unsupported parameter: 'response_format' is not supported by this server.")
+        return answer
+
+    with FakeLLMServer(answers=[answer]) as srv:
+        gen = make(srv, use_edits=True).implement(MATMUL, CODE, Plan("p"), Feedback(), np.random.default_rng(0))
+        fmt = srv.completion_requests[0]["body"]["response_format"]
+    assert gen.code.count("fence();") == 2
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["schema"]["required"] == ["plan", "edits"]
+    with FakeLLMServer(handler=no_schemas) as srv:
+        gen = make(srv, use_edits=True).implement(MATMUL, CODE, Plan("p"), Feedback(), np.random.default_rng(0))
+        assert gen.code.count("fence();") == 2 and len(srv.completion_requests) == 2

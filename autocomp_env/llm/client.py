@@ -46,7 +46,7 @@ class _Unsupported(Exception):
 
 
 # Parameters an endpoint may reject ("Unsupported parameter: 'seed'"); the client then stops sending them.
-_OPTIONAL = ("seed", "temperature", "max_tokens", "reasoning_effort", "reasoning")
+_OPTIONAL = ("seed", "temperature", "max_tokens", "reasoning_effort", "reasoning", "response_format", "text")
 _REJECTION = re.compile(r"unsupported|not supported|unrecognized|unknown|extra|not permitted|does not support", re.I)
 
 
@@ -117,9 +117,13 @@ class ChatClient:
         u = int(hashlib.sha256(f"{key}:{attempt}".encode()).hexdigest()[:8], 16) / 2**32
         return min(self.config.backoff_max, self.config.backoff_base * 2**attempt) * (0.5 + u)
 
-    def complete(self, messages: Messages, sample_index: int = 0) -> Completion:
+    def complete(self, messages: Messages, sample_index: int = 0, schema: dict[str, Any] | None = None) -> Completion:
+        """One completion. `schema` asks for JSON matching a JSON schema (structured output), where the
+        endpoint supports it; endpoints that reject it get the plain request."""
         c = self.config
         params = c.request_params()
+        if schema is not None:
+            params["schema"] = schema
         key = cache_key(c.model, messages, params, sample_index)
         if self.cache is not None:
             hit = self.cache.get(key)
@@ -140,7 +144,7 @@ class ChatClient:
                 with self._sem:
                     with self._lock:
                         self.http_requests += 1
-                    text, p_tok, c_tok = self._request(messages, sample_index)
+                    text, p_tok, c_tok = self._request(messages, sample_index, schema)
             except _Unsupported as e:  # learned once per client; retried at once, not counted as a failure
                 adjustments += 1
                 if adjustments > len(_OPTIONAL):
@@ -169,7 +173,7 @@ class ChatClient:
             None, f"gave up after {c.max_retries + 1} attempts; last error: {last}", requests=requests, key=key
         )
 
-    def _params(self, messages: Messages, sample_index: int) -> dict[str, Any]:
+    def _params(self, messages: Messages, sample_index: int, schema: dict[str, Any] | None = None) -> dict[str, Any]:
         """Request arguments, minus the optional ones this endpoint rejected earlier."""
         c = self.config
         if c.api == "responses":
@@ -178,6 +182,8 @@ class ChatClient:
                 kw["reasoning"] = {"effort": c.reasoning_effort}
             else:
                 kw["temperature"] = c.temperature
+            if schema is not None:
+                kw["text"] = {"format": {"type": "json_schema", "name": "answer", "schema": schema, "strict": True}}
         else:
             kw = {"model": c.model, "messages": messages, "max_tokens": c.max_tokens}
             if c.reasoning_effort:
@@ -186,18 +192,25 @@ class ChatClient:
                 kw["temperature"] = c.temperature
             if c.send_seed:
                 kw["seed"] = int(sample_index)
+            if schema is not None:
+                kw["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "answer", "schema": schema, "strict": True},
+                }
         for name in self._dropped:
             value = kw.pop(name, None)
             if name == "max_tokens" and value is not None:  # OpenAI reasoning models want the new name
                 kw["max_completion_tokens"] = value
         return kw
 
-    def _request(self, messages: Messages, sample_index: int) -> tuple[str | None, int, int]:
+    def _request(
+        self, messages: Messages, sample_index: int, schema: dict[str, Any] | None = None
+    ) -> tuple[str | None, int, int]:
         import openai
 
         c = self.config
         client = self._openai()
-        kw = self._params(messages, sample_index)
+        kw = self._params(messages, sample_index, schema)
         try:
             if c.api == "responses":
                 r = client.responses.create(**kw)

@@ -37,6 +37,7 @@ class LLMConfig:
     api: str = "chat"  # "chat" (chat.completions) | "responses" (OpenAI Responses API)
     reasoning_effort: str | None = None  # for OpenAI reasoning models; then no temperature is sent
     send_seed: bool = True  # send the sample index as `seed` (vLLM/OpenAI honour it)
+    structured_output: bool = True  # edit mode: send the JSON schema of the answer (dropped if rejected)
     backoff_base: float = 1.0  # seconds before the first retry; doubles each attempt
     backoff_max: float = 60.0
     cache: bool = True

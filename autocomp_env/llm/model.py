@@ -24,6 +24,25 @@ from autocomp_env.llm.prompts import (
 )
 from autocomp_env.llm.targets import target_for
 
+# The JSON answer of an edit-mode implementation call (sent as a structured-output schema when enabled).
+EDITS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "plan": {"type": "string"},
+        "edits": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"old_str": {"type": "string"}, "new_str": {"type": "string"}},
+                "required": ["old_str", "new_str"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    "required": ["plan", "edits"],
+    "additionalProperties": False,
+}
+
 
 def _family_menu(kernel: Kernel) -> tuple[str, ...] | None:
     try:
@@ -117,8 +136,10 @@ class LLMCodeModel:
                 u.dollars + c.dollars,
             )
 
-    def _complete(self, messages: list[dict[str, str]], sample_index: int) -> Completion:
-        c = self.client.complete(messages, sample_index)
+    def _complete(
+        self, messages: list[dict[str, str]], sample_index: int, schema: dict[str, Any] | None = None
+    ) -> Completion:
+        c = self.client.complete(messages, sample_index, schema)
         self._account(c)
         return c
 
@@ -176,7 +197,9 @@ class LLMCodeModel:
                     return self._generation(first, None, f"LLM planning failed: {first.error or 'empty plan'}")
                 plan = Plan(specific.text, plan.menu_index)
         messages = implementation_messages(kernel, code, plan, feedback, self.options)
-        gen = self._to_code(kernel, code, self._complete(messages, draw_sample_index(rng)), edits_allowed=True)
+        schema = EDITS_SCHEMA if self.options.use_edits and self.llm_config.structured_output else None
+        answer = self._complete(messages, draw_sample_index(rng), schema)
+        gen = self._to_code(kernel, code, answer, edits_allowed=True)
         if first is None:
             return gen
         return dataclasses.replace(
