@@ -59,6 +59,8 @@ def test_low_level_short_names_pass_and_report_counters():
     [
         "gemmini/matmul-40x24x56",
         "gemmini/matmul-33x17x9-bias-relu",
+        "gemmini/matmul-40x50x30-at",
+        "gemmini/matmul-17x33x70-bt-bias",
         "gemmini/conv-1x5x7x20x24",
         "gemmini/conv-2x4x4x16x40",
         "gemmini/tinympc-matvec-12x4",
@@ -85,7 +87,14 @@ def test_fp32_kernel_uses_the_4x4_config():
 
 
 def test_parse_kernel_rejects_bad_names():
-    for bad in ["gemmini/matmul-0x4x4", "gemmini/matmul-4x4", "trainium/gemm-1x1x1", "gemmini/conv-1x2x3", 42]:
+    for bad in [
+        "gemmini/matmul-0x4x4",
+        "gemmini/matmul-4x4",
+        "gemmini/matmul-4x4x4-relu-relu",
+        "trainium/gemm-1x1x1",
+        "gemmini/conv-1x2x3",
+        42,
+    ]:
         with pytest.raises(ValueError):
             parse_kernel(bad)
     r = SIM.run(TILED, "gemmini/nope")

@@ -15,7 +15,7 @@ import numpy as np
 
 _INT = r"([1-9][0-9]{0,5})"
 _PATTERNS = {
-    "matmul": re.compile(rf"^gemmini/matmul-{_INT}x{_INT}x{_INT}((?:-bias|-relu)*)$"),
+    "matmul": re.compile(rf"^gemmini/matmul-{_INT}x{_INT}x{_INT}((?:-at|-bt|-bias|-relu)*)$"),
     "conv": re.compile(rf"^gemmini/conv-{_INT}x{_INT}x{_INT}x{_INT}x{_INT}$"),
     "tinympc-matvec": re.compile(rf"^gemmini/tinympc-matvec-{_INT}x{_INT}$"),
     "tinympc-forward": re.compile(rf"^gemmini/tinympc-forward-{_INT}x{_INT}x{_INT}$"),
@@ -47,6 +47,8 @@ class KernelSpec:
     dims: tuple[int, ...]
     bias: bool = False
     relu: bool = False
+    a_t: bool = False  # A is given transposed, as [K][I]
+    b_t: bool = False  # B is given transposed, as [J][K]
 
     @property
     def fp32(self) -> bool:
@@ -57,7 +59,10 @@ class KernelSpec:
         d = self.dims
         if self.kind == "matmul":
             i, k, j = d
-            arrs = [Array("A", "int8_t", (i, k), "in"), Array("B", "int8_t", (k, j), "in")]
+            arrs = [
+                Array("A", "int8_t", (k, i) if self.a_t else (i, k), "in"),
+                Array("B", "int8_t", (j, k) if self.b_t else (k, j), "in"),
+            ]
             if self.bias:
                 arrs.append(Array("D", "int32_t", (1, j), "in"))
             return (*arrs, Array("C", "int8_t", (i, j), "out"))
@@ -178,7 +183,12 @@ def parse_kernel(name: str) -> KernelSpec:
         if kind == "matmul":
             dims = tuple(int(x) for x in m.groups()[:3])
             flags = m.group(4) or ""
-            spec = KernelSpec(name, kind, dims, bias="-bias" in flags, relu="-relu" in flags)
+            parts = flags.split("-")[1:]
+            if len(set(parts)) != len(parts):
+                raise ValueError(f"{name}: repeated variant flag")
+            spec = KernelSpec(
+                name, kind, dims, bias="bias" in parts, relu="relu" in parts, a_t="at" in parts, b_t="bt" in parts
+            )
         else:
             spec = KernelSpec(name, kind, tuple(int(x) for x in m.groups()))
         if kind.startswith("tinympc") and len(spec.dims) > 2 and spec.dims[2] < 2:
@@ -187,7 +197,7 @@ def parse_kernel(name: str) -> KernelSpec:
             raise ValueError(f"{name}: an array would exceed {_MAX_ELEMS} elements")
         return spec
     raise ValueError(
-        f"unknown Gemmini kernel {name!r}; expected gemmini/matmul-IxKxJ[-bias][-relu], "
+        f"unknown Gemmini kernel {name!r}; expected gemmini/matmul-IxKxJ[-at][-bt][-bias][-relu], "
         "gemmini/conv-NxPxQxCxK, gemmini/tinympc-matvec-NXxNU, gemmini/tinympc-forward-NXxNUxH "
         "or gemmini/tinympc-backward-NXxNUxH"
     )
@@ -239,8 +249,9 @@ def _max_intermediate(spec: KernelSpec, inp: dict[str, np.ndarray]) -> float:
 def reference(spec: KernelSpec, inp: dict[str, np.ndarray], dtype=np.float32) -> dict[str, np.ndarray]:
     """The expected contents of every array the candidate must write."""
     if spec.kind == "matmul":
+        a, b = inp["A"].astype(np.float64), inp["B"].astype(np.float64)
         # float64 BLAS is exact here: |sums| < 2^53
-        acc = (inp["A"].astype(np.float64) @ inp["B"].astype(np.float64)).astype(np.int64)
+        acc = ((a.T if spec.a_t else a) @ (b.T if spec.b_t else b)).astype(np.int64)
         if spec.bias:
             acc = acc + inp["D"].astype(np.int64)
         c = np.clip(acc, -128, 127)

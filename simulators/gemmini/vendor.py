@@ -15,13 +15,18 @@ def vendor_code(kernel: str, fsm: bool = True) -> str:
     spec = parse_kernel(kernel)
     prefix = "" if fsm else _SOFTWARE
     if spec.kind == "matmul":
+        if spec.a_t and spec.b_t:
+            raise ValueError(f"{kernel}: the library cannot transpose both A and B in WS")
         d = "(acc_t *)D" if spec.bias else "NULL"
         act = "RELU" if spec.relu else "NO_ACTIVATION"
+        sa = "MAT_DIM_I" if spec.a_t else "MAT_DIM_K"
+        sb = "MAT_DIM_K" if spec.b_t else "MAT_DIM_J"
+        flags = ", ".join("true" if f else "false" for f in (spec.bias, spec.a_t, spec.b_t))
         body = (
             "  tiled_matmul_auto(MAT_DIM_I, MAT_DIM_J, MAT_DIM_K, (elem_t *)A, (elem_t *)B, "
-            f"{d}, (elem_t *)C, MAT_DIM_K, MAT_DIM_J, MAT_DIM_J, MAT_DIM_J, MVIN_SCALE_IDENTITY, "
+            f"{d}, (elem_t *)C, {sa}, {sb}, MAT_DIM_J, MAT_DIM_J, MVIN_SCALE_IDENTITY, "
             f"MVIN_SCALE_IDENTITY, MVIN_SCALE_IDENTITY, {act}, ACC_SCALE_IDENTITY, 0, "
-            f"{'true' if spec.bias else 'false'}, false, false, false, false, 3, WS);\n"
+            f"{flags}, false, false, 3, WS);\n"
         )
     elif spec.kind == "conv":
         body = (
