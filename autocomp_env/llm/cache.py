@@ -59,7 +59,9 @@ class CompletionCache:
                 db.execute("ALTER TABLE completions ADD COLUMN request TEXT")
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30.0)
+        db = sqlite3.connect(self.path, timeout=30.0)
+        db.execute("PRAGMA synchronous=NORMAL")  # WAL keeps it consistent; a lost last entry is just a miss
+        return db
 
     def get(self, key: str) -> CachedCompletion | None:
         db = self._connect()
