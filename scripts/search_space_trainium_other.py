@@ -68,7 +68,7 @@ def search(name: str, beam: int, rounds: int, mode: str) -> dict:
         best = frontier[0]
     base = {key: sim.run(code, k.name, mode=mode).latency for key, code in fam.baselines(k).items()}
     small = fam.kernel(fam.small_shape(k))
-    ok = sim.run(fam.emit(small, best[1]), small.name).correct
+    ok = sim.run(fam.emit(small, fam.fit(small, best[1])), small.name).correct
     return {
         "kernel": k.name,
         "naive_us": latency(start),

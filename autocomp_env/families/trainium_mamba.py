@@ -49,7 +49,6 @@ class Mamba(KnobFamily):
                 {
                     ITEM["loop reordering and restructuring"]: ANY,
                     ITEM["eliminate redundant computation"]: "sc",
-                    ITEM["use the Tensor engine for cross-partition reductions and reshapes"]: "sc",
                 },
             ),
             Knob(
@@ -66,10 +65,22 @@ class Mamba(KnobFamily):
                 numeric=True,
             ),
             Knob(
-                "out_engine",
-                "engine of the C[s] * h product",
-                lambda k: ("vector", "gpsimd"),
-                {ITEM["software pipelining"]: ANY, ITEM["overlap data movement and compute"]: "gpsimd"},
+                "gpsimd_ops",
+                "element-wise ops moved from VectorE to GpSimd (none; C*h; C*h and the accumulate; also B*du)",
+                lambda k: ("none", "mul", "mul_acc", "all"),
+                {
+                    ITEM["software pipelining"]: ANY,
+                    ITEM["overlap data movement and compute"]: ("mul", "mul_acc"),
+                },
+            ),
+            Knob(
+                "bcast",
+                "partition broadcast of B[s], C[s] (broadcast_to, or a ones-matmul evicted by ScalarE)",
+                lambda k: ("broadcast_to", "matmul"),
+                {
+                    ITEM["use the Tensor engine for cross-partition reductions and reshapes"]: "matmul",
+                    ITEM["accumulate partial matmuls in PSUM"]: "matmul",
+                },
             ),
         )
 
@@ -82,7 +93,8 @@ class Mamba(KnobFamily):
             "hoist_du": False,
             "order": "cs",
             "lchunk": kernel.spec["L"],
-            "out_engine": "vector",
+            "gpsimd_ops": "none",
+            "bcast": "broadcast_to",
         }
 
     # --- emitter -------------------------------------------------------------------------------------
@@ -95,8 +107,10 @@ class Mamba(KnobFamily):
             "def solution(delta, u, A, B, C):",
             f"    # Selective scan: delta, u [{B}, {C}, {L}], A [{C}, {S}], B, C [{B}, {S}, {L}], f32.",
             f"    out = nl.ndarray(({B}, {C}, {L}), dtype=delta.dtype, buffer=nl.shared_hbm)",
-            f"    for ib in nl.affine_range({B}):",
         ]
+        if s["bcast"] == "matmul":
+            L_.append("    ones_row = nl.ones((1, 128), dtype=nl.float32, buffer=nl.sbuf)")
+        L_.append(f"    for ib in nl.affine_range({B}):")
         ch = "ct * 128:(ct + 1) * 128"
 
         def tile(name: str) -> str:  # where a per-channel-tile tensor lives in this loop order
@@ -127,12 +141,26 @@ class Mamba(KnobFamily):
         d_name = tile("delta_t") if s["hoist_loads"] else "delta_t"
         du_name = tile("du") if s["hoist_du"] else "du"
         acc = tile("acc")
-        bc = [
-            "B_row = nl.load(B[ib, s:s + 1, :])",
-            "C_row = nl.load(C[ib, s:s + 1, :])",
-            f"B_b = B_row.broadcast_to((128, {L}))  # partition broadcast",
-            f"C_b = C_row.broadcast_to((128, {L}))",
-        ]
+        if s["bcast"] == "broadcast_to":
+            bc = [
+                "B_row = nl.load(B[ib, s:s + 1, :])",
+                "C_row = nl.load(C[ib, s:s + 1, :])",
+                f"B_b = B_row.broadcast_to((128, {L}))  # partition broadcast",
+                f"C_b = C_row.broadcast_to((128, {L}))",
+            ]
+        else:
+            pw = next(d for d in (512, 256, 128, 64, 32, 16, 8, 4, 2, 1) if L % d == 0)
+            q = f"q * {pw}:(q + 1) * {pw}"
+            bc = [
+                "B_row = nl.load(B[ib, s:s + 1, :])",
+                "C_row = nl.load(C[ib, s:s + 1, :])",
+                f"B_b = nl.ndarray((128, {L}), dtype=nl.float32, buffer=nl.sbuf)",
+                f"C_b = nl.ndarray((128, {L}), dtype=nl.float32, buffer=nl.sbuf)",
+                "# broadcast over partitions as a ones-matmul into PSUM, evicted by ScalarE (VectorE stays free)",
+                f"for q in nl.affine_range({L // pw}):",
+                f"    B_b[:, {q}] = nl.copy(nl.matmul(ones_row, B_row[:, {q}], transpose_x=True))",
+                f"    C_b[:, {q}] = nl.copy(nl.matmul(ones_row, C_row[:, {q}], transpose_x=True))",
+            ]
         per_state_ct += self._scan(s, L, d_name, a_col, du_name, acc)
         if sc:
             blk = f"(({nct}, nl.par_dim(128), {L}), dtype=nl.float32, buffer=nl.sbuf)"
@@ -171,27 +199,38 @@ class Mamba(KnobFamily):
 
     @staticmethod
     def _scan(s: dict[str, Any], L: int, d: str, a_col: str, du: str, acc: str) -> list[str]:
-        eng = ", engine=nisa.gpsimd_engine" if s["out_engine"] == "gpsimd" else ""
+        g = ", engine=nisa.gpsimd_engine"
+        ops = s["gpsimd_ops"]
+        mul_e = g if ops != "none" else ""
+        dbu_e = g if ops == "all" else ""
         K = s["lchunk"]
-        if K == L:
+        full = K == L
+        cols = f"k * {K}:(k + 1) * {K}"
+        if full:
+            acc_ix = f"{acc}[...]" if "[" not in acc else acc
+        else:
+            acc_ix = f"{acc}[:, {cols}]" if "[" not in acc else f"{acc[:-1]}, :, {cols}]"
+        if ops in ("mul_acc", "all"):
+            accumulate = f"{acc_ix} = nisa.tensor_tensor({acc_ix}, hc, op=nl.add{g})"
+        else:
+            accumulate = f"{acc_ix} += hc"
+        if full:
             return [
                 f"dA = nisa.activation(op=nl.exp, data={d}, scale={a_col})  # exp(delta * A[:, s])",
-                f"dBu = nisa.tensor_tensor({du}, B_b, op=nl.multiply)",
+                f"dBu = nisa.tensor_tensor({du}, B_b, op=nl.multiply{dbu_e})",
                 "h = nisa.tensor_tensor_scan(dA, dBu, initial=0, op0=np.multiply, op1=np.add)",
-                f"hc = nisa.tensor_tensor(h, C_b, op=nl.multiply{eng})",
-                f"{acc}[...] += hc" if "[" not in acc else f"{acc} += hc",
+                f"hc = nisa.tensor_tensor(h, C_b, op=nl.multiply{mul_e})",
+                accumulate,
             ]
-        cols = f"k * {K}:(k + 1) * {K}"
-        acc_ix = f"{acc}[:, {cols}]" if "[" not in acc else f"{acc[:-1]}, :, {cols}]"
         return [
             "carry = nl.zeros((128, 1), dtype=nl.float32, buffer=nl.sbuf)",
             f"for k in nl.sequential_range({L // K}):  # the scan state is carried from chunk to chunk",
             f"    dA = nisa.activation(op=nl.exp, data={d}[:, {cols}], scale={a_col})",
-            f"    dBu = nisa.tensor_tensor({du}[:, {cols}], B_b[:, {cols}], op=nl.multiply)",
+            f"    dBu = nisa.tensor_tensor({du}[:, {cols}], B_b[:, {cols}], op=nl.multiply{dbu_e})",
             "    h = nisa.tensor_tensor_scan(dA, dBu, initial=carry, op0=np.multiply, op1=np.add)",
             f"    carry[...] = h[:, {K - 1}:{K}]",
-            f"    hc = nisa.tensor_tensor(h, C_b[:, {cols}], op=nl.multiply{eng})",
-            f"    {acc_ix} += hc",
+            f"    hc = nisa.tensor_tensor(h, C_b[:, {cols}], op=nl.multiply{mul_e})",
+            f"    {accumulate}",
         ]
 
     def vendor_schedule(self, kernel: Kernel) -> dict[str, Any]:
@@ -203,7 +242,8 @@ class Mamba(KnobFamily):
             "hoist_du": True,
             "order": "sc",
             "lchunk": kernel.spec["L"],
-            "out_engine": "gpsimd",
+            "gpsimd_ops": "mul_acc",
+            "bcast": "matmul",
         }
 
     def baselines(self, kernel: Kernel) -> dict[str, str]:

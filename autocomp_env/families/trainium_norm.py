@@ -97,7 +97,10 @@ _PLAN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("fuse operations", r"\bfus(e|ed|ing|ion)\b|combine|merge"),
     ("software pipelining", r"pipelin|gpsimd|scalar engine|vector engine|balance|engine"),
     ("overlap data movement and compute", r"overlap|hide .{0,20}(dma|latency|load)"),
-    ("use free dimensions of at least 128 to amortize instruction overhead", r"free dim|amortiz|instruction overhead"),
+    (
+        "use free dimensions of at least 128 to amortize instruction overhead",
+        r"amortiz|instruction overhead|free dim\w* of at least|larger free",
+    ),
     ("loop unrolling", r"unroll"),
     ("loop reordering and restructuring", r"reorder|loop order|interchange|swap .{0,20}loops|restructur"),
     ("loop tiling", r"\btil(e|es|ed|ing)\b|chunk|block"),
@@ -154,6 +157,20 @@ class KnobFamily(Family):
     def valid(self, kernel: Kernel, schedule: dict[str, Any]) -> bool:
         """Cross-knob constraints; single-knob legality is in `Knob.values`."""
         return True
+
+    def fit(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
+        """`schedule` carried over to `kernel` (e.g. a flagship schedule to its small variant): numeric values
+        that are not legal there become the largest legal value below them, other unknown values the naive one."""
+        out = dict(schedule)
+        naive = self.naive_schedule(kernel)
+        for knob in self.knobs(kernel):
+            legal = knob.values(kernel)
+            v = out.get(knob.name, naive[knob.name])
+            if v not in legal:
+                below = [x for x in legal if knob.numeric and x <= v]
+                v = max(below) if below else (min(legal) if knob.numeric else naive[knob.name])
+            out[knob.name] = v
+        return out if self.valid(kernel, out) else naive
 
     def _moves(self, kernel: Kernel, schedule: dict[str, Any], item: int) -> list[tuple[Knob, list]]:
         moves = []
