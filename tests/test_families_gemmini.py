@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocomp_env.families import gemmini_conv, gemmini_matmul
+from autocomp_env.families import gemmini_conv, gemmini_matmul, gemmini_tinympc
 from autocomp_env.families.base import read_schedule
-from autocomp_env.menus import GEMMINI_GEMM
+from autocomp_env.menus import GEMMINI_GEMM, GEMMINI_LINALG
 
 MM = gemmini_matmul.FAMILY
 CONV = gemmini_conv.FAMILY
@@ -139,11 +139,11 @@ def test_matmul_parse_plan_understands_items_and_numbers(mm_kernel):
 
 def test_matmul_injected_faults_are_caught(sim, mm_kernel):
     rng = np.random.default_rng(0)
-    codes = [MM.emit(mm_kernel, walk(MM, mm_kernel, rng, n)) for n in (0, 4, 8)]
+    codes = [MM.emit(mm_kernel, walk(MM, mm_kernel, rng, n)) for n in (0, 6)]
     codes.append(MM.baselines(mm_kernel)["vendor"])
     caught = total = 0
     for code in codes:
-        for _ in range(4):
+        for _ in range(3):
             buggy, desc = MM.inject_fault(mm_kernel, code, rng)
             assert buggy != code and desc
             total += 1
@@ -168,7 +168,7 @@ def test_conv_starting_code_and_baselines_are_correct(sim, conv_kernel):
     assert check(sim, conv_kernel, base["expert"]) < naive / 2
 
 
-@pytest.mark.parametrize("walk_steps", [0, 5])
+@pytest.mark.parametrize("walk_steps", [4])
 def test_conv_every_item_is_masked_or_gives_correct_different_code(sim, walk_steps):
     k = CONV.kernel("1x4x20x32x48")  # a ragged last pixel block (20 = 16 + 4)
     s = walk(CONV, k, np.random.default_rng(walk_steps), walk_steps)
@@ -188,3 +188,57 @@ def test_conv_faults_are_caught(sim, conv_kernel):
     code = CONV.emit(conv_kernel, gemmini_conv.expert_schedule(conv_kernel))
     results = [sim.run(CONV.inject_fault(conv_kernel, code, rng)[0], conv_kernel.name, seeds=(0,)) for _ in range(8)]
     assert sum(not r.correct for r in results) >= 6
+
+
+# --- tinympc ---------------------------------------------------------------------------------
+TINY = gemmini_tinympc.FAMILY
+TINY_SHAPES = ("matvec-12x4", "forward-12x4x5", "backward-12x4x10")
+
+
+def test_tinympc_kernel_parsing():
+    k = TINY.kernel("forward-12x4x5")
+    assert k.name == "gemmini/tinympc-forward-12x4x5" and k.spec == {
+        "kind": "forward",
+        "NX": 12,
+        "NU": 4,
+        "H": 5,
+        "dtype": "float32",
+    }
+    for bad in ("forward-12x4", "matvec-12x4x5", "backward-10x4x5", "solve-12x4x5", "forward-12x4x1"):
+        with pytest.raises(ValueError):
+            TINY.kernel(bad)
+
+
+@pytest.mark.parametrize("shape", TINY_SHAPES)
+def test_tinympc_items_are_masked_or_correct_and_the_space_gets_faster(sim, shape):
+    k = TINY.kernel(shape)
+    naive = check(sim, k, TINY.starting_code(k))
+    base = TINY.baselines(k)
+    assert check(sim, k, base["vendor"]) == naive
+    assert check(sim, k, base["expert"]) < naive * 0.8
+    rng = np.random.default_rng(0)
+    start = [TINY.naive_schedule(k)] if shape.startswith("backward") else [walk(TINY, k, rng, 3)]
+    for s in start:
+        code = TINY.emit(k, s)
+        mask = TINY.applicable(k, s)
+        for item in np.flatnonzero(mask):
+            t = TINY.apply(k, s, int(item), {}, rng)
+            new = TINY.emit(k, t.schedule)
+            assert new != code
+            check(sim, k, new)
+        assert all(TINY.apply(k, s, int(i), {}, rng) is None for i in np.flatnonzero(~mask))
+
+
+def test_tinympc_parse_plan_and_faults(sim):
+    items = TINY.parse_plan("Hoist the matrix loads out of the loop, then eliminate the fence operations.")
+    assert [i for i, _ in items] == [GEMMINI_LINALG.index("hoist redundant operations out of loops"),
+                                     GEMMINI_LINALG.index("eliminate data dependencies and fence operations")]  # fmt: skip
+    assert TINY.parse_plan("Add d using the bias instead of a CPU loop")[0][0] == GEMMINI_LINALG.index(
+        "add or subtract a matrix using the bias"
+    )
+    assert TINY.parse_plan("nothing to see") == []
+    k = TINY.kernel("forward-12x4x5")
+    rng = np.random.default_rng(2)
+    code = TINY.baselines(k)["expert"]
+    caught = sum(not sim.run(TINY.inject_fault(k, code, rng)[0], k.name, seeds=(0,)).correct for _ in range(8))
+    assert caught >= 6

@@ -624,12 +624,42 @@ def _faults(code: str) -> list[tuple[str, str]]:
         out.append((buggy, "compute_accumulated where new weights were preloaded"))
     for m in re.finditer(r"^[ \t]*(?:if \([^\n]*\) )?mvout\([^\n]*\n", code, re.M):
         out.append((code[: m.start()] + code[m.end() :], "a mvout of the result is missing"))
+    for m in re.finditer(r"\bconfig_ld\(\d+, (-)1\.0f,", code):
+        out.append((code[: m.start(1)] + code[m.end(1) :], "lost the minus sign of a negating mvin scale"))
     for m in re.finditer(r"\bgemmini_loop_ws\((\d+), (\d+), (\d+),", code):
         buggy = code[: m.start(3)] + str(int(m.group(3)) + 1) + code[m.end(3) :]
         out.append((buggy, "wrong K bound passed to gemmini_loop_ws"))
-    for m in re.finditer(r"\btiled_matmul_auto\((\d+), (\d+), (\d+),", code):
-        buggy = code[: m.start(2)] + str(max(1, int(m.group(2)) - DIM)) + code[m.end(2) :]
-        out.append((buggy, "wrong J dimension passed to tiled_matmul_auto"))
+    out.extend(_library_faults(code))
+    return out
+
+
+_LIBRARY_ARGS = {  # argument positions a slip can corrupt: dimensions and row strides
+    "tiled_matmul_auto": {0: "I", 1: "J", 2: "K", 7: "A stride", 8: "B stride", 10: "C stride"},
+    "tiled_conv_auto": {0: "batch", 1: "input rows", 2: "input columns", 3: "input channels", 4: "output channels"},
+}
+
+
+def _library_faults(code: str) -> list[tuple[str, str]]:
+    """Off-by-one arguments in calls of the vendor library."""
+    out = []
+    for m in re.finditer(r"\b(tiled_matmul_auto|tiled_conv_auto)\(", code):
+        spans, depth, start = [], 0, m.end()
+        for pos in range(m.end(), len(code)):
+            ch = code[pos]
+            if ch in "([":
+                depth += 1
+            elif ch in ")]" and depth:
+                depth -= 1
+            elif ch in ",)" and depth == 0:
+                spans.append((start, pos))
+                start = pos + 1
+                if ch == ")":
+                    break
+        for idx, what in _LIBRARY_ARGS[m.group(1)].items():
+            if idx < len(spans):
+                a, b = spans[idx]
+                arg = code[a:b].strip()
+                out.append((code[:a] + f" ({arg}) - 1" + code[b:], f"off-by-one {what} passed to {m.group(1)}"))
     return out
 
 
