@@ -4,6 +4,8 @@ Importing the package registers one env id per kernel family:
 
     >>> import gymnasium as gym, autocomp_env
     >>> env = gym.make("autocomp/Gemmini-matmul-v0", kernel="gemmini-exo-small:0")
+
+Without importing it first, `gym.make("autocomp_env:autocomp/Gemmini-matmul-v0")` imports it for you.
 """
 
 import gymnasium

@@ -97,3 +97,18 @@ def test_make_vec_on_a_real_family(mode, tmp_path):
         assert r.shape == (2,) and all(float(x) == float(x) for x in r)
     finally:
         envs.close()
+
+
+@pytest.mark.parametrize("alias", ["gemmini-exo-small:0", "trainium-tutorial-small:0"])
+def test_real_trajectories_are_deterministic_without_any_cache(alias):
+    def run():
+        try:
+            env = gym.make("autocomp_env:" + autocomp_env.env.env_id_for(alias), kernel=alias, cache_dir="")
+        except UnknownKernel as e:
+            pytest.skip(str(e))
+        env.reset(seed=3)
+        return [env.step(env.unwrapped.propose_plans(1)[0])[1:] for _ in range(2)]
+
+    a, b = run(), run()
+    assert [x[:3] for x in a] == [x[:3] for x in b]
+    assert [x[3]["candidate_latency"] for x in a] == [x[3]["candidate_latency"] for x in b]
