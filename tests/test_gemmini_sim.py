@@ -143,8 +143,11 @@ def test_segfault_is_a_runtime_error():
     assert r.error.type == "runtime_error"
 
 
-def test_forbidden_calls_are_rejected_before_compiling():
-    r = run(MM_SIG + ' {\n  fopen("gsim_error.txt", "w");\n}\n')
+@pytest.mark.parametrize(
+    "stmt", ['fopen("gsim_error.txt", "w");', "extern unsigned long gsim_bb; gsim_bb = 0;", 'asm("nop");']
+)
+def test_forbidden_calls_are_rejected_before_compiling(stmt):
+    r = run(MM_SIG + " {\n  " + stmt + "\n}\n")
     assert r.error.type == "sandbox_violation" and r.error.line == 2
 
 

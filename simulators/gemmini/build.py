@@ -19,7 +19,9 @@ from .config import GemminiConfig
 CSRC = Path(__file__).parent / "csrc"
 _SOURCES = ("gemmini.h", "runtime.c", "loops.inc", "library.inc")
 # Names under which candidates may include the header (gemmini-rocc-tests layouts).
-_HEADER_ALIASES = ("gemmini.h", "gemmini_testutils.h", "include/gemmini.h", "include/gemmini_testutils.h")
+_HEADER_ALIASES = tuple(
+    f"{d}{n}" for d in ("", "include/") for n in ("gemmini.h", "gemmini_testutils.h", "gemmini_params.h")
+)
 
 
 def cache_root() -> Path:

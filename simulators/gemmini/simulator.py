@@ -18,9 +18,11 @@ from .kernels import KernelSpec, case, parse_kernel
 UNIT = "cycles"
 _COMPILE_FAILED = 97
 _SIM_ERROR = 3
-# Candidate code may not reach the simulator's internals, files, processes or raw syscalls.
+# Candidate code may not reach the simulator's internals, files, processes or raw syscalls. This stops
+# accidents and casual score hacks; the sandbox, not this check, is what protects the host.
 _FORBIDDEN = re.compile(
-    r"\b(gsim_\w*|__sanitizer\w*|asm|__asm__|__asm|syscall|fopen|freopen|open|openat|fork|vfork|system|popen|"
+    r"\b(gsim_\w*|__sanitizer\w*|__start_gsim\w*|__stop_gsim\w*|__etext|_end)\b|"
+    r"\b(asm|__asm__|__asm|syscall|fopen|freopen|open|openat|fork|vfork|system|popen|"
     r"exec[lv]p?e?|dlopen|mprotect|mmap|_exit|kill|ptrace|unlink|remove|rename)\s*\("
 )
 _GCC_ERR = re.compile(r"solution\.c:(\d+):(?:\d+:)?\s*(?:fatal )?error:\s*(.*)")
@@ -125,7 +127,7 @@ class GemminiSimulator:
             return SimResult.failure(
                 UNIT,
                 "sandbox_violation",
-                f"candidate code may not call {m.group(1)}()",
+                f"candidate code may not use {m.group(1) or m.group(2) + '()'}",
                 line=_line_of(bare, m.start()),
             )
         config = _config_for(spec, self.config)
@@ -146,7 +148,9 @@ class GemminiSimulator:
         )
         script = f"{cc} 2> cc.txt || exit {_COMPILE_FAILED}; exec ./sim {len(seeds)}"
         limits = sandbox.Limits(wall_seconds=timeout, cpu_seconds=max(1, math.ceil(timeout)))
-        out = sandbox.run(["/bin/sh", "-c", script], files=files, limits=limits, read_back=read_back)
+        out = sandbox.run(
+            ["/bin/sh", "-c", script], files=files, limits=limits, read_back=read_back, ro_paths=(str(root),)
+        )
         stdout = out.stdout[-4000:]
         if out.timed_out or out.signal in (24,):  # SIGXCPU: the CPU-time limit
             return SimResult.failure(UNIT, "timeout", f"no result within {timeout:g} s (compile + run)")

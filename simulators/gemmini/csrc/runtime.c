@@ -36,7 +36,7 @@ static GS uint32_t os_c; static GS long os_c_cols, os_c_rows; static GS int os_p
 static GS int loop_ws_count;
 
 /* candidate DRAM: data+bss and the stack; the shadow holds the index+1 of the last mvout per 4 B */
-extern char etext, end;
+extern char __etext, _end; /* linker symbols: end of code, end of bss */
 static GS uintptr_t data_lo, data_hi, stack_lo, stack_hi;
 static GS uint32_t *shadow_data, *shadow_stack;
 static GS uint64_t last_fence_instr, mvouts_since_fence;
@@ -700,7 +700,7 @@ void gsim_init(void *stack_probe) {
     wr_t[q][1] = calloc(GSIM_ACC_ROWS, sizeof(cyc)); rd_t[q][1] = calloc(GSIM_ACC_ROWS, sizeof(cyc));
   }
   touch[0] = calloc(GSIM_SP_ROWS, 1); touch[1] = calloc(GSIM_ACC_ROWS, 1);
-  data_lo = (uintptr_t)&etext & ~(uintptr_t)3; data_hi = (uintptr_t)&end;
+  data_lo = (uintptr_t)&__etext & ~(uintptr_t)3; data_hi = (uintptr_t)&_end;
   stack_hi = (uintptr_t)stack_probe + 65536; stack_lo = stack_hi - (8u << 20);
   shadow_data = calloc((data_hi - data_lo) / 4 + 2, sizeof(uint32_t));
   shadow_stack = calloc((stack_hi - stack_lo) / 4 + 2, sizeof(uint32_t));
