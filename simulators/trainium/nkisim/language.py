@@ -2,16 +2,20 @@
 
 Engine choice for nl.* calls follows the research notes §3.2: math functions on ScalarE (activation),
 tile⊕scalar or tile⊕[P,1] on VectorE (tensor_scalar), tile⊕tile on VectorE (tensor_tensor), reductions on VectorE,
-nl.copy on ScalarE, partition broadcast through a TensorE ones-matmul.
+nl.copy on ScalarE, partition broadcast through a TensorE ones-matmul. Assumption (calibrated, see
+calibration.py): an explicit `broadcast_to` is evicted from PSUM on ScalarE like nl.copy, while the implicit
+partition broadcast of a [1,F] operand of an elementwise op is materialised by a VectorE copy in that op's stream.
 """
 
 from __future__ import annotations
 
 import builtins as _b
+import sys
 
 import numpy as np
 
 from . import dtypes as _dt
+from . import runtime as _rt
 from .dtypes import (  # noqa: F401  (re-exported NKI dtypes)
     bfloat16,
     bool_,
@@ -38,6 +42,7 @@ from .runtime import (
     mask_count,
     new_tile,
     read,
+    scratch,
     session,
     write,
 )
@@ -362,7 +367,7 @@ def broadcast_to(src, *, shape) -> Tensor:
     if sshape[0] == 1 and shape[0] > 1:
         # partition broadcast: a TensorE ones-matmul into PSUM, then a copy back (ARCH "alternative use")
         emit(TENSOR, _b.max(64, n), [src], [out])
-    emit(VECTOR, _min_ii(n), [src], [out])
+    emit(SCALAR if sshape[0] == 1 and shape[0] > 1 else VECTOR, _min_ii(n), [src], [out])
     return out
 
 
@@ -434,8 +439,18 @@ def binary(op, x, y, *, dtype=None, mask=None, out: Tensor | None = None) -> Ten
     o = out if out is not None else new_tile(shape, _out_dtype([x, y], dtype))
     a, b = _val(x, shape), _val(y, shape)
     if session().functional:
-        write(o, fn(a, b), mask)
+        with np.errstate(all="ignore"):
+            write(o, fn(a, b), mask)
     _, n = mask_count(mask, shape)
+    srcs = [x, y]
+    if xs and ys and shape[0] > 1:
+        # a [1,F] operand is broadcast over partitions first: TensorE ones-matmul + copy (ARCH "alternative use")
+        for i, t in enumerate(srcs):
+            if t.shape[0] == 1 and t.free_elems() > 1:
+                tmp = scratch((shape[0], t.free_elems()), t.dtype)
+                emit(TENSOR, _b.max(64, t.free_elems()), [t], [tmp])
+                emit(VECTOR, _min_ii(t.free_elems()), [tmp], [tmp])
+                srcs[i] = tmp
     if xs and ys and x.free_elems() > 1 and y.free_elems() > 1:
         cheap = (
             x.buffer == "psum"
@@ -444,9 +459,9 @@ def binary(op, x, y, *, dtype=None, mask=None, out: Tensor | None = None) -> Ten
         )
         if x.buffer == "psum" and y.buffer == "psum":
             fail("tensor_tensor operands cannot both be in PSUM")
-        emit(VECTOR, _min_ii(n if cheap else 2 * n), [x, y], [o])
+        emit(VECTOR, _min_ii(n if cheap else 2 * n), srcs, [o])
     else:
-        emit(VECTOR, _min_ii(n), [x, y], [o])
+        emit(VECTOR, _min_ii(n), srcs, [o])
     return o
 
 
@@ -831,3 +846,6 @@ def softmax(x, axis, *, dtype=None, mask=None, **kw):
 
 def loop_reduce(x, op, loop_indices, *, dtype=None, mask=None):
     return x
+
+
+_rt._nl = sys.modules[__name__]

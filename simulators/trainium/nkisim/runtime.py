@@ -20,6 +20,8 @@ from .timeline import DMA, Access, Timeline
 PMAX = 128
 SOLUTION_FILE = "solution.py"
 _HERE = os.path.dirname(os.path.abspath(__file__))
+# Source files of this package: allocation sites are the first frame outside them (the kernel's own line).
+_OURS = frozenset(os.path.join(_HERE, f) for f in os.listdir(_HERE) if f.endswith(".py")) | {__file__}
 
 
 class NkiError(Exception):
@@ -45,14 +47,42 @@ class Session:
         self.slots: dict = {}
         self.site_count: dict = {}
         self.pending = None  # a traced nc_matmul not yet emitted (it may turn into a PSUM accumulation)
-        self.live = {"sbuf": 0, "psum": 0}
+        self.onchip: list[tuple] = []  # (buffer, bytes per partition, Access) of every SBUF/PSUM allocation
+        self.spill_seqs: frozenset = frozenset()
         self.peak = {"sbuf": 0, "psum": 0}
         self.spilled_allocs = 0
+
+    def liveness(self) -> set:
+        """Peak bytes per partition from live ranges (first to last instruction touching each allocation), and
+        the allocations to spill so that neither SBUF nor PSUM exceeds its capacity (largest live ones first)."""
+        spill: set = set()
+        for buf, cap in (("sbuf", self.cfg.sbuf_partition_bytes), ("psum", self.cfg.psum_partition_bytes)):
+            ev = []
+            for seq, (b, nbytes, acc) in enumerate(self.onchip):
+                if b == buf and acc.first >= 0:
+                    ev.append((acc.first, 1, seq, nbytes))
+                    ev.append((acc.lastidx + 1, 0, seq, nbytes))
+            ev.sort()
+            live: dict = {}
+            cur = peak = 0
+            for _, kind, seq, nbytes in ev:
+                if kind == 0:
+                    cur -= live.pop(seq, 0)
+                    continue
+                live[seq] = nbytes
+                cur += nbytes
+                peak = max(peak, cur)
+                while cur > cap and live:
+                    victim = max(live, key=live.get)
+                    cur -= live.pop(victim)
+                    spill.add(victim)
+            self.peak[buf] = peak
+        return spill
 
     # -- allocation ---------------------------------------------------------------------------------------------
     def site(self):
         f = sys._getframe(2)
-        while f is not None and os.path.dirname(os.path.abspath(f.f_code.co_filename)) == _HERE:
+        while f is not None and f.f_code.co_filename in _OURS:
             f = f.f_back
         return (f.f_code.co_filename, f.f_lineno) if f is not None else None
 
@@ -121,21 +151,13 @@ class Alloc:
                 if i != pdim:
                     n *= x
             self.pbytes = n * self.dtype.itemsize
-            s.live[buffer] += self.pbytes
-            if s.live[buffer] > s.peak[buffer]:
-                s.peak[buffer] = s.live[buffer]
-            cap = s.cfg.sbuf_partition_bytes if buffer == "sbuf" else s.cfg.psum_partition_bytes
-            if s.live[buffer] > cap:  # over capacity: the compiler spills to HBM; we charge DMA traffic
-                self.spilled = True
-                s.spilled_allocs += 1
+            seq = len(s.onchip)
+            s.onchip.append((buffer, self.pbytes, self.acc))
+            self.spilled = seq in s.spill_seqs
             s.rotate(self.acc)
         if data is None and s.functional:
             data = np.zeros(self.shape, self.dtype)
         self.data = data
-
-    def __del__(self) -> None:
-        if self.pbytes:
-            self.sess.live[self.buffer] -= self.pbytes
 
 
 class DynSlice:
@@ -148,6 +170,7 @@ class DynSlice:
 
 
 _FULL = slice(None)
+_nl = None  # nkisim.language, set when it is imported (it imports this module)
 
 
 class Tensor:
@@ -218,6 +241,10 @@ class Tensor:
             return self
         if self.adv:
             fail("indexing an already index-mapped tile is not supported; index the tensor once")
+        if self.key is None and len(idx) == len(self.shape):
+            fast = _basic_whole(self, idx)
+            if fast is not None:
+                return fast
         key = self._norm_key()
         kept = [d for d, k in enumerate(key) if isinstance(k, slice)]
         ell = [i for i, x in enumerate(idx) if x is Ellipsis]
@@ -313,13 +340,11 @@ class Tensor:
         return self.key
 
     def __setitem__(self, idx, value) -> None:
-        from . import language as nl
-
         view = self[idx]
         if isinstance(value, Tensor) and value.updated and value.alloc is view.alloc and value.box == view.box:
             value.updated = False  # the tail of `t[...] += x`: already written in place
             return
-        nl.assign(view, value)
+        _nl.assign(view, value)
 
     # -- tensor methods -------------------------------------------------------------------------------------------
     def reshape(self, *shape) -> Tensor:
@@ -342,14 +367,10 @@ class Tensor:
         return t
 
     def broadcast_to(self, shape) -> Tensor:
-        from . import language as nl
-
-        return nl.broadcast_to(self, shape=shape)
+        return _nl.broadcast_to(self, shape=shape)
 
     def astype(self, dtype) -> Tensor:
-        from . import language as nl
-
-        return nl.copy(self, dtype=dtype)
+        return _nl.copy(self, dtype=dtype)
 
     def view(self, dtype) -> Tensor:
         fail("Tensor.view(dtype) is not supported by this simulator")
@@ -364,8 +385,7 @@ class Tensor:
 
     # -- operators ------------------------------------------------------------------------------------------------
     def _bin(self, other, op, reverse=False):
-        from . import language as nl
-
+        nl = _nl
         if not isinstance(other, (Tensor, int, float, np.integer, np.floating)):
             return NotImplemented
         if isinstance(other, Tensor) and other.shape[0] != self.shape[0] and 1 in (other.shape[0], self.shape[0]):
@@ -401,24 +421,38 @@ class Tensor:
         return self._bin(-1.0, np.multiply)
 
     def __iadd__(self, o):
-        from . import language as nl
-
-        return nl.accumulate(self, o, np.add)
+        return _nl.accumulate(self, o, np.add)
 
     def __isub__(self, o):
-        from . import language as nl
-
-        return nl.accumulate(self, o, np.subtract)
+        return _nl.accumulate(self, o, np.subtract)
 
     def __imul__(self, o):
-        from . import language as nl
-
-        return nl.accumulate(self, o, np.multiply)
+        return _nl.accumulate(self, o, np.multiply)
 
     def __itruediv__(self, o):
-        from . import language as nl
+        return _nl.accumulate(self, o, np.divide)
 
-        return nl.accumulate(self, o, np.divide)
+
+def _basic_whole(t: Tensor, idx: tuple):
+    """Fast path: ints and unit-step slices into a whole allocation (the common case); None if not applicable."""
+    key, shape, box = [], [], []
+    for ix, n in zip(idx, t.alloc.shape, strict=True):
+        if type(ix) is int:
+            if ix < 0 or ix >= n:
+                return None
+            key.append(ix)
+            box.append((ix, ix + 1))
+        elif type(ix) is slice and ix.step is None:
+            a = 0 if ix.start is None else ix.start
+            b = n if ix.stop is None else ix.stop
+            if type(a) is not int or type(b) is not int or a < 0 or b > n or a > b:
+                return None
+            key.append(slice(a, b, 1))
+            shape.append(b - a)
+            box.append((a, b))
+        else:
+            return None
+    return Tensor(t.alloc, tuple(key), tuple(shape), tuple(box))
 
 
 class _Alias(Tensor):
@@ -615,6 +649,14 @@ def emit(engine: str, cycles: float, reads, writes) -> None:
     for t in writes:
         if t.alloc.spilled:
             spill(t, save=True)
+
+
+def scratch(shape, dtype, buffer: str = "sbuf") -> Tensor:
+    """A compiler temporary that only exists for timing (no data, no capacity accounting)."""
+    a = Alloc.__new__(Alloc)
+    a.buffer, a.shape, a.dtype, a.pdim, a.acc = buffer, tuple(shape), dt.as_dtype(dtype), 0, Access()
+    a.spilled, a.sess, a.pbytes, a.data = False, session(), 0, None
+    return Tensor(a)
 
 
 def new_tile(shape, dtype, buffer: str = "sbuf") -> Tensor:

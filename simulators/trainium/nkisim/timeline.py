@@ -11,19 +11,24 @@ running a list scheduler over the whole trace afterwards, and needs no trace in 
 
 from __future__ import annotations
 
+import bisect
+
 from ..config import TrainiumConfig
 
 TENSOR, VECTOR, SCALAR, GPSIMD, DMA = "tensor", "vector", "scalar", "gpsimd", "dma"
 ENGINES = (TENSOR, VECTOR, SCALAR, GPSIMD)
+_MAX_DMA_INTERVALS = 64  # busy intervals kept per DMA engine; older ones become a floor
 _MAX_ACCESSES = 48  # per allocation; older entries are merged (conservatively) to bound the work per instruction
 
 
 class Access:
     """Dependency state of one allocation: recent writes and reads as (box, time, engine)."""
 
-    __slots__ = ("writes", "reads", "last", "floor", "prev")
+    __slots__ = ("writes", "reads", "last", "floor", "prev", "first", "lastidx")
 
     def __init__(self) -> None:
+        self.first = -1  # index of the first and last instruction touching it (liveness, for spilling)
+        self.lastidx = -1
         self.writes: list[tuple] = []
         self.reads: list[tuple] = []
         self.last = 0.0  # latest time anything touched it (for the buffer rotated into its slot)
@@ -67,10 +72,11 @@ class Timeline:
         self.free = dict.fromkeys(ENGINES, 0.0)
         self.busy = dict.fromkeys(ENGINES, 0.0)
         self.count = dict.fromkeys((*ENGINES, DMA), 0)
-        self.dma_free = [0.0] * cfg.dma_engines
+        self.dma_iv: list[list[float]] = [[] for _ in range(cfg.dma_engines)]  # busy interval starts
+        self.dma_end: list[list[float]] = [[] for _ in range(cfg.dma_engines)]  # and ends
+        self.dma_floor = [0.0] * cfg.dma_engines
         self.dma_busy = 0.0
         self.dma_rr = 0
-        self.hbm_free = 0.0
         self.end = 0.0
         self.c = dict.fromkeys(
             (
@@ -88,6 +94,7 @@ class Timeline:
             0,
         )
         self.last_stationary = None
+        self.n = 0  # instructions placed so far
 
     # -- dependencies -------------------------------------------------------------------------------------------
     def _ready(self, engine: str, reads, writes) -> float:
@@ -113,9 +120,13 @@ class Timeline:
                         t = max(t, wt + (sync if we != engine else 0.0))
         return t
 
-    @staticmethod
-    def _record(reads, writes, engine: str, t_read: float, t_write: float) -> None:
+    def _record(self, reads, writes, engine: str, t_read: float, t_write: float) -> None:
+        self.n += 1
+        n = self.n
         for acc, box, _ in writes:
+            if acc.first < 0:
+                acc.first = n
+            acc.lastidx = n
             acc.writes = [e for e in acc.writes if not _covers(box, e[0])]
             acc.reads = [e for e in acc.reads if not _covers(box, e[0])]
             acc.writes.append((box, t_write, engine))
@@ -124,6 +135,9 @@ class Timeline:
             if t_write > acc.last:
                 acc.last = t_write
         for acc, box, _ in reads:
+            if acc.first < 0:
+                acc.first = n
+            acc.lastidx = n
             acc.reads.append((box, t_read, engine))
             if len(acc.reads) > _MAX_ACCESSES:
                 acc.reads = _merge(acc.reads)
@@ -160,25 +174,39 @@ class Timeline:
         n = cfg.dma_engines
         for g in range(groups):
             e = (self.dma_rr + g) % n
-            r = min(per, rows - g * per)
-            s = max(ready, self.dma_free[e])
+            dur = min(per, rows - g * per) * per_row
+            s = self._place(e, ready, dur)
             if first is None or s < first:
                 first = s
-            f = s + r * per_row
-            self.dma_free[e] = f
-            self.dma_busy += r * per_row
-            if f > end:
-                end = f
+            if s + dur > end:
+                end = s + dur
+            self.dma_busy += dur
         self.dma_rr = (self.dma_rr + groups) % n
-        if hbm_bytes:
-            self.hbm_free = max(self.hbm_free, first) + hbm_bytes / cfg.hbm_bw_bytes_per_ns
-            end = max(end, self.hbm_free)
+        if hbm_bytes:  # no transfer beats the HBM ceiling of the whole core
+            end = max(end, first + hbm_bytes / cfg.hbm_bw_bytes_per_ns)
         self.count[DMA] += 1
         done = end + cfg.dma_latency_ns
         self._record(reads, writes, DMA, end, done)
         if done > self.end:
             self.end = done
         return done
+
+    def _place(self, e: int, ready: float, dur: float) -> float:
+        """Earliest start >= ready with `dur` free on DMA engine e. Each engine serves 16 queues round-robin
+        (DMA1), so a transfer is not held behind an earlier-issued one that is still waiting for its data."""
+        starts, ends = self.dma_iv[e], self.dma_end[e]
+        t = max(ready, self.dma_floor[e])
+        i = bisect.bisect_right(ends, t)  # intervals are disjoint and sorted: ends are sorted too
+        n = len(starts)
+        while i < n and starts[i] - t < dur:
+            t = max(t, ends[i])
+            i += 1
+        starts.insert(i, t)
+        ends.insert(i, t + dur)
+        if n + 1 > _MAX_DMA_INTERVALS:
+            del starts[0]
+            self.dma_floor[e] = max(self.dma_floor[e], ends.pop(0))
+        return t
 
     # -- results --------------------------------------------------------------------------------------------------
     def latency_us(self) -> float:
