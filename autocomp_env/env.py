@@ -219,7 +219,11 @@ class AutocompEnv(gym.Env):
     1. Termination: the latency is within 1% of the kernel's roofline (nothing left to gain).
     2. Truncation: `max_steps` steps taken, or any budget limit reached (samples, LLM calls, tokens,
        dollars, simulator seconds). The budget is per episode: `reset` starts a new `usage`;
-       `total_usage` counts across episodes.
+       `total_usage` counts across episodes. Cache hits cost no simulator seconds, and simulator seconds
+       depend on the machine, so only a `sim_seconds` limit makes truncation machine-dependent.
+
+    Stepping on after the end is allowed (the episode simply continues); `TimeLimit` or a vector env's
+    autoreset handle it as usual.
 
     ## Arguments
 
