@@ -581,8 +581,6 @@ class AutocompEnv(gym.Env):
             raise ValueError(f"state is for {state.kernel}, this env optimizes {self.kernel.name}")
         if code_hash(state.code) != state.code_hash:
             raise ValueError("state is corrupt: its code does not match code_hash")
-        if self.np_random_seed is None and self._reset_rng is None:
-            self.reset()
         self.np_random.bit_generator.state = copy.deepcopy(state.rng)
         self.code = state.code
         self.latency, self.start_latency, self.best_latency = state.latency, state.start_latency, state.best_latency

@@ -1,5 +1,6 @@
 """The Gymnasium env on the toy family (tests/test_env_fakes.py): API, MDP semantics, state, vector envs."""
 
+import json
 import math
 
 import gymnasium as gym
@@ -11,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import autocomp_env  # noqa: F401  (registers the ids)
 from autocomp_env.core import Generation, Plan
 from autocomp_env.env import CHARSET, AutocompEnv, InvalidActionError, Timing, feature_names
+from autocomp_env.episode import EpisodeState
 from autocomp_env.evaluation import Evaluator
 
 fakes.install()
@@ -310,3 +312,16 @@ def test_a_code_model_that_raises_is_a_failed_step_not_a_crash():
     _, r, _, _, info = env.step(0)
     assert r == -0.1 and info["error_type"] == "generation_error" and "endpoint down" in info["error_message"]
     assert info["usage"]["samples"] == 0
+
+
+def test_set_state_on_a_fresh_env_continues_like_the_original():
+    env = make()
+    env.reset(seed=4)
+    env.step(0)
+    state = EpisodeState.from_dict(json.loads(env.get_state().to_json()))
+    other = make()
+    other.set_state(state)  # no reset needed: the state is complete
+    assert other.code == env.code and other.get_state() == env.get_state()
+    assert other.step(0)[1:4] == env.step(0)[1:4]
+    with pytest.raises(ValueError, match="this env optimizes"):
+        make(kernel="toy/axpy-64").set_state(state)
