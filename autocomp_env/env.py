@@ -538,12 +538,20 @@ class AutocompEnv(gym.Env):
     # --- agent API ---------------------------------------------------------------------------------
     def propose_plans(self, n: int) -> list[Plan]:
         """Up to `n` plans for the current code from the code model's planner (offline: applicable menu
-        items after Autocomp's menu dropout). Draws from `self.np_random`, so it is recorded for replay."""
+        items after Autocomp's menu dropout). Draws from `self.np_random`, so it is recorded for replay.
+        A model with a `usage` record (calls, prompt_tokens, completion_tokens, dollars), like
+        `LLMCodeModel`, has its planning spend added to `usage` (a model shared by several envs in threads
+        may attribute another env's concurrent calls here)."""
         if self.code is None:
             raise gym.error.ResetNeeded("call reset() before propose_plans()")
+        before = _planning_spend(self.code_model)
         plans = self.code_model.propose_plans(
             self.kernel, self.code, self._feedback(), self.menu, self._mask().astype(bool), int(n), self.np_random
         )
+        after = _planning_spend(self.code_model)
+        if before is not None and after is not None:  # planning calls count against the budget too
+            calls, prompt, completion, dollars = (a - b for a, b in zip(after, before, strict=True))
+            self._spend(llm_calls=calls, prompt_tokens=prompt, completion_tokens=completion, dollars=dollars)
         self._events.append(
             {"kind": "propose", "n": int(n), "plans": [{"text": p.text, "menu_index": p.menu_index} for p in plans]}
         )
@@ -656,6 +664,14 @@ def _choose_code_model(code_model: str | CodeModel, fault_rate: float) -> CodeMo
     if fault_rate:
         raise ValueError("fault_rate applies to the offline code model only")
     return code_model
+
+
+def _planning_spend(model: Any) -> tuple[float, float, float, float] | None:
+    u = getattr(model, "usage", None)
+    try:
+        return (u.calls, u.prompt_tokens, u.completion_tokens, u.dollars)
+    except AttributeError:
+        return None
 
 
 def _model_config(model: CodeModel) -> dict[str, Any]:

@@ -325,3 +325,32 @@ def test_set_state_on_a_fresh_env_continues_like_the_original():
     assert other.step(0)[1:4] == env.step(0)[1:4]
     with pytest.raises(ValueError, match="this env optimizes"):
         make(kernel="toy/axpy-64").set_state(state)
+
+
+class PlanningModel(PricedModel):
+    """Like LLMCodeModel: planning calls are only visible in the model's `usage` record."""
+
+    name = "planning"
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        self.usage = SimpleNamespace(calls=0, prompt_tokens=0, completion_tokens=0, dollars=0.0)
+
+    def propose_plans(self, kernel, code, feedback, menu, mask, n, rng):
+        self.usage.calls += 1
+        self.usage.prompt_tokens += 300
+        self.usage.completion_tokens += 50
+        self.usage.dollars += 0.002
+        return [Plan("loop unrolling")]
+
+
+def test_planning_spend_of_a_model_counts_against_the_budget():
+    env = make(code_model=PlanningModel(), budget={"llm_calls": 3})
+    env.reset(seed=0)
+    assert env.propose_plans(1) == [Plan("loop unrolling")]
+    assert (env.usage.llm_calls, env.usage.tokens, env.usage.dollars) == (1, 350, pytest.approx(0.002))
+    _, _, _, truncated, info = env.step(0)  # +1 call for the implementation
+    assert info["usage"]["llm_calls"] == 2 and not truncated
+    env.propose_plans(1)
+    assert env.step(0)[3]  # 4 calls >= 3
