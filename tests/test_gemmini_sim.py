@@ -138,6 +138,11 @@ def test_infinite_loop_times_out():
     assert r.error.type == "timeout"
 
 
+def test_output_flood_is_an_output_limit():
+    r = run(MM_SIG + ' { for (;;) printf("%s", "0123456789abcdef0123456789abcdef"); }\n', timeout=20.0)
+    assert r.error.type == "output_limit"
+
+
 def test_segfault_is_a_runtime_error():
     r = run(MM_SIG + " { volatile int *p = (int *)8; *p = 1; }\n")
     assert r.error.type == "runtime_error"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import time
 from dataclasses import replace
 
@@ -17,6 +18,9 @@ from .kernels import KernelSpec, case, parse_kernel
 
 UNIT = "cycles"
 _COMPILE_FAILED = 97
+# No address-space randomization: DMA request splitting depends on addresses mod 64, and stack arrays move
+# with ASLR, so cycles would not be reproducible without it.
+_NO_ASLR = "setarch -R " if shutil.which("setarch") else ""
 _SIM_ERROR = 3
 # Candidate code may not reach the simulator's internals, files, processes or raw syscalls. This stops
 # accidents and casual score hacks; the sandbox, not this check, is what protects the host.
@@ -146,7 +150,7 @@ class GemminiSimulator:
             f"gcc -O1 -std=gnu11 -fno-strict-aliasing -w -Werror=implicit-function-declaration -fmax-errors=5 "
             f"-fsanitize-coverage=trace-pc -I {root}/include harness.c {root}/libgsim.a -lm -o sim"
         )
-        script = f"{cc} 2> cc.txt || exit {_COMPILE_FAILED}; exec ./sim {len(seeds)}"
+        script = f"{cc} 2> cc.txt || exit {_COMPILE_FAILED}; exec {_NO_ASLR}./sim {len(seeds)}"
         limits = sandbox.Limits(wall_seconds=timeout, cpu_seconds=max(1, math.ceil(timeout)))
         out = sandbox.run(
             ["/bin/sh", "-c", script], files=files, limits=limits, read_back=read_back, ro_paths=(str(root),)
@@ -167,6 +171,8 @@ class GemminiSimulator:
                 error=_sim_error(etype, msg.strip(), line, instr),
                 stdout=stdout,
             )
+        if out.signal == 25:  # SIGXFSZ: a file (stdout included) grew past the limit
+            return SimResult.failure(UNIT, "output_limit", "the program wrote more output than allowed")
         if out.signal is not None:
             return SimResult.failure(UNIT, "runtime_error", f"the program was killed by signal {out.signal}")
         if out.returncode != 0:
