@@ -58,6 +58,8 @@ class _ScheduleFamily(Family):
         raise NotImplementedError
 
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
+        if s.get("tgroup", 1) > 1 and (s["pv"] != "batched" or (kernel.spec["S"] // P) % s["tgroup"]):
+            return False
         return all(s[k] in self.knob_values(kernel, k) for k in s)
 
     def _moves(self, kernel: Kernel, s: dict[str, Any], item: int, params: dict[str, Any]) -> list[tuple[dict, str]]:
@@ -127,7 +129,7 @@ STAGE = "<stage>"  # separates the stages of the query-loop body (scores, softma
 
 def _unrolled(w, body: list[str], unroll: int) -> None:
     """Write the query-loop body for `unroll` query tiles, stage by stage (all tiles' scores, then all softmaxes,
-    then all P@V), so the in-order engines can work on one tile while another waits. `@` becomes a name suffix."""
+    then all P@V), so the in-order engines can work on one tile while another waits. `$` marks the name suffix."""
     stages: list[list[str]] = [[]]
     for line in body:
         if line == STAGE:
@@ -138,7 +140,7 @@ def _unrolled(w, body: list[str], unroll: int) -> None:
         for u in range(unroll):
             sfx = f"_{u}" if unroll > 1 else ""
             for line in stage:
-                w("        " + line.replace("@", sfx).replace("UNROLL + U", f"UNROLL + {u}"))
+                w("        " + line.replace("$", sfx).replace("UNROLL + U", f"UNROLL + {u}"))
 
 
 def _name(i: int) -> str:
@@ -160,6 +162,12 @@ _PIPELINE_MOVES = {
     ],
     "multi-buffer tiles with modular allocation": [
         ("unroll", 1, 2, "give two query tiles their own buffers so more iterations are in flight"),
+    ],
+    "use free dimensions of at least 128 to amortize instruction overhead": [
+        ("tgroup", 1, 4, "transpose four key tiles into one PSUM bank and evict them with one copy of free size 512"),
+    ],
+    "coalesce small result tiles before a store": [
+        ("tgroup", 1, 4, "coalesce four transposed tiles in one PSUM bank before copying them out"),
     ],
     "loop reordering and restructuring": [
         ("pv", "interleaved", "batched", "split the key loop: all transposes first, then all P@V matmuls"),
@@ -216,6 +224,7 @@ _ATTN_KNOBS = {
     "sum": ["reduce", "act"],
     "unroll": [1, 2, 4],
     "pv": ["interleaved", "batched"],
+    "tgroup": [1, 4],
 }
 
 
@@ -312,6 +321,7 @@ class TrainiumAttention(_ScheduleFamily):
             "sum": "reduce",
             "unroll": 1,
             "pv": "interleaved",
+            "tgroup": 1,
         }
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
@@ -319,7 +329,8 @@ class TrainiumAttention(_ScheduleFamily):
         s.update(
             scores="sbuf", probs="sbuf", kv="resident", vt="hoisted", softmax="bias_exp", norm="out", pdtype="bf16"
         )
-        s.update(sum="act", evict="scalar", unroll=2, pv="batched")
+        s.update(sum="act", evict="scalar", tevict="scalar", unroll=2, pv="batched")
+        s["tgroup"] = 4 if self.valid(kernel, dict(s, tgroup=4)) else 1
         return s
 
     def baselines(self, kernel: Kernel) -> dict[str, str]:
@@ -345,6 +356,8 @@ class TrainiumAttention(_ScheduleFamily):
         w("    Q_TILE = 128  # query rows per tile (partitions of the score tiles)")
         w(f"    K_CHUNK = {s['kchunk']}  # keys per score matmul (moving free size)")
         w("    KEY_TILE = 128  # keys per P@V matmul (contraction on partitions)")
+        if s["tgroup"] > 1:
+            w(f"    TGROUP = {s['tgroup']}  # transposes per PSUM bank ({s['tgroup']} x 128 fp32 = 2 KiB)")
         if U > 1:
             w(f"    UNROLL = {U}  # query tiles in flight per iteration, so one's softmax overlaps another's matmuls")
         w("    out = nl.ndarray((S, D), dtype=q.dtype, buffer=nl.shared_hbm)")
@@ -374,85 +387,110 @@ class TrainiumAttention(_ScheduleFamily):
         )
         body: list[str] = []
         b = body.append
-        b("r0@ = (i * UNROLL + U) * Q_TILE" if U > 1 else "r0 = i * Q_TILE")
-        b("q_tile@ = nl.load(q[:, r0@:r0@ + Q_TILE])  # [D, Q_TILE]")
+        b("r0$ = (i * UNROLL + U) * Q_TILE" if U > 1 else "r0 = i * Q_TILE")
+        b("q_tile$ = nl.load(q[:, r0$:r0$ + Q_TILE])  # [D, Q_TILE]")
         kt = "k_sb"
         if s["kv"] == "per_query":
-            b("k_sb@ = nl.load(k)")
-            kt = "k_sb@"
+            b("k_sb$ = nl.load(k)")
+            kt = "k_sb$"
             if s["vt"] == "per_query":
-                b("v_sb@ = nl.load(v)")
-        vs = "v_sb@" if s["kv"] == "per_query" else "v_sb"
+                b("v_sb$ = nl.load(v)")
+        vs = "v_sb$" if s["kv"] == "per_query" else "v_sb"
         b("# scores of this query tile against all keys")
         if s["scores"] == "sbuf":
-            b("row@ = nl.ndarray((nl.par_dim(Q_TILE), S), dtype=nl.float32, buffer=nl.sbuf)")
+            b("row$ = nl.ndarray((nl.par_dim(Q_TILE), S), dtype=nl.float32, buffer=nl.sbuf)")
         b("for c in nl.affine_range(S // K_CHUNK):")
-        b(f"    s_psum@ = nisa.nc_matmul(stationary=q_tile@, moving={kt}[:, c * K_CHUNK:(c + 1) * K_CHUNK])")
+        b(f"    s_psum$ = nisa.nc_matmul(stationary=q_tile$, moving={kt}[:, c * K_CHUNK:(c + 1) * K_CHUNK])")
         ev = f"nisa.{s['evict']}_engine"
         if s["scores"] == "sbuf":
-            b(f"    row@[:, c * K_CHUNK:(c + 1) * K_CHUNK] = nisa.tensor_copy(s_psum@, dtype=nl.float32, engine={ev})")
+            b(f"    row$[:, c * K_CHUNK:(c + 1) * K_CHUNK] = nisa.tensor_copy(s_psum$, dtype=nl.float32, engine={ev})")
         else:
-            b(f"    s_sb@ = nisa.tensor_copy(s_psum@, dtype=nl.float32, engine={ev})")
-            b("    nl.store(scores_hbm[r0@:r0@ + Q_TILE, c * K_CHUNK:(c + 1) * K_CHUNK], value=s_sb@)")
-            b("row@ = nl.load(scores_hbm[r0@:r0@ + Q_TILE, :])")
+            b(f"    s_sb$ = nisa.tensor_copy(s_psum$, dtype=nl.float32, engine={ev})")
+            b("    nl.store(scores_hbm[r0$:r0$ + Q_TILE, c * K_CHUNK:(c + 1) * K_CHUNK], value=s_sb$)")
+            b("row$ = nl.load(scores_hbm[r0$:r0$ + Q_TILE, :])")
         b(STAGE)
         b("# softmax along the free axis")
         if s["softmax"] == "sub_exp":
-            b("row_max@ = nisa.tensor_reduce(np.max, row@, axis=(1,), keepdims=True)")
-            b("shifted@ = nisa.tensor_scalar(row@, np.subtract, row_max@)")
-            src, bias = "shifted@", ""
+            b("row_max$ = nisa.tensor_reduce(np.max, row$, axis=(1,), keepdims=True)")
+            b("shifted$ = nisa.tensor_scalar(row$, np.subtract, row_max$)")
+            src, bias = "shifted$", ""
         else:
-            b("neg_max@ = nisa.tensor_reduce(np.max, row@, axis=(1,), negate=True, keepdims=True)")
-            src, bias = "row@", ", bias=neg_max@"
+            b("neg_max$ = nisa.tensor_reduce(np.max, row$, axis=(1,), negate=True, keepdims=True)")
+            src, bias = "row$", ", bias=neg_max$"
         edt = pdt if s["softmax"] == "bias_exp" else "nl.float32"
         if s["sum"] == "act":
-            b("row_sum@ = nl.ndarray((nl.par_dim(Q_TILE), 1), dtype=nl.float32, buffer=nl.sbuf)")
-            b(f"e@ = nisa.activation_reduce(np.exp, {src}{bias}, reduce_op=np.add, reduce_res=row_sum@, dtype={edt})")
+            b("row_sum$ = nl.ndarray((nl.par_dim(Q_TILE), 1), dtype=nl.float32, buffer=nl.sbuf)")
+            b(f"e$ = nisa.activation_reduce(np.exp, {src}{bias}, reduce_op=np.add, reduce_res=row_sum$, dtype={edt})")
         else:
-            b(f"e@ = nisa.activation(np.exp, {src}{bias}, dtype={edt})")
-            b("row_sum@ = nisa.tensor_reduce(np.add, e@, axis=(1,), keepdims=True, dtype=nl.float32)")
-        b("inv_sum@ = nisa.reciprocal(row_sum@)")
+            b(f"e$ = nisa.activation(np.exp, {src}{bias}, dtype={edt})")
+            b("row_sum$ = nisa.tensor_reduce(np.add, e$, axis=(1,), keepdims=True, dtype=nl.float32)")
+        b("inv_sum$ = nisa.reciprocal(row_sum$)")
         if s["norm"] == "probs":
-            b(f"probs@ = nisa.tensor_scalar(e@, np.multiply, inv_sum@, dtype={pdt})")
+            b(f"probs$ = nisa.tensor_scalar(e$, np.multiply, inv_sum$, dtype={pdt})")
         elif edt == pdt:
-            b("probs@ = e@  # normalized after the P@V matmul")
+            b("probs$ = e$  # normalized after the P@V matmul")
         else:
-            b(f"probs@ = nl.copy(e@, dtype={pdt})  # normalized after the P@V matmul")
+            b(f"probs$ = nl.copy(e$, dtype={pdt})  # normalized after the P@V matmul")
         if s["probs"] == "hbm":
-            b("nl.store(probs_hbm[r0@:r0@ + Q_TILE, :], value=probs@)")
+            b("nl.store(probs_hbm[r0$:r0$ + Q_TILE, :], value=probs$)")
         b(STAGE)
         b("# out tile = probs @ v.T: the keys must sit on partitions, so transpose probability tiles")
         tev = f"nisa.{s['tevict']}_engine"
-        if s["probs"] == "hbm":
-            ptile = "nl.load(probs_hbm[r0@:r0@ + Q_TILE, j * KEY_TILE:(j + 1) * KEY_TILE])"
-        else:
-            ptile = "probs@[:, j * KEY_TILE:(j + 1) * KEY_TILE]"
-        pT = f"nisa.tensor_copy(nisa.nc_transpose({ptile}), dtype={pdt}, engine={tev})"
-        vT = f"nisa.tensor_copy(nisa.nc_transpose({vs}[:, j * KEY_TILE:(j + 1) * KEY_TILE]), dtype={pdt}, engine={tev})"
-        if s["pv"] == "batched":
+
+        def ptile(j: str) -> str:
+            if s["probs"] == "hbm":
+                return f"nl.load(probs_hbm[r0$:r0$ + Q_TILE, {j} * KEY_TILE:({j} + 1) * KEY_TILE])"
+            return f"probs$[:, {j} * KEY_TILE:({j} + 1) * KEY_TILE]"
+
+        def vtile(j: str) -> str:
+            return f"nisa.tensor_copy(nisa.nc_transpose({vs}[:, {j} * KEY_TILE:({j} + 1) * KEY_TILE]), dtype={pdt}, engine={tev})"
+
+        pT = f"nisa.tensor_copy(nisa.nc_transpose({ptile('j')}), dtype={pdt}, engine={tev})"
+        vT = vtile("j")
+        if s["tgroup"] > 1:
+            jj = "jg * TGROUP + g"
+            b("# all transposes first: TGROUP of them fill one PSUM bank, evicted by one copy")
+            b(
+                f"pT$ = nl.ndarray((S // (KEY_TILE * TGROUP), nl.par_dim(KEY_TILE), TGROUP * Q_TILE), dtype={pdt}, buffer=nl.sbuf)"
+            )
+            if s["vt"] == "per_query":
+                b(f"vT$ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), D), dtype={pdt}, buffer=nl.sbuf)")
+            b("for jg in nl.affine_range(S // (KEY_TILE * TGROUP)):")
+            b("    tp$ = nl.ndarray((nl.par_dim(KEY_TILE), TGROUP * Q_TILE), dtype=nl.float32, buffer=nl.psum)")
+            b("    for g in nl.affine_range(TGROUP):")
+            b(f"        tp$[:, g * Q_TILE:(g + 1) * Q_TILE] = nisa.nc_transpose({ptile('(' + jj + ')')})")
+            if s["vt"] == "per_query":
+                b(f"        vT$[{jj}] = {vtile('(' + jj + ')')}")
+            b(f"    pT$[jg] = nisa.tensor_copy(tp$, dtype={pdt}, engine={tev})")
+            b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
+            b("for jg in nl.affine_range(S // (KEY_TILE * TGROUP)):")
+            b("    for g in nl.affine_range(TGROUP):")
+            vsrc = f"vT$[{jj}]" if s["vt"] == "per_query" else f"vT_sb[{jj}]"
+            b(f"        o_psum$ += nisa.nc_matmul(stationary=pT$[jg, :, g * Q_TILE:(g + 1) * Q_TILE], moving={vsrc})")
+        elif s["pv"] == "batched":
             b("# all transposes first, so the Tensor engine never waits on a copy between two matmuls")
-            b(f"pT@ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), Q_TILE), dtype={pdt}, buffer=nl.sbuf)")
+            b(f"pT$ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), Q_TILE), dtype={pdt}, buffer=nl.sbuf)")
             if s["vt"] == "per_query":
-                b(f"vT@ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), D), dtype={pdt}, buffer=nl.sbuf)")
+                b(f"vT$ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), D), dtype={pdt}, buffer=nl.sbuf)")
             b("for j in nl.affine_range(S // KEY_TILE):")
-            b(f"    pT@[j] = {pT}")
+            b(f"    pT$[j] = {pT}")
             if s["vt"] == "per_query":
-                b(f"    vT@[j] = {vT}")
-            b("o_psum@ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
+                b(f"    vT$[j] = {vT}")
+            b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
             b("for j in nl.affine_range(S // KEY_TILE):")
-            vsrc = "vT@[j]" if s["vt"] == "per_query" else "vT_sb[j]"
-            b(f"    o_psum@ += nisa.nc_matmul(stationary=pT@[j], moving={vsrc})")
+            vsrc = "vT$[j]" if s["vt"] == "per_query" else "vT_sb[j]"
+            b(f"    o_psum$ += nisa.nc_matmul(stationary=pT$[j], moving={vsrc})")
         else:
-            b("o_psum@ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
+            b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
             b("for j in nl.affine_range(S // KEY_TILE):")
-            b(f"    pT@ = {pT}  # [KEY_TILE, Q_TILE]")
-            b(f"    vT@ = {vT}" if s["vt"] == "per_query" else "    vT@ = vT_sb[j]")
-            b("    o_psum@ += nisa.nc_matmul(stationary=pT@, moving=vT@)")
+            b(f"    pT$ = {pT}  # [KEY_TILE, Q_TILE]")
+            b(f"    vT$ = {vT}" if s["vt"] == "per_query" else "    vT$ = vT_sb[j]")
+            b("    o_psum$ += nisa.nc_matmul(stationary=pT$, moving=vT$)")
         if s["norm"] == "out":
-            b("o_sb@ = nisa.tensor_scalar(o_psum@, np.multiply, inv_sum@, dtype=q.dtype)")
+            b("o_sb$ = nisa.tensor_scalar(o_psum$, np.multiply, inv_sum$, dtype=q.dtype)")
         else:
-            b("o_sb@ = nl.copy(o_psum@, dtype=q.dtype)")
-        b("nl.store(out[r0@:r0@ + Q_TILE, :], value=o_sb@)")
+            b("o_sb$ = nl.copy(o_psum$, dtype=q.dtype)")
+        b("nl.store(out[r0$:r0$ + Q_TILE, :], value=o_sb$)")
         _unrolled(w, body, U)
         w("    return out")
         return "\n".join(L) + "\n"
@@ -472,6 +510,7 @@ _SD_KNOBS = {
     "sum": ["reduce", "act"],
     "unroll": [1, 2, 4],
     "pv": ["interleaved", "batched"],
+    "tgroup": [1, 4],
 }
 
 SD_FAULTS = [
@@ -559,13 +598,23 @@ class TrainiumSDAttention(_ScheduleFamily):
             "sum": "reduce",
             "unroll": 1,
             "pv": "interleaved",
+            "tgroup": 1,
         }
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
         s = self.naive_schedule(kernel)
         s.update(
-            qload="pe_t", kload="pe_t", scale="exp", evict="scalar", tevict="vector", sum="act", unroll=2, pv="batched"
+            qload="pe_t",
+            kload="pe_t",
+            scale="exp",
+            sdtype="bf16",
+            evict="scalar",
+            tevict="scalar",
+            sum="act",
+            unroll=2,
+            pv="batched",
         )
+        s["tgroup"] = 4 if self.valid(kernel, dict(s, tgroup=4)) else 1
         return s
 
     def baselines(self, kernel: Kernel) -> dict[str, str]:
@@ -589,6 +638,8 @@ class TrainiumSDAttention(_ScheduleFamily):
         w("    Q_TILE = 128  # query rows per tile")
         w(f"    K_CHUNK = {s['kchunk']}  # keys per score matmul (moving free size)")
         w("    KEY_TILE = 128  # keys per P@V matmul (contraction on partitions)")
+        if s["tgroup"] > 1:
+            w(f"    TGROUP = {s['tgroup']}  # transposes per PSUM bank ({s['tgroup']} x 128 fp32 = 2 KiB)")
         if U > 1:
             w(f"    UNROLL = {U}  # query tiles in flight per iteration, so one's softmax overlaps another's matmuls")
         w("    softmax_scale = 1.0 / math.sqrt(D)")
@@ -614,52 +665,69 @@ class TrainiumSDAttention(_ScheduleFamily):
         )
         body: list[str] = []
         b = body.append
-        b("r0@ = (i * UNROLL + U) * Q_TILE" if U > 1 else "r0 = i * Q_TILE")
+        b("r0$ = (i * UNROLL + U) * Q_TILE" if U > 1 else "r0 = i * Q_TILE")
         if s["qload"] == "dma_t":
-            b("qT@ = nl.load_transpose2d(q_ref[r0@:r0@ + Q_TILE, :], dtype=nl.bfloat16)  # [D, Q_TILE]")
+            b("qT$ = nl.load_transpose2d(q_ref[r0$:r0$ + Q_TILE, :], dtype=nl.bfloat16)  # [D, Q_TILE]")
         else:
-            b("q_tile@ = nl.load(q_ref[r0@:r0@ + Q_TILE, :], dtype=nl.bfloat16)")
-            b("qT@ = nl.copy(nisa.nc_transpose(q_tile@), dtype=nl.bfloat16)  # [D, Q_TILE]")
+            b("q_tile$ = nl.load(q_ref[r0$:r0$ + Q_TILE, :], dtype=nl.bfloat16)")
+            b("qT$ = nl.copy(nisa.nc_transpose(q_tile$), dtype=nl.bfloat16)  # [D, Q_TILE]")
         if s["scale"] == "q":
-            b("qT@ = nisa.tensor_scalar(qT@, np.multiply, softmax_scale, dtype=nl.bfloat16)")
-        b(f"row@ = nl.ndarray((nl.par_dim(Q_TILE), S), dtype={sdt}, buffer=nl.sbuf)")
+            b("qT$ = nisa.tensor_scalar(qT$, np.multiply, softmax_scale, dtype=nl.bfloat16)")
+        b(f"row$ = nl.ndarray((nl.par_dim(Q_TILE), S), dtype={sdt}, buffer=nl.sbuf)")
         b("for c in nl.affine_range(S // K_CHUNK):")
-        b("    s_psum@ = nisa.nc_matmul(stationary=qT@, moving=kT[:, c * K_CHUNK:(c + 1) * K_CHUNK])")
+        b("    s_psum$ = nisa.nc_matmul(stationary=qT$, moving=kT[:, c * K_CHUNK:(c + 1) * K_CHUNK])")
         ev = f"nisa.{s['evict']}_engine"
-        b(f"    row@[:, c * K_CHUNK:(c + 1) * K_CHUNK] = nisa.tensor_copy(s_psum@, dtype={sdt}, engine={ev})")
+        b(f"    row$[:, c * K_CHUNK:(c + 1) * K_CHUNK] = nisa.tensor_copy(s_psum$, dtype={sdt}, engine={ev})")
         b(STAGE)
-        b("neg_max@ = nisa.tensor_reduce(np.max, row@, axis=(1,), negate=True, keepdims=True)")
+        b("neg_max$ = nisa.tensor_reduce(np.max, row$, axis=(1,), negate=True, keepdims=True)")
         sc = "1.0"
         if s["scale"] == "exp":
-            b("neg_max@ = nisa.tensor_scalar(neg_max@, np.multiply, softmax_scale)")
+            b("neg_max$ = nisa.tensor_scalar(neg_max$, np.multiply, softmax_scale)")
             sc = "softmax_scale"
         if s["sum"] == "act":
-            b("row_sum@ = nl.ndarray((nl.par_dim(Q_TILE), 1), dtype=nl.float32, buffer=nl.sbuf)")
+            b("row_sum$ = nl.ndarray((nl.par_dim(Q_TILE), 1), dtype=nl.float32, buffer=nl.sbuf)")
             b(
-                f"e@ = nisa.activation_reduce(np.exp, row@, bias=neg_max@, scale={sc}, reduce_op=np.add, reduce_res=row_sum@, dtype=nl.bfloat16)"
+                f"e$ = nisa.activation_reduce(np.exp, row$, bias=neg_max$, scale={sc}, reduce_op=np.add, reduce_res=row_sum$, dtype=nl.bfloat16)"
             )
         else:
-            b(f"e@ = nisa.activation(np.exp, row@, bias=neg_max@, scale={sc}, dtype=nl.bfloat16)")
-            b("row_sum@ = nisa.tensor_reduce(np.add, e@, axis=(1,), keepdims=True, dtype=nl.float32)")
-        b("inv_sum@ = nisa.reciprocal(row_sum@)")
+            b(f"e$ = nisa.activation(np.exp, row$, bias=neg_max$, scale={sc}, dtype=nl.bfloat16)")
+            b("row_sum$ = nisa.tensor_reduce(np.add, e$, axis=(1,), keepdims=True, dtype=nl.float32)")
+        b("inv_sum$ = nisa.reciprocal(row_sum$)")
         b(STAGE)
         tev = f"nisa.{s['tevict']}_engine"
-        eT = f"nisa.tensor_copy(nisa.nc_transpose(e@[:, j * KEY_TILE:(j + 1) * KEY_TILE]), dtype=nl.bfloat16, engine={tev})"
-        if s["pv"] == "batched":
+        eT = f"nisa.tensor_copy(nisa.nc_transpose(e$[:, j * KEY_TILE:(j + 1) * KEY_TILE]), dtype=nl.bfloat16, engine={tev})"
+        if s["tgroup"] > 1:
+            b("# all transposes first: TGROUP of them fill one PSUM bank, evicted by one copy")
+            b(
+                "eT$ = nl.ndarray((S // (KEY_TILE * TGROUP), nl.par_dim(KEY_TILE), TGROUP * Q_TILE), dtype=nl.bfloat16, buffer=nl.sbuf)"
+            )
+            b("for jg in nl.affine_range(S // (KEY_TILE * TGROUP)):")
+            b("    tp$ = nl.ndarray((nl.par_dim(KEY_TILE), TGROUP * Q_TILE), dtype=nl.float32, buffer=nl.psum)")
+            b("    for g in nl.affine_range(TGROUP):")
+            b("        k0 = (jg * TGROUP + g) * KEY_TILE")
+            b("        tp$[:, g * Q_TILE:(g + 1) * Q_TILE] = nisa.nc_transpose(e$[:, k0:k0 + KEY_TILE])")
+            b(f"    eT$[jg] = nisa.tensor_copy(tp$, dtype=nl.bfloat16, engine={tev})")
+            b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
+            b("for jg in nl.affine_range(S // (KEY_TILE * TGROUP)):")
+            b("    for g in nl.affine_range(TGROUP):")
+            b(
+                "        o_psum$ += nisa.nc_matmul(stationary=eT$[jg, :, g * Q_TILE:(g + 1) * Q_TILE], moving=v_sb[jg * TGROUP + g])"
+            )
+        elif s["pv"] == "batched":
             b("# all transposes first, so the Tensor engine never waits on a copy between two matmuls")
-            b("eT@ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), Q_TILE), dtype=nl.bfloat16, buffer=nl.sbuf)")
+            b("eT$ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), Q_TILE), dtype=nl.bfloat16, buffer=nl.sbuf)")
             b("for j in nl.affine_range(S // KEY_TILE):")
-            b(f"    eT@[j] = {eT}")
-            b("o_psum@ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
+            b(f"    eT$[j] = {eT}")
+            b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
             b("for j in nl.affine_range(S // KEY_TILE):")
-            b("    o_psum@ += nisa.nc_matmul(stationary=eT@[j], moving=v_sb[j])")
+            b("    o_psum$ += nisa.nc_matmul(stationary=eT$[j], moving=v_sb[j])")
         else:
-            b("o_psum@ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
+            b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
             b("for j in nl.affine_range(S // KEY_TILE):")
-            b(f"    eT@ = {eT}")
-            b("    o_psum@ += nisa.nc_matmul(stationary=eT@, moving=v_sb[j])")
-        b("o_sb@ = nisa.tensor_scalar(o_psum@, np.multiply, inv_sum@, dtype=q_ref.dtype)")
-        b("nl.store(out[r0@:r0@ + Q_TILE, :], value=o_sb@)")
+            b(f"    eT$ = {eT}")
+            b("    o_psum$ += nisa.nc_matmul(stationary=eT$, moving=v_sb[j])")
+        b("o_sb$ = nisa.tensor_scalar(o_psum$, np.multiply, inv_sum$, dtype=q_ref.dtype)")
+        b("nl.store(out[r0$:r0$ + Q_TILE, :], value=o_sb$)")
         _unrolled(w, body, U)
         w("    return out")
         return "\n".join(L) + "\n"
