@@ -279,3 +279,18 @@ def test_fenced_read_after_write_is_fine():
     body = "config_ld(16, 1.0f, DIM, 0); config_st(16); mvin(a, 0, 16, 16); mvout(o, 0, 16, 16); fence(); mvin(o, 16, 16, 16); mvout(a, 16, 16, 16); fence();"
     r = run_prog(c_array("a", a, "int8_t") + "static int8_t o[16][16];", body, {"a": ("int8_t", (16, 16))})
     assert np.array_equal(r["a"], a)
+
+
+def test_accumulator_mvin_accumulates_with_bit30_and_shrunk_int8():
+    x = RNG.integers(-(2**31), 2**31 - 1, size=(4, 16)).astype(np.int32)
+    a = i8(4, 16)
+    body = (
+        "gemmini_extended3_config_ld(64, 1.0f, false, 2); gemmini_extended3_config_ld(16, 2.0f, true, 1);"
+        "mvin3(x, 1u << 31, 16, 4); mvin3(x, (1u << 31) | (1u << 30), 16, 4);"
+        "mvin2(a, (1u << 31) | 8, 16, 4);"
+        "gemmini_config_st(64); mvout(o, (1u << 31) | (1u << 29), 16, 4); mvout(s, (1u << 31) | (1u << 29) | 8, 16, 4); fence();"
+    )
+    decls = c_array("x", x, "int32_t") + c_array("a", a, "int8_t") + "static int32_t o[4][16], s[4][16];"
+    r = run_prog(decls, body, {"o": ("int32_t", (4, 16)), "s": ("int32_t", (4, 16))})
+    assert np.array_equal(r["o"], (x.astype(np.int64) * 2 + 2**31) % 2**32 - 2**31)  # int32 wraparound
+    assert np.array_equal(r["s"], np.clip(a.astype(np.int32) * 2, -128, 127))

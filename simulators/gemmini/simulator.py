@@ -95,7 +95,7 @@ class GemminiSimulator:
     1024.0
     """
 
-    version = "gemmini-1"
+    version = "gemmini-2"
 
     def __init__(self, config: GemminiConfig | None = None):
         self.config = config
