@@ -151,6 +151,15 @@ class Alloc:
                 if i != pdim:
                     n *= x
             self.pbytes = n * self.dtype.itemsize
+            if buffer == "psum":
+                tile = self.dtype.itemsize
+                for x in self.shape[pdim + 1 :]:
+                    tile *= x
+                if tile > s.cfg.psum_bank_bytes:
+                    fail(
+                        f"PSUM tile free size {tile} bytes per partition exceeds the {s.cfg.psum_bank_bytes}-byte "
+                        f"bank (at most {s.cfg.psum_bank_bytes // self.dtype.itemsize} {self.dtype} elements)"
+                    )
             seq = len(s.onchip)
             s.onchip.append((buffer, self.pbytes, self.acc))
             self.spilled = seq in s.spill_seqs

@@ -72,9 +72,8 @@ class Timeline:
         self.free = dict.fromkeys(ENGINES, 0.0)
         self.busy = dict.fromkeys(ENGINES, 0.0)
         self.count = dict.fromkeys((*ENGINES, DMA), 0)
-        self.dma_iv: list[list[float]] = [[] for _ in range(cfg.dma_engines)]  # busy interval starts
-        self.dma_end: list[list[float]] = [[] for _ in range(cfg.dma_engines)]  # and ends
-        self.dma_floor = [0.0] * cfg.dma_engines
+        # DMA engines in groups with identical histories: [engine ids, busy starts, busy ends, floor]
+        self.dma_groups: list[list] = [[list(range(cfg.dma_engines)), [], [], 0.0]]
         self.dma_busy = 0.0
         self.dma_rr = 0
         self.end = 0.0
@@ -167,21 +166,34 @@ class Timeline:
         cfg = self.cfg
         ready = self._ready(DMA, reads, writes)
         per = cfg.dma_partitions_per_engine
+        n = cfg.dma_engines
         groups = max(1, -(-rows // per))
         per_row = chunks_per_row * (chunk_bytes + cfg.dma_chunk_overhead_bytes) / cfg.dma_bw_bytes_per_ns
+        if groups == n and rows == n * per:
+            dur = dict.fromkeys(range(n), per * per_row)  # the common full-width transfer: every engine alike
+        else:
+            dur = {}
+            for g in range(groups):
+                e = (self.dma_rr + g) % n
+                dur[e] = dur.get(e, 0.0) + min(per, rows - g * per) * per_row
+        self.dma_rr = (self.dma_rr + groups) % n
         end = 0.0
         first = None
-        n = cfg.dma_engines
-        for g in range(groups):
-            e = (self.dma_rr + g) % n
-            dur = min(per, rows - g * per) * per_row
-            s = self._place(e, ready, dur)
+        for grp in list(self.dma_groups):
+            ids = grp[0]
+            d0 = dur.get(ids[0])
+            if len(ids) > 1 and any(dur.get(e) != d0 for e in ids):
+                self._split(grp, dur)
+        for grp in self.dma_groups:
+            d = dur.get(grp[0][0])
+            if not d:
+                continue
+            s = self._place(grp, ready, d)
             if first is None or s < first:
                 first = s
-            if s + dur > end:
-                end = s + dur
-            self.dma_busy += dur
-        self.dma_rr = (self.dma_rr + groups) % n
+            if s + d > end:
+                end = s + d
+            self.dma_busy += d * len(grp[0])
         if hbm_bytes:  # no transfer beats the HBM ceiling of the whole core
             end = max(end, first + hbm_bytes / cfg.hbm_bw_bytes_per_ns)
         self.count[DMA] += 1
@@ -191,11 +203,21 @@ class Timeline:
             self.end = done
         return done
 
-    def _place(self, e: int, ready: float, dur: float) -> float:
-        """Earliest start >= ready with `dur` free on DMA engine e. Each engine serves 16 queues round-robin
-        (DMA1), so a transfer is not held behind an earlier-issued one that is still waiting for its data."""
-        starts, ends = self.dma_iv[e], self.dma_end[e]
-        t = max(ready, self.dma_floor[e])
+    def _split(self, grp: list, dur: dict) -> None:
+        """Engines with identical histories share one interval list; split a group whose engines now diverge."""
+        by: dict = {}
+        for e in grp[0]:
+            by.setdefault(dur.get(e), []).append(e)
+        parts = list(by.values())
+        grp[0] = parts[0]
+        for ids in parts[1:]:
+            self.dma_groups.append([ids, list(grp[1]), list(grp[2]), grp[3]])
+
+    def _place(self, grp: list, ready: float, dur: float) -> float:
+        """Earliest start >= ready with `dur` free on a DMA engine (group). Each engine serves 16 queues
+        round-robin (DMA1), so a transfer is not held behind an earlier-issued one still waiting for its data."""
+        _, starts, ends, floor = grp
+        t = max(ready, floor)
         i = bisect.bisect_right(ends, t)  # intervals are disjoint and sorted: ends are sorted too
         n = len(starts)
         while i < n and starts[i] - t < dur:
@@ -205,7 +227,7 @@ class Timeline:
         ends.insert(i, t + dur)
         if n + 1 > _MAX_DMA_INTERVALS:
             del starts[0]
-            self.dma_floor[e] = max(self.dma_floor[e], ends.pop(0))
+            grp[3] = max(floor, ends.pop(0))
         return t
 
     # -- results --------------------------------------------------------------------------------------------------
