@@ -6,6 +6,7 @@ import copy
 import math
 import string
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,7 +288,7 @@ class AutocompEnv(gym.Env):
         self.failure_penalty = float(failure_penalty)
         self.render_mode = render_mode
         if evaluator is None:
-            evaluator = Evaluator(cache=None if cache_dir == "" else EvalCache(cache_dir))
+            evaluator = Evaluator(cache=_default_cache(cache_dir))
         self.evaluator = evaluator
 
         n = len(self.menu)
@@ -633,6 +634,19 @@ class AutocompEnv(gym.Env):
             out["roofline"] = float(self.kernel.roofline)
             self._baselines = out
         return dict(self._baselines)
+
+
+def _default_cache(cache_dir: str | None) -> EvalCache | None:
+    if cache_dir == "":
+        return None
+    try:
+        return EvalCache(cache_dir)
+    except OSError as e:
+        if cache_dir is not None:
+            raise
+        # The default location is a convenience: without it the env still works, just without a disk cache.
+        warnings.warn(f"no evaluation cache ({e}); pass cache_dir=... to choose one", RuntimeWarning, stacklevel=3)
+        return None
 
 
 def _choose_kernel(kernel: str | None, family: str | None) -> Kernel:

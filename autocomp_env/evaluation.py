@@ -13,6 +13,7 @@ import importlib
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -139,7 +140,10 @@ class Evaluator:
         if not transient:
             self._remember(key, result)
             if self.cache is not None:
-                self.cache.put(key, result)
+                try:
+                    self.cache.put(key, result)
+                except OSError as e:  # a full or read-only disk costs the cache, not the evaluation
+                    warnings.warn(f"evaluation cache {self.cache.dir} not written: {e}", RuntimeWarning, stacklevel=2)
         return result, False
 
     def _remember(self, key: str, result: SimResult) -> None:

@@ -126,3 +126,28 @@ def test_use_cache_false_resimulates_and_overwrites(tmp_path):
 def test_zero_or_infinite_latencies_are_flagged(claim):
     r = Evaluator().evaluate(K, CODE + f"// CLAIM:{claim}\n")
     assert not r.correct and r.error.type == "beyond_roofline"
+
+
+def test_an_unwritable_cache_costs_the_cache_not_the_evaluation(tmp_path, monkeypatch):
+    cache = EvalCache(tmp_path)
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cache, "put", full)
+    with pytest.warns(RuntimeWarning, match="not written"):
+        r = Evaluator(cache).evaluate(K, CODE)
+    assert r.correct
+
+
+def test_env_without_a_usable_default_cache_dir_still_works(monkeypatch, tmp_path):
+    from autocomp_env.env import AutocompEnv
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("AUTOCOMP_CACHE", str(blocker))
+    with pytest.warns(RuntimeWarning, match="no evaluation cache"):
+        env = AutocompEnv(kernel="toy/axpy-64")
+    assert env.evaluator.cache is None and env.reset(seed=0)[1]["correct"]
+    with pytest.raises(OSError):
+        AutocompEnv(kernel="toy/axpy-64", cache_dir=str(blocker / "x"))
