@@ -17,7 +17,7 @@ from autocomp_env.families.trainium_norm import ITEM, simulator
 NAMES = ("rmsnorm", "layernorm", "softmax", "mamba", "conv1d")
 # Smaller than the families' training variants where that still exercises every knob, to keep the suite fast.
 SHAPES = {
-    "rmsnorm": "128x1024",
+    "rmsnorm": "256x1024",
     "layernorm": "256x1024",
     "softmax": "256x1024",
     "mamba": "1x256x256x4",

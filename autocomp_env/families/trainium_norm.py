@@ -291,8 +291,70 @@ def loop_knob() -> Knob:
         {
             ITEM["use affine_range instead of sequential_range where there are no loop-carried dependencies"]: "affine",
             ITEM["loop reordering and restructuring"]: ANY,
+            # tiles allocated in an affine_range body rotate through several buffers
+            ITEM["double buffering"]: "affine",
+            ITEM["multi-buffer tiles with modular allocation"]: "affine",
         },
     )
+
+
+def group_knob() -> Knob:
+    """Rows per partition in one DMA: G > 1 moves 128*G rows per load/store (partition p holds G adjacent rows)."""
+    return Knob(
+        "group",
+        "rows per partition per DMA",
+        lambda k: tuple(
+            g for g in (1, 2, 4, 8) if k.spec["R"] % (128 * g) == 0 and (g == 1 or g * k.spec["C"] * 4 <= 32768)
+        ),
+        {
+            ITEM["make DMA transfers at least 32 KiB"]: "up",
+            ITEM["coalesce small result tiles before a store"]: "up",
+            ITEM["exploit free-dimension flexible indexing for transposes, splits and pooling"]: "up",
+            ITEM["reduce data movement"]: "up",
+            ITEM["loop tiling"]: ANY,
+        },
+        numeric=True,
+    )
+
+
+def rows_valid(kernel: Kernel, s: dict[str, Any]) -> bool:
+    # grouped rows keep whole rows per instruction (no free-dim chunking of a group)
+    return s.get("group", 1) == 1 or s["fchunk"] == kernel.spec["C"]
+
+
+def group_rows(body: list[str], s: dict[str, Any], R: int, C: int, src: str, dst: str) -> tuple[list[str], list[str]]:
+    """Rewrite an unchunked one-tile body (a `X = nl.load(src[rows, :])` line and a
+    `nl.store(dst[rows, :], value=Y)` line) to handle G rows per partition: one load and one store of
+    [128, G*C] through reshaped HBM views, the body looped over the G row slices. Returns (setup, body)."""
+    G = s["group"]
+    rows = "i * 128:(i + 1) * 128"
+    if G == 1:
+        return [], body
+    n = R // (128 * G)
+    setup = [
+        f"# partition p of row tile i holds rows (i * 128 + p) * {G} ... + {G - 1}: one DMA moves {G} rows per partition",
+        f"{src}_rows = {src}.reshape(({n}, 128, {G * C}))",
+        f"{dst}_rows = {dst}.reshape(({n}, 128, {G * C}))",
+    ]
+    out = []
+    inner = []
+    for ln in body:
+        if ln.endswith(f" = nl.load({src}[{rows}, :])"):
+            var = ln.split(" = ")[0]
+            out += [
+                f"grp_in = nl.load({src}_rows[i])",
+                f"grp_out = nl.ndarray((128, {G * C}), dtype=nl.float32, buffer=nl.sbuf)",
+                f"for r in nl.affine_range({G}):",
+            ]
+            inner.append(f"{var} = grp_in[:, r * {C}:(r + 1) * {C}]")
+        elif ln.startswith(f"nl.store({dst}[{rows}, :], value="):
+            val = ln.split("value=")[1].rstrip(")")
+            inner.append(f"grp_out[:, r * {C}:(r + 1) * {C}] = {val}")
+        else:
+            inner.append(ln)
+    out += indent(inner, 4)
+    out.append(f"nl.store({dst}_rows[i], value=grp_out)")
+    return setup, out
 
 
 def hoist_knob(name: str, label: str) -> Knob:
@@ -336,6 +398,9 @@ class RMSNorm(KnobFamily):
     def check(self, d: dict[str, int]) -> None:
         check_rows(d, "rmsnorm")
 
+    def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
+        return rows_valid(kernel, s)
+
     def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
         return (
             hoist_knob("hoist_g", "broadcast gamma once outside the row loop"),
@@ -367,6 +432,7 @@ class RMSNorm(KnobFamily):
                 },
             ),
             chunk_knob(),
+            group_knob(),
             loop_knob(),
         )
 
@@ -377,6 +443,7 @@ class RMSNorm(KnobFamily):
             "rsqrt": "divide",
             "normalize": "two_mult",
             "fchunk": kernel.spec["C"],
+            "group": 1,
             "loop": "affine",
         }
 
@@ -425,7 +492,9 @@ class RMSNorm(KnobFamily):
                 *indent(self._normalize(s, f"a_tile[:, {cols}]", f"g_tile[:, {cols}]", "out_tile"), 4),
                 f"    nl.store(out_tensor[{rows}, {cols}], value=out_tile)",
             ]
-        L.append("    " + row_loop(s, R // 128))
+        setup, body = group_rows(body, s, R, C, "a_tensor", "out_tensor")
+        L += indent(setup, 4)
+        L.append("    " + row_loop(s, R // (128 * s["group"])))
         L += indent(body, 8)
         L += ["    return out_tensor", "", schedule_comment(s, "python"), ""]
         return "\n".join(L)
@@ -464,6 +533,7 @@ class RMSNorm(KnobFamily):
             "rsqrt": "act_scale",
             "normalize": "stt",
             "fchunk": min(C, 1024) if C % 1024 == 0 else C,
+            "group": 1,
             "loop": "affine",
         }
 
@@ -500,6 +570,9 @@ class LayerNorm(KnobFamily):
     def check(self, d: dict[str, int]) -> None:
         check_rows(d, "layernorm")
 
+    def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
+        return rows_valid(kernel, s)
+
     def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
         return (
             hoist_knob("hoist_gb", "broadcast gamma and beta once outside the row loop"),
@@ -525,6 +598,7 @@ class LayerNorm(KnobFamily):
                 },
             ),
             chunk_knob(),
+            group_knob(),
             loop_knob(),
         )
 
@@ -534,6 +608,7 @@ class LayerNorm(KnobFamily):
             "stats": "mean_var",
             "apply": "naive",
             "fchunk": kernel.spec["C"],
+            "group": 1,
             "loop": "affine",
         }
 
@@ -601,7 +676,9 @@ class LayerNorm(KnobFamily):
                 ),
                 f"    nl.store(out_tensor[{rows}, {cols}], value=y)",
             ]
-        L.append("    " + row_loop(s, R // 128))
+        setup, body = group_rows(body, s, R, C, "input_tensor", "out_tensor")
+        L += indent(setup, 4)
+        L.append("    " + row_loop(s, R // (128 * s["group"])))
         L += indent(body, 8)
         L += ["    return out_tensor", "", schedule_comment(s, "python"), ""]
         return "\n".join(L)
@@ -643,6 +720,7 @@ class LayerNorm(KnobFamily):
             "stats": "bn_stats",
             "apply": "stt",
             "fchunk": 2048 if C % 2048 == 0 and C > 2048 else C,
+            "group": 1,
             "loop": "affine",
         }
 

@@ -13,9 +13,12 @@ from autocomp_env.families.trainium_norm import (
     check_rows,
     chunk_knob,
     chunk_loop,
+    group_knob,
+    group_rows,
     indent,
     loop_knob,
     row_loop,
+    rows_valid,
 )
 
 
@@ -63,12 +66,13 @@ class Softmax(KnobFamily):
                 },
             ),
             chunk_knob(),
+            group_knob(),
             loop_knob(),
         )
 
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
         # The row sum can only ride on the exp instruction when that instruction is an activation.
-        return not (s["sum"] == "act_reduce" and s["exp"] != "act_bias")
+        return not (s["sum"] == "act_reduce" and s["exp"] != "act_bias") and rows_valid(kernel, s)
 
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
         return {
@@ -76,6 +80,7 @@ class Softmax(KnobFamily):
             "sum": "separate",
             "scale": "divide_bcast",
             "fchunk": kernel.spec["C"],
+            "group": 1,
             "loop": "affine",
         }
 
@@ -135,7 +140,9 @@ class Softmax(KnobFamily):
             body += [scale("e"), f"nl.store(out[{rows}, :], value=y)"]
         else:
             body += [chunk_loop(nch), "    " + scale(f"e[:, {cols}]"), f"    nl.store(out[{rows}, {cols}], value=y)"]
-        L.append("    " + row_loop(s, R // 128))
+        setup, body = group_rows(body, s, R, C, "x", "out")
+        L += indent(setup, 4)
+        L.append("    " + row_loop(s, R // (128 * s["group"])))
         L += indent(body, 8)
         L += ["    return out", "", schedule_comment(s, "python"), ""]
         return "\n".join(L)
@@ -150,6 +157,7 @@ class Softmax(KnobFamily):
             "sum": "act_reduce",
             "scale": "recip_mul",
             "fchunk": 512 if C % 512 == 0 and C > 512 else C,
+            "group": 1,
             "loop": "affine",
         }
 
