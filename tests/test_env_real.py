@@ -112,3 +112,14 @@ def test_real_trajectories_are_deterministic_without_any_cache(alias):
     a, b = run(), run()
     assert [x[:3] for x in a] == [x[:3] for x in b]
     assert [x[3]["candidate_latency"] for x in a] == [x[3]["candidate_latency"] for x in b]
+
+
+@pytest.mark.parametrize("env_id", ["autocomp/Gemmini-matmul-v0", "autocomp/Trainium-rmsnorm-v0"])
+def test_counter_features_name_counters_the_simulators_report(env_id, evaluator):
+    env = make(env_id, evaluator)
+    obs, _ = env.reset(seed=0)
+    base = env.unwrapped
+    wanted = [name for name, _ in env_module.COUNTER_FEATURES[base.kernel.target]]
+    assert wanted and set(wanted) <= set(base._result.counters), set(wanted) - set(base._result.counters)
+    counters = obs["features"][5 : 5 + len(wanted)]
+    assert (counters > 0).sum() >= len(wanted) // 2  # most queues/engines do some work on the naive code
