@@ -18,6 +18,7 @@ Schedule keys (JSON):
 | mvin_cols, mvout_cols | 16, 32, 64 | channels per window/weight mvin; output channels per mvout |
 | fence | "tile", "end" | fence after every tile or once at the end |
 | unroll | 1, 3 | unroll the kc tap loop |
+| flat | bool | one loop over a tile's pixel blocks with precomputed row counts and the first block peeled (fewer branches on the CPU) |
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from autocomp_env.families.gemmini_matmul import (
     PIPELINE,
     REORDER,
     REORDER_COMP,
+    SIMPLIFY,
     SPLIT,
     SPREAD,
     SUBSTITUTE,
@@ -83,6 +85,7 @@ def naive_schedule(kernel: Kernel) -> dict[str, Any]:
         "mvout_cols": 16,
         "fence": "tile",
         "unroll": 1,
+        "flat": False,
     }
 
 
@@ -189,6 +192,11 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
         mm._loop(w, var, cnt)
     w(f"const uint32_t c = acc_base{f' + cbuf * {HALF_ACC}' if s['acc_dbuf'] else ''};")
     w(f"const int q0 = qo * {tq * DIM};  // first output pixel of the tile along q")
+    if s["flat"] and q_ % DIM:
+        w(f"int rows_q[{tq}];  // pixels in each block of the tile (the last block of a row is short)")
+        mm._loop(w, "qb", tq)
+        w(f"rows_q[qb] = {q_} - (q0 + qb * {DIM}) < {DIM} ? {q_} - (q0 + qb * {DIM}) : {DIM};")
+        w.close()
     # Bias: overwrite the accumulator with the bias row, so every compute can accumulate.
     mm._loop(w, "pr", tp)
     mm._loop(w, "qb", tq)
@@ -228,8 +236,7 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
     kcs = ("0", "1", "2") if kc_loop_unrolled else ("kc",)
     for kc in kcs:
         if kc_loop_unrolled:  # each unrolled tap in its own scope: they declare the same names
-            w("{")
-            w.depth += 1
+            w.open()
         _emit_tap(w, kernel, s, kc, in_one, w_one)
         if kc_loop_unrolled:
             w.close()
@@ -300,28 +307,56 @@ def _emit_tap(w: _Writer, kernel: Kernel, s: dict[str, Any], kc: str, in_one: in
         a_addr = f"a + (pr * {tq} + qb) * {DIM}"
     else:
         a_addr = f"win + ((pr + kr) * {cb_n} + cb) * {wd} + qb * {DIM} + {kc}"
-    mm._loop(w, "kb", tk)
-    mm._loop(w, "pr", tp)
-    mm._loop(w, "qb", tq)
-    w(f"const int rows = {q_} - (q0 + qb * {DIM}) < {DIM} ? {q_} - (q0 + qb * {DIM}) : {DIM};")
     c_addr = f"c + ((pr * {tq} + qb) * {tk} + kb) * {DIM} | ACC"
-    if s["reuse"]:
-        w.open("if (pr == 0 && qb == 0)")
-        w(f"preload(wt + kb * {DIM}, {c_addr}, {DIM}, {DIM}, {DIM}, rows);")
-        w(f"compute_preloaded({a_addr}, GARBAGE_ADDR, {DIM}, rows, {DIM}, rows);")
-        w.close()
-        w.open("else")
-        w(f"preload(GARBAGE_ADDR, {c_addr}, {DIM}, {DIM}, {DIM}, rows);")
-        w(f"compute_accumulated({a_addr}, GARBAGE_ADDR, {DIM}, rows, {DIM}, rows);")
+    mm._loop(w, "kb", tk)
+    if s["flat"]:
+        # One loop over the tile's pixel blocks, rows from the per-tile table, the first block peeled.
+        rows = "rows_q[qb]" if q_ % DIM else str(DIM)
+        first = 0
+        if s["reuse"]:
+            w.open()
+            w("const int pr = 0, qb = 0;")
+            w(f"preload(wt + kb * {DIM}, {c_addr}, {DIM}, {DIM}, {DIM}, {rows});")
+            w(f"compute_preloaded({a_addr}, GARBAGE_ADDR, {DIM}, {rows}, {DIM}, {rows});")
+            w.close()
+            first = 1
+        if tp * tq > first:
+            _unrolled_blocks(w, s, first, tp * tq, tq)
+            if s["reuse"]:
+                w(f"preload(GARBAGE_ADDR, {c_addr}, {DIM}, {DIM}, {DIM}, {rows});")
+                w(f"compute_accumulated({a_addr}, GARBAGE_ADDR, {DIM}, {rows}, {DIM}, {rows});")
+            else:
+                w(f"preload(wt + kb * {DIM}, {c_addr}, {DIM}, {DIM}, {DIM}, {rows});")
+                w(f"compute_preloaded({a_addr}, GARBAGE_ADDR, {DIM}, {rows}, {DIM}, {rows});")
+            w.close()
         w.close()
     else:
-        w(f"preload(wt + kb * {DIM}, {c_addr}, {DIM}, {DIM}, {DIM}, rows);")
-        w(f"compute_preloaded({a_addr}, GARBAGE_ADDR, {DIM}, rows, {DIM}, rows);")
-    w.close()
-    w.close()
-    w.close()
+        mm._loop(w, "pr", tp)
+        mm._loop(w, "qb", tq)
+        w(f"const int rows = {q_} - (q0 + qb * {DIM}) < {DIM} ? {q_} - (q0 + qb * {DIM}) : {DIM};")
+        if s["reuse"]:
+            w.open("if (pr == 0 && qb == 0)")
+            w(f"preload(wt + kb * {DIM}, {c_addr}, {DIM}, {DIM}, {DIM}, rows);")
+            w(f"compute_preloaded({a_addr}, GARBAGE_ADDR, {DIM}, rows, {DIM}, rows);")
+            w.close()
+            w.open("else")
+            w(f"preload(GARBAGE_ADDR, {c_addr}, {DIM}, {DIM}, {DIM}, rows);")
+            w(f"compute_accumulated({a_addr}, GARBAGE_ADDR, {DIM}, rows, {DIM}, rows);")
+            w.close()
+        else:
+            w(f"preload(wt + kb * {DIM}, {c_addr}, {DIM}, {DIM}, {DIM}, rows);")
+            w(f"compute_preloaded({a_addr}, GARBAGE_ADDR, {DIM}, rows, {DIM}, rows);")
+        w.close()
+        w.close()
+        w.close()
     if s["dbuf"] and not s["w_resident"] or s["dbuf"] and not s["window"]:
         w("buf ^= 1;")
+
+
+def _unrolled_blocks(w: _Writer, s: dict[str, Any], first: int, n: int, tq: int) -> None:
+    """Open the flat loop over pixel blocks b = first .. n-1 (pr = b / tq, qb = b % tq)."""
+    w.open(f"for (int b = {first}; b < {n}; b++)")
+    w(f"const int pr = b / {tq}, qb = b % {tq};")
 
 
 def moves(kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, Any], str]]:
@@ -366,6 +401,9 @@ def moves(kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, 
         put("fence once at the end instead of after every tile", fence="end")
     elif kind == "unroll":
         put("unroll the kc tap loop", unroll=3)
+    elif kind == "flat":
+        if not s["flat"]:
+            put("flatten the pixel-block loops, peel the first block and precompute the row counts", flat=True)
     else:
         raise ValueError(f"unknown move {kind!r}")
     return out
@@ -374,6 +412,7 @@ def moves(kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, 
 ITEM_MOVES: dict[int, tuple[str, ...]] = {
     TILING: ("tile",),
     REORDER: ("order",),
+    SIMPLIFY: ("flat",),
     SPLIT: ("tile_q",),
     FUSE: ("window",),  # fuse the nine per-tap input loads into one window load
     REORDER_COMP: ("reuse",),
@@ -386,7 +425,7 @@ ITEM_MOVES: dict[int, tuple[str, ...]] = {
     SUBSTITUTE: ("mvin_wide", "mvout_wide"),
     PIPELINE: ("dbuf", "acc_dbuf", "fence_end"),
     MIN_DATA: ("window", "in_resident", "w_resident", "tile_up"),
-    MIN_OVERHEAD: ("unroll", "mvin_wide", "mvout_wide"),
+    MIN_OVERHEAD: ("unroll", "flat", "mvin_wide", "mvout_wide"),
 }
 ITEM_MOVES[OTHER] = tuple(dict.fromkeys(k for kinds in ITEM_MOVES.values() for k in kinds))
 
@@ -411,6 +450,13 @@ class GemminiConv(ScheduleFamily):
     lang = "c"
     item_moves = ITEM_MOVES
     item_patterns = mm._ITEM_PATTERNS
+    choices = {
+        "order": ("pk", "kp"),
+        "fence": ("tile", "end"),
+        "mvin_cols": WIDTHS,
+        "mvout_cols": WIDTHS,
+        "unroll": (1, 3),
+    }
 
     def kernel(self, shape: str) -> Kernel:
         n, p, q, c, k = parse_dims(shape, 5, "conv N x P x Q x C x K")
@@ -478,6 +524,7 @@ def expert_schedule(kernel: Kernel) -> dict[str, Any]:
         "mvin_cols": 64,
         "mvout_cols": 64,
         "fence": "end",
+        "flat": True,
     }
     best = None
     for tp in divisors(p):

@@ -173,8 +173,8 @@ class _Writer:
     def __call__(self, text: str) -> None:
         self.lines.append("  " * self.depth + text)
 
-    def open(self, text: str) -> None:
-        self(text + " {")
+    def open(self, text: str = "") -> None:
+        self(f"{text} {{" if text else "{")
         self.depth += 1
 
     def close(self) -> None:
@@ -707,6 +707,7 @@ class ScheduleFamily(Family):
 
     item_moves: dict[int, tuple[str, ...]] = {}
     item_patterns: tuple[tuple[int, str], ...] = ()
+    choices: dict[str, tuple[Any, ...]] = {}  # the allowed values of enumerated keys
 
     # Hooks (module-level functions of each family).
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
@@ -725,17 +726,39 @@ class ScheduleFamily(Family):
         return parse_params(text)
 
     # Generic machinery.
-    def full(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
-        return {**self.naive_schedule(kernel), **schedule}
+    def full(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any] | None:
+        """`schedule` completed with the naive values, or None if it is not a legal schedule of this family
+        (unknown keys, wrong value types, or values `valid` rejects: e.g. a marker an LLM edited by hand)."""
+        naive = self.naive_schedule(kernel)
+        if not isinstance(schedule, dict) or not set(schedule) <= set(naive):
+            return None
+        s = {**naive, **schedule}
+        for key, value in s.items():
+            ref = naive[key]
+            if isinstance(ref, bool) or isinstance(value, bool):
+                ok = isinstance(value, bool) and isinstance(ref, bool)
+            elif isinstance(ref, int):
+                ok = isinstance(value, int) and value >= 0
+            else:  # strings and optional strings
+                ok = value is None or isinstance(value, str)
+            if not ok or (key in self.choices and value not in self.choices[key]):
+                return None
+        try:
+            return s if self.valid(kernel, s) and self.normalize(kernel, s) is not None else None
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            return None
 
     def candidates(self, kernel: Kernel, schedule: dict[str, Any], item: int) -> list[tuple[dict[str, Any], str]]:
+        s = self.full(kernel, schedule)
+        if s is None:
+            return []
         kinds = self.item_moves.get(item, ())
-        return candidates(kernel, self.full(kernel, schedule), kinds, self.moves, self.valid, self.normalize)
+        return candidates(kernel, s, kinds, self.moves, self.valid, self.normalize)
 
     def emit(self, kernel: Kernel, schedule: dict[str, Any]) -> str:
         s = self.full(kernel, schedule)
-        if not self.valid(kernel, s):
-            raise ValueError(f"schedule does not fit {kernel.name}: {schedule}")
+        if s is None:
+            raise ValueError(f"not a valid {self.target}/{self.name} schedule for {kernel.name}: {schedule}")
         return self.write(kernel, self.normalize(kernel, s))
 
     def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
@@ -760,6 +783,15 @@ class GemminiMatmul(ScheduleFamily):
     lang = "c"
     item_moves = ITEM_MOVES
     item_patterns = _ITEM_PATTERNS
+    choices = {
+        "order": ("ij", "ji"),
+        "inner": INNER_ORDERS,
+        "resident": (None, "A", "B"),
+        "fence": ("tile", "end"),
+        "mvin_cols": WIDTHS,
+        "mvout_cols": WIDTHS,
+        "unroll": (1, 2, 4),
+    }
 
     def kernel(self, shape: str) -> Kernel:
         i, k, j = parse_dims(shape, 3, "matmul I x K x J")

@@ -459,6 +459,7 @@ class GemminiTinyMPC(ScheduleFamily):
     lang = "c"
     item_moves = ITEM_MOVES
     item_patterns = ITEM_PATTERNS
+    choices = {"vec": (0, 1, 2), "fence": ("every", "needed")}
 
     def kernel(self, shape: str) -> Kernel:
         spec = parse_kernel_shape(shape)
