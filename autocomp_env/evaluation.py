@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import math
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -99,9 +100,19 @@ class Evaluator:
         self.seeds = tuple(int(s) for s in seeds)
         self.memo_size = memo_size
         self._memo: dict[str, SimResult] = {}
+        self._lock = threading.Lock()
         self.evaluations = 0
         self.hits = 0
         self.sim_seconds = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable (spawned vector-env workers, Ray)
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def key(self, kernel: Kernel, code: str) -> str:
         sim = simulator_for(kernel.target)
@@ -147,9 +158,10 @@ class Evaluator:
         return result, False
 
     def _remember(self, key: str, result: SimResult) -> None:
-        if len(self._memo) >= self.memo_size:
-            self._memo.pop(next(iter(self._memo)))
-        self._memo[key] = result
+        with self._lock:  # evaluators may be shared by envs in threads
+            if len(self._memo) >= self.memo_size:
+                self._memo.pop(next(iter(self._memo)), None)
+            self._memo[key] = result
 
     def _simulate(self, kernel: Kernel, code: str) -> SimResult:
         sim = simulator_for(kernel.target)

@@ -151,3 +151,16 @@ def test_env_without_a_usable_default_cache_dir_still_works(monkeypatch, tmp_pat
     assert env.evaluator.cache is None and env.reset(seed=0)[1]["correct"]
     with pytest.raises(OSError):
         AutocompEnv(kernel="toy/axpy-64", cache_dir=str(blocker / "x"))
+
+
+def test_evaluators_pickle_and_survive_threads(tmp_path):
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    e = Evaluator(EvalCache(tmp_path), memo_size=4)
+    codes = [CODE + f"// variant {i}\n" for i in range(40)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda c: e.evaluate(K, c), codes * 2))
+    assert all(r.correct for r in results) and len(e._memo) <= 4
+    clone = pickle.loads(pickle.dumps(e))
+    assert clone.evaluate_with_hit(K, codes[0])[1] and clone.cache.dir == e.cache.dir
