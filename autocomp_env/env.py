@@ -168,7 +168,9 @@ class AutocompEnv(gym.Env):
     | "plan" | `Text(max_length=4096, charset=CHARSET)` | a free-form optimization plan |
     | "both" | `Dict(kind=Discrete(2), menu=Discrete(n), plan=Text(...))` | kind 0: use `menu`; 1: use `plan` |
 
-    In every mode `step` also accepts a `Plan`, a plain `int` (menu item) or `str` (plan). A bad action
+    `CHARSET` is printable ASCII with newline and tab plus common unicode punctuation (dashes, quotes,
+    arrows, math signs); plans passed directly to `step` may hold any characters. In every mode `step` also
+    accepts a `Plan`, a plain `int` (menu item) or `str` (plan). A bad action
     (out-of-range index, empty or whitespace plan, a plan over 4096 characters, a wrong type) raises
     `InvalidActionError` (both a `gymnasium.error.InvalidAction` and a `ValueError`) and changes nothing.
     A menu item that does not apply, or a plan the code model cannot interpret, is a legal action: the
@@ -240,9 +242,12 @@ class AutocompEnv(gym.Env):
     | `evaluator` | Evaluator | None | shared evaluator; by default one with a disk cache in `cache_dir` |
     | `cache_dir` | str | None | evaluation cache dir (default `$AUTOCOMP_CACHE/eval` or ~/.cache/autocomp-env/eval); "" disables |
     | `render_mode` | str | None | None or "ansi" (the code and its profile) |
+    | `family` | str | set by the id | "target/family" of a registered id (e.g. "gemmini/matmul"); checks `kernel` |
 
     Extra methods for agents: `propose_plans(n)`, `get_state()`, `set_state(state)`, `fork()`,
-    `baseline_latencies()`; attributes `kernel`, `menu`, `usage`, `total_usage`, `latency`, `code`.
+    `baseline_latencies()`; attributes `kernel`, `menu`, `feature_names`, `usage`, `total_usage`, `code`,
+    `latency`, `start_latency`, `best_latency`, `best_code`. Module helpers: `env_id_for(kernel)`,
+    `feature_names(target)`.
 
     ## Vectorized environment
 
