@@ -106,6 +106,10 @@ def test_compile_error_names_the_line():
     assert r.error.type == "compile_error" and r.error.line == 3
 
 
+def test_a_single_void_function_with_another_name_is_the_entry_point():
+    assert run(TILED.replace("void solution(", "void test(")).correct
+
+
 def test_missing_solution_is_a_compile_error():
     r = run("void other(void) {}\n")
     assert r.error.type == "compile_error"

@@ -131,6 +131,8 @@ class KernelSpec:
                 "B_MATRIX_NAME": "B",
                 "C_MATRIX_NAME": "C",
                 "D_MATRIX_NAME": "D",
+                "A_TRANSPOSE": int(self.a_t),
+                "B_TRANSPOSE": int(self.b_t),
             }
         if self.kind == "conv":
             n, p, q, c, k = d
@@ -158,6 +160,7 @@ class KernelSpec:
                 "WEIGHT_MATRIX_NAME": "weights",
                 "BIAS_MATRIX_NAME": "bias",
                 "OUT_MATRIX_NAME": "output",
+                "OUTPUT_MATRIX_NAME": "output",
             }
         out: dict[str, int | str] = {"NX": d[0], "NU": d[1]}
         if len(d) > 2:
