@@ -197,3 +197,20 @@ def test_cli_json(tmp_path, capsys):
     assert main([str(f), "--kernel", MM, "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["error"]["type"] == "compile_error"
+
+
+def test_tinympc_helpers_exist_and_a_candidate_may_redefine_them():
+    code = """
+void solution(float Kinf[NX][NU], float x[NX][1], float d[NU][1], float u[NU][1]) {
+  static float p[NU][1], dn[NU][1];
+  tiled_matmul_auto(NU, 1, NX, (elem_t *)Kinf, (elem_t *)x, NULL, (elem_t *)p, NU, 1, 1, 1,
+      MVIN_SCALE_IDENTITY, MVIN_SCALE_IDENTITY, MVIN_SCALE_IDENTITY, NO_ACTIVATION, -1.0f, 0,
+      false, true, false, false, false, 3, WS);
+  negate_matrix(d, dn, NU, 1);
+  add_matrix(p, dn, u, NU, 1);
+}
+"""
+    k = "gemmini/tinympc-matvec-12x4"
+    assert run(code, k).correct
+    own = "void add_matrix(float *a, float *b, float *c, int r, int k) { for (int i = 0; i < r * k; i++) c[i] = a[i] + b[i] + 1; }\n"
+    assert run(own + code, k).error.type == "wrong_output"

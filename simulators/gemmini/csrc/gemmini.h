@@ -97,6 +97,11 @@ void gsim_tiled_matmul_auto(size_t dim_I, size_t dim_J, size_t dim_K, const void
 void gsim_tiled_conv_auto(const long *p, const void *input, const void *weights, const void *bias,
                           void *output, int act, float scale, int type, int fsm, int line);
 
+/* CPU helpers that Autocomp's TinyMPC harness provides (elementwise over rows x cols elem_t). Declared without
+ * a prototype and defined weak in the runtime, so a candidate may define its own with any pointer types. */
+void add_matrix();
+void negate_matrix();
+
 #define GSIM_U(x) ((uintptr_t)(x))
 
 /* ---- gemmini.h spellings ---- */

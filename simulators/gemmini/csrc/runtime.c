@@ -666,6 +666,18 @@ void gsim_flush(int skip, int line) {
   t_cpu += GSIM_CPU_CYCLES_PER_ROCC;
 }
 
+/* ---------------- Autocomp harness helpers (weak: a candidate's own definition wins) ---------------- */
+__attribute__((weak)) void add_matrix(const elem_t *a, const elem_t *b, elem_t *out, int rows, int cols) {
+  for (long i = 0; i < (long)rows * cols; i++) out[i] = (elem_t)(a[i] + b[i]);
+  sync_cpu();
+  t_cpu += (cyc)rows * cols * GSIM_CPU_CYCLES_PER_BLOCK; /* one loop iteration per element */
+}
+__attribute__((weak)) void negate_matrix(const elem_t *in, elem_t *out, int rows, int cols) {
+  for (long i = 0; i < (long)rows * cols; i++) out[i] = (elem_t)-in[i];
+  sync_cpu();
+  t_cpu += (cyc)rows * cols * GSIM_CPU_CYCLES_PER_BLOCK;
+}
+
 /* ---------------- loop_ws: expanded as LoopMatmul issues it ---------------- */
 #include "loops.inc"
 #include "library.inc"
