@@ -228,3 +228,12 @@ def test_kernel_records_match_the_simulator():
     assert k.name == "trainium/rmsnorm-512x4096" and k.unit == "us"
     assert k.small == "trainium/rmsnorm-128x512"
     assert k.roofline == pytest.approx(simulator().roofline(k.name)) and k.roofline > 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_malformed_schedules_are_made_legal_not_crashed_on(name):
+    fam, k = fam_kernel(name)
+    for bad in ({}, {"fchunk": "huge", "lchunk": -3, "bogus": [1]}, {**fam.naive_schedule(k), "group": 3}):
+        s = read_schedule(fam.emit(k, bad))
+        assert s == fam.fit(k, bad) and set(s) == set(fam.naive_schedule(k))
+        assert fam.applicable(k, bad).any()

@@ -94,7 +94,7 @@ class Conv1d(KnobFamily):
             "wsplit": kernel.spec["W"] - kernel.spec["F"] + 1,
         }
 
-    def emit(self, kernel: Kernel, s: dict[str, Any]) -> str:
+    def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
         N, C, W, F = (kernel.spec[k] for k in self.dims)
         Wo = W - F + 1
         nct = C // 128
@@ -139,9 +139,8 @@ class Conv1d(KnobFamily):
         ch = "ct * 128:(ct + 1) * 128"
 
         def xs(f: int) -> str:
-            lo = f"{j0} + {f}" if j0 != "0" else str(f)
             if s["x_load"] == "once":
-                return f"x_t[:, {lo}:{lo} + {width}]"
+                return f"x_t[:, {span(j0, f, width)}]"
             return "x_f"
 
         def wcol(f: int) -> str:
@@ -182,7 +181,8 @@ class Conv1d(KnobFamily):
     def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
         return [
             (r"x_t\[:, (\w+) \+ 1:", r"x_t[:, \1 + 2:", "wrong tap offset"),
-            (r"x_t\[:, 1:1 \+", r"x_t[:, 0:0 +", "wrong tap offset"),
+            (r"x_t\[:, 1:(\d+)\]", r"x_t[:, 0:\1 - 1]", "wrong tap offset"),
+            (r"x\[n, ([^,]+), 1:(\d+)\]\)", r"x[n, \1, 0:\2 - 1])", "wrong tap offset in a shifted load"),
             (r"w_t\[:, 1:2\]", r"w_t[:, 0:1]", "used filter tap 0 twice"),
             (r"op1=nl\.add, operand1=acc", r"op1=nl.subtract, operand1=acc", "subtracted the accumulator"),
             (r"acc = nl\.add\(acc, prod\)", r"acc = prod", "overwrote the accumulator instead of adding"),
@@ -194,11 +194,18 @@ class Conv1d(KnobFamily):
         ]
 
 
+def span(j0: str, f: int, width: int) -> str:
+    """The input columns of tap f for output columns [j0, j0 + width)."""
+    if j0 == "0":
+        return f"{f}:{f + width}"
+    lo = f"{j0} + {f}" if f else j0
+    return f"{lo}:{lo} + {width}"
+
+
 def _tap_loads(s: dict[str, Any], f: int, j0: str, width: int, ch: str) -> list[str]:
     lines = []
     if s["x_load"] == "per_tap":
-        lo = f"{j0} + {f}" if j0 != "0" else str(f)
-        lines.append(f"x_f = nl.load(x[n, {ch}, {lo}:{lo} + {width}])  # input shifted by tap {f}")
+        lines.append(f"x_f = nl.load(x[n, {ch}, {span(j0, f, width)}])  # input shifted by tap {f}")
     if s["w_load"] == "per_tap":
         lines.append(f"w_f = nl.load(w[{ch}, {f}:{f + 1}])")
     return lines

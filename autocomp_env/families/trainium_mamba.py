@@ -98,7 +98,7 @@ class Mamba(KnobFamily):
         }
 
     # --- emitter -------------------------------------------------------------------------------------
-    def emit(self, kernel: Kernel, s: dict[str, Any]) -> str:
+    def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
         B, C, L, S = (kernel.spec[k] for k in self.dims)
         nct = C // 128
         sc = s["order"] == "sc"

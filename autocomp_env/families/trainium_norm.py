@@ -159,18 +159,27 @@ class KnobFamily(Family):
         return True
 
     def fit(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
-        """`schedule` carried over to `kernel` (e.g. a flagship schedule to its small variant): numeric values
-        that are not legal there become the largest legal value below them, other unknown values the naive one."""
-        out = dict(schedule)
+        """`schedule` made legal for `kernel`: missing knobs take their naive value, numeric values that are
+        not legal here (e.g. a flagship schedule carried to the small variant) the largest legal value below
+        them, other unknown values the naive one; unknown keys are dropped."""
         naive = self.naive_schedule(kernel)
+        out = {}
         for knob in self.knobs(kernel):
             legal = knob.values(kernel)
-            v = out.get(knob.name, naive[knob.name])
+            v = schedule.get(knob.name, naive[knob.name])
             if v not in legal:
-                below = [x for x in legal if knob.numeric and x <= v]
-                v = max(below) if below else (min(legal) if knob.numeric else naive[knob.name])
+                num = knob.numeric and isinstance(v, (int, float)) and not isinstance(v, bool)
+                below = [x for x in legal if num and x <= v]
+                v = max(below) if below else (min(legal) if num else naive[knob.name])
             out[knob.name] = v
         return out if self.valid(kernel, out) else naive
+
+    def emit(self, kernel: Kernel, schedule: dict[str, Any]) -> str:
+        return self.write(kernel, self.fit(kernel, schedule))
+
+    def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
+        """Readable NKI code for a legal schedule `s` (carrying it in a marker comment)."""
+        raise NotImplementedError
 
     def _moves(self, kernel: Kernel, schedule: dict[str, Any], item: int) -> list[tuple[Knob, list]]:
         moves = []
@@ -188,11 +197,13 @@ class KnobFamily(Family):
         return moves
 
     def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
+        schedule = self.fit(kernel, schedule)
         return np.array([bool(self._moves(kernel, schedule, i)) for i in range(len(self.menu))], dtype=bool)
 
     def apply(
         self, kernel: Kernel, schedule: dict[str, Any], item: int, params: dict[str, Any], rng: np.random.Generator
     ) -> Transform | None:
+        schedule = self.fit(kernel, schedule)
         moves = self._moves(kernel, schedule, item)
         if not moves:
             return None
@@ -447,7 +458,7 @@ class RMSNorm(KnobFamily):
             "loop": "affine",
         }
 
-    def emit(self, kernel: Kernel, s: dict[str, Any]) -> str:
+    def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
         R, C = kernel.spec["R"], kernel.spec["C"]
         fc = s["fchunk"]
         nch = C // fc
@@ -612,7 +623,7 @@ class LayerNorm(KnobFamily):
             "loop": "affine",
         }
 
-    def emit(self, kernel: Kernel, s: dict[str, Any]) -> str:
+    def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
         R, C = kernel.spec["R"], kernel.spec["C"]
         fc = s["fchunk"]
         nch = C // fc

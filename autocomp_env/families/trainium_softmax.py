@@ -84,7 +84,7 @@ class Softmax(KnobFamily):
             "loop": "affine",
         }
 
-    def emit(self, kernel: Kernel, s: dict[str, Any]) -> str:
+    def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
         R, C = kernel.spec["R"], kernel.spec["C"]
         fc = s["fchunk"]
         nch = C // fc
