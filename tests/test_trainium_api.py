@@ -344,3 +344,32 @@ def test_jit_benchmark_simulate_kernel_and_placeholders():
     b = benchmark(warmup=2, iters=10)(k)
     assert b(nt_tensor[[128, 256], nl.float32]) is None
     assert b.benchmark_result.nc_latency.get_latency_percentile(99) == lat
+
+
+def test_spmd_grid_instances_share_the_output():
+    a = f32(4 * 128, 16)
+
+    @jit
+    def k(a):
+        out = nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)
+        i = nl.program_id(0)
+        assert nl.num_programs() == 4
+        nl.store(out[i * 128 : (i + 1) * 128, :], value=nl.multiply(nl.load(a[i * 128 : (i + 1) * 128, :]), 3.0))
+        return out
+
+    np.testing.assert_allclose(k[4](a), 3 * a, rtol=1e-6)
+
+
+def test_scalar_tensor_tensor_and_device_print(capsys):
+    a, b = f32(16, 8), f32(16, 8)
+
+    def k(a, b):
+        out = nl.ndarray(a.shape, nl.float32, buffer=nl.shared_hbm)
+        x, y = nl.load(a), nl.load(b)
+        r = nisa.scalar_tensor_tensor(data=x, op0=np.subtract, operand0=1.0, op1=np.multiply, operand1=y)
+        nl.device_print("r", r)
+        nl.store(out, value=r)
+        return out
+
+    np.testing.assert_allclose(run(k, a, b), (a - 1) * b, rtol=1e-6)
+    assert capsys.readouterr().out.startswith("r [[")

@@ -57,11 +57,14 @@ def _run_once(func, args, kwargs, cfg, functional: bool, grid, spill_seqs: froze
         targs = [_to_hbm(a, functional) for a in args]
         tkw = {k: _to_hbm(v, functional) for k, v in (kwargs or {}).items()}
         n = int(np.prod(grid)) if grid else 1
+        nl._grid[0] = tuple(int(g) for g in grid)
         out = None
         for pid in range(n):  # SPMD instances run one after another on one NeuronCore (trn1)
             nl._program[0] = pid
+            s.spmd_next = 0
             out = func(*targs, **tkw)
         nl._program[0] = 0
+        nl._grid[0] = ()
         s.flush()
         return _from_hbm(out), s
 

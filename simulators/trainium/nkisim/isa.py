@@ -285,13 +285,23 @@ def tensor_scalar(
 def scalar_tensor_tensor(
     *, data, op0, operand0, op1, operand1, reverse0=False, reverse1=False, dtype=None, mask=None, **kw
 ) -> Tensor:
+    """(data op0 operand0) op1 operand1 with operand0 a scalar/[P,1] and operand1 a tile; one VectorE instruction,
+    N cycles for bf16 subtract->multiply, else 2N."""
     _sb(data, "scalar_tensor_tensor")
-    t = tensor_scalar(data, op0, operand0, reverse0, dtype=_dt.float32, mask=mask)
-    f1 = nl.alu(op1)
+    _sb(operand1, "scalar_tensor_tensor", "operand1")
+    P = data.shape[0]
+    o0 = _col(operand0, P, "scalar_tensor_tensor", "operand0")
+    f0, f1 = nl.alu(op0), nl.alu(op1)
     out = new_tile(data.shape, dtype or data.dtype)
     if session().functional:
-        a, b = read(t), read(operand1).reshape(data.shape)
-        write(out, f1(b, a) if reverse1 else f1(a, b), mask)
+        v = read(data).reshape(P, -1)
+        with np.errstate(all="ignore"):
+            t = f0(o0, v) if reverse0 else f0(v, o0)
+            b = read(operand1).reshape(P, -1)
+            write(out, (f1(b, t) if reverse1 else f1(t, b)).reshape(out.shape), mask)
+    n = _n(data, mask)
+    cheap = data.dtype == _dt.bfloat16 and f0 is np.subtract and f1 is np.multiply and n % 2 == 0
+    emit(VECTOR, _ii(n if cheap else 2 * n), [data, operand0, operand1], [out])
     return out
 
 

@@ -85,6 +85,17 @@ def ndarray(shape, dtype=float32, *, buffer=None, name: str = "", **kw) -> Tenso
         shape = (shape,)
     buf = _buffer(buffer)
     pdim = next((i for i, x in enumerate(shape) if isinstance(x, par_dim)), 0)
+    if buf == "hbm":
+        # SPMD instances of one launch share their HBM outputs: instance k gets the allocations of instance 0
+        s = session()
+        shared = s.spmd_hbm
+        i = s.spmd_next
+        s.spmd_next += 1
+        if _program[0] > 0 and i < len(shared):
+            return shared[i]
+        t = Tensor(Alloc(buf, tuple(int(x) for x in shape), dtype, pdim=pdim))
+        shared.append(t)
+        return t
     return Tensor(Alloc(buf, tuple(int(x) for x in shape), dtype, pdim=pdim))
 
 
@@ -209,23 +220,32 @@ def static_range(*args, **kw) -> _Range:
     return _Range(args, "static")
 
 
-_program = [0]
+_program = [0]  # the running SPMD instance (flattened), and the grid
+_grid = [()]
 
 
 def program_id(axis=0) -> int:
-    return _program[0] if axis == 0 else 0
+    g = _grid[0] or (1,)
+    idx = np.unravel_index(_program[0], g)
+    return int(idx[axis]) if axis < len(g) else 0
 
 
 def num_programs(axes=None) -> int:
-    return 1
+    g = _grid[0] or (1,)
+    if axes is None:
+        return int(np.prod(g))
+    return int(g[axes]) if isinstance(axes, int) else int(np.prod([g[a] for a in axes]))
 
 
 def program_ndim() -> int:
-    return 0
+    return len(_grid[0])
 
 
 def device_print(prefix, x) -> None:
-    pass
+    """Print a tile's values (functional runs only), like nki.simulate_kernel's device_print."""
+    v = read(x) if isinstance(x, Tensor) else x
+    if v is not None:
+        print(prefix, v)
 
 
 # -- data movement --------------------------------------------------------------------------------------------------
@@ -842,10 +862,6 @@ def softmax(x, axis, *, dtype=None, mask=None, **kw):
     e = exp(binary(np.subtract, x, m))
     s = sum(e, axis, keepdims=True)
     return binary(np.divide, e, s, dtype=dtype)
-
-
-def loop_reduce(x, op, loop_indices, *, dtype=None, mask=None):
-    return x
 
 
 _rt._nl = sys.modules[__name__]

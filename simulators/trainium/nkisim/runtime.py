@@ -47,6 +47,8 @@ class Session:
         self.slots: dict = {}
         self.site_count: dict = {}
         self.pending = None  # a traced nc_matmul not yet emitted (it may turn into a PSUM accumulation)
+        self.spmd_hbm: list = []  # HBM tensors allocated by SPMD instance 0, shared with the other instances
+        self.spmd_next = 0
         self.onchip: list[tuple] = []  # (buffer, bytes per partition, Access) of every SBUF/PSUM allocation
         self.spill_seqs: frozenset = frozenset()
         self.peak = {"sbuf": 0, "psum": 0}
