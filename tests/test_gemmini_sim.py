@@ -214,3 +214,17 @@ void solution(float Kinf[NX][NU], float x[NX][1], float d[NU][1], float u[NU][1]
     assert run(code, k).correct
     own = "void add_matrix(float *a, float *b, float *c, int r, int k) { for (int i = 0; i < r * k; i++) c[i] = a[i] + b[i] + 1; }\n"
     assert run(own + code, k).error.type == "wrong_output"
+
+
+def test_cpu_helper_reading_unfenced_mvout_is_a_hazard():
+    code = """
+void solution(float Kinf[NX][NU], float x[NX][1], float d[NU][1], float u[NU][1]) {
+  static float t[NU][1];
+  config_st(sizeof(float));
+  mvin(0, 1u << 31, 1, NU);
+  mvout(t, 1u << 31, 1, NU);
+  add_matrix(t, d, u, NU, 1);
+}
+"""
+    r = run(code, "gemmini/tinympc-matvec-12x4")
+    assert r.error.type == "hazard_error" and "add_matrix" in r.error.message and "#3" in r.error.message

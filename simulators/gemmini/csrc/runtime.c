@@ -375,7 +375,7 @@ void gsim_mvin(int id, uintptr_t dram, uint32_t local, long cols, long rows, int
         uintptr_t s = dram + r * stride;
         for (uintptr_t g = (s - base) / 4; g < (s + cols * esz - base + 3) / 4; g++)
           if (sh[g] > last_fence_instr)
-            fail("hazard_error", "mvin reads DRAM that mvout #%u wrote with no fence() between them", sh[g] - 1);
+            fail("hazard_error", "mvin reads DRAM that command #%u (a mvout) wrote with no fence() between them", sh[g]);
       }
     }
     for (long r = 0; r < rows; r++) {
@@ -667,12 +667,28 @@ void gsim_flush(int skip, int line) {
 }
 
 /* ---------------- Autocomp harness helpers (weak: a candidate's own definition wins) ---------------- */
+/* The CPU reading DRAM that an unfenced mvout is still writing is a race, as it is for a mvin. */
+static void check_cpu_read(const void *p, long n, const char *what) {
+  uintptr_t base, lo = (uintptr_t)p;
+  if (n <= 0 || !mvouts_since_fence) return;
+  uint32_t *sh = shadow_for(lo, lo + n, &base);
+  if (!sh) return;
+  for (uintptr_t g = (lo - base) / 4; g < (lo + n - base + 3) / 4; g++)
+    if (sh[g] > last_fence_instr) {
+      cur_line = 0; /* the helper's own line is unknown */
+      fail("hazard_error", "%s reads DRAM that command #%u (a mvout) wrote with no fence() between them", what, sh[g]);
+    }
+}
+
 __attribute__((weak)) void add_matrix(const elem_t *a, const elem_t *b, elem_t *out, int rows, int cols) {
+  check_cpu_read(a, (long)rows * cols * sizeof(elem_t), "add_matrix");
+  check_cpu_read(b, (long)rows * cols * sizeof(elem_t), "add_matrix");
   for (long i = 0; i < (long)rows * cols; i++) out[i] = (elem_t)(a[i] + b[i]);
   sync_cpu();
   t_cpu += (cyc)rows * cols * GSIM_CPU_CYCLES_PER_BLOCK; /* one loop iteration per element */
 }
 __attribute__((weak)) void negate_matrix(const elem_t *in, elem_t *out, int rows, int cols) {
+  check_cpu_read(in, (long)rows * cols * sizeof(elem_t), "negate_matrix");
   for (long i = 0; i < (long)rows * cols; i++) out[i] = (elem_t)-in[i];
   sync_cpu();
   t_cpu += (cyc)rows * cols * GSIM_CPU_CYCLES_PER_BLOCK;
