@@ -63,6 +63,9 @@ class _ScheduleFamily(Family):
         return all(s[k] in self.knob_values(kernel, k) for k in s)
 
     def _moves(self, kernel: Kernel, s: dict[str, Any], item: int, params: dict[str, Any]) -> list[tuple[dict, str]]:
+        if not 0 <= item < len(TRAINIUM):
+            return []
+        s = self.complete(kernel, s)
         name = TRAINIUM[item]
         out: list[tuple[dict, str]] = []
 
@@ -105,6 +108,10 @@ class _ScheduleFamily(Family):
         if s["kchunk"] not in chunks:
             s["kchunk"] = max(c for c in chunks if c <= s["kchunk"]) if min(chunks) <= s["kchunk"] else chunks[0]
         return s
+
+    def complete(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
+        """`schedule` with knobs it does not name set as in the naive schedule (older or hand-edited markers)."""
+        return {**self.naive_schedule(kernel), **schedule}
 
     def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
         return np.array([bool(self._moves(kernel, schedule, i, {})) for i in range(len(self.menu))])
@@ -343,7 +350,7 @@ class TrainiumAttention(_ScheduleFamily):
         }
 
     def emit(self, kernel: Kernel, schedule: dict[str, Any]) -> str:
-        s = schedule
+        s = self.complete(kernel, schedule)
         pdt = "nl.bfloat16" if s["pdtype"] == "bf16" else "nl.float32"
         U = s["unroll"]
         L: list[str] = []
@@ -625,7 +632,7 @@ class TrainiumSDAttention(_ScheduleFamily):
         }
 
     def emit(self, kernel: Kernel, schedule: dict[str, Any]) -> str:
-        s = schedule
+        s = self.complete(kernel, schedule)
         sdt = "nl.bfloat16" if s["sdtype"] == "bf16" else "nl.float32"
         U = s["unroll"]
         L: list[str] = []

@@ -324,7 +324,7 @@ class TrainiumGemm(Family):
 
     # --- emitter ---------------------------------------------------------------------------------------------
     def emit(self, kernel: Kernel, schedule: dict[str, Any]) -> str:
-        s = schedule
+        s = self.complete(kernel, schedule)
         K = kernel.spec["K"]
         kblocks = K // P // s["bk"]
         psum_acc = kblocks > 1 and s["acc"] == "psum"
@@ -486,6 +486,9 @@ class TrainiumGemm(Family):
 
     # --- transformations -------------------------------------------------------------------------------------
     def _moves(self, kernel: Kernel, s: dict[str, Any], item: int, params: dict[str, Any]) -> list[tuple[dict, str]]:
+        if not 0 <= item < len(TRAINIUM):
+            return []
+        s = self.complete(kernel, s)
         """All (new schedule, description) pairs menu item `item` can produce from `s` (valid and different)."""
         K = kernel.spec["K"]
         kt = K // P
@@ -613,6 +616,10 @@ class TrainiumGemm(Family):
             if s["mm"] == "nc_matmul":
                 add("use nl.matmul(transpose_x=True)", mm="matmul")
         return out
+
+    def complete(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
+        """`schedule` with knobs it does not name set as in the naive schedule (older or hand-edited markers)."""
+        return {**self.naive_schedule(kernel), **schedule}
 
     def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
         return np.array([bool(self._moves(kernel, schedule, i, {})) for i in range(len(self.menu))])
