@@ -294,3 +294,23 @@ def test_accumulator_mvin_accumulates_with_bit30_and_shrunk_int8():
     r = run_prog(decls, body, {"o": ("int32_t", (4, 16)), "s": ("int32_t", (4, 16))})
     assert np.array_equal(r["o"], (x.astype(np.int64) * 2 + 2**31) % 2**32 - 2**31)  # int32 wraparound
     assert np.array_equal(r["s"], np.clip(a.astype(np.int32) * 2, -128, 127))
+
+
+def test_loop_conv_ws_with_padding_matches_numpy():
+    n, h, w, c, k = 1, 6, 5, 8, 20
+    x, wt = i8(n, h, w, c), i8(3, 3, c, k)
+    bias = RNG.integers(-300, 300, size=(k,)).astype(np.int32)
+    args = [n, h, w, c, k, h, w, h, w, 1, 1, 3, 1, 0, 0, 0]  # batch..pool_padding
+    args += [n, h, w, k, 3, 3, c, 1, 1, 1, 1, 0, 0, 0, 0, h, w]  # batches..ocols
+    tail = ["wt", "o", "bias", "x", 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, c, k, k, 0, 0, 0]
+    call = "gemmini_loop_conv_ws(" + ", ".join(map(str, args + tail)) + ");"
+    body = "gemmini_extended_config_st(20, 0, 1.0f);" + call + "fence();"
+    decls = c_array("x", x, "int8_t") + c_array("wt", wt, "int8_t") + c_array("bias", bias, "int32_t")
+    decls += f"static int8_t o[{n}][{h}][{w}][{k}];"
+    r = run_prog(decls, body, {"o": ("int8_t", (n, h, w, k))})
+    xp = np.pad(x.astype(np.int64), ((0, 0), (1, 1), (1, 1), (0, 0)))
+    want = np.broadcast_to(bias.astype(np.int64), (n, h, w, k)).copy()
+    for dr in range(3):
+        for dc in range(3):
+            want += np.tensordot(xp[:, dr : dr + h, dc : dc + w, :], wt[dr, dc].astype(np.int64), axes=([3], [0]))
+    assert np.array_equal(r["o"], np.clip(want, -128, 127))
