@@ -107,3 +107,15 @@ def test_job_keys_describe_live_kwargs_by_their_config_not_their_address():
     c = jobs_for({"beam": {}}, ["fake/matmul-64"], [0], {"code_model": _Model(0.5)}, **KW)[0]
     assert a.key == b.key != c.key
     assert json.loads(json.dumps(a.to_dict()))["env"]["kwargs"]["code_model"] == {"name": "m", "temperature": 1.0}
+
+
+def test_results_store_is_readable_by_the_validator(tmp_path):
+    from autocomp_env.episode import claims_from
+
+    recs = run_jobs(_jobs(1), tmp_path, progress=False)
+    claims = claims_from(tmp_path / "results.jsonl")
+    assert len(claims) == len(recs) == 4
+    assert [(c.kernel, c.latency) for c in claims] == [
+        (r["result"]["kernel"], r["result"]["best_latency"]) for r in recs
+    ]
+    assert all("autocomp-schedule" in c.code for c in claims)
