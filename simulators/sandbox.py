@@ -139,6 +139,28 @@ def _make_pids_cgroup(limit: int) -> str | None:
         return None
 
 
+def _kill_cgroup(path: str | None) -> None:
+    """SIGKILL everything in the cgroup until it is empty: this also catches children that left the process
+    group with setsid(), and waits out a bubblewrap pid namespace that is being torn down."""
+    if not path:
+        return
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline:
+        try:
+            with open(os.path.join(path, "cgroup.procs")) as f:
+                pids = [int(p) for p in f.read().split()]
+        except (OSError, ValueError):
+            return
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)
+
+
 def _remove_cgroup(path: str | None) -> None:
     if not path:
         return
@@ -214,6 +236,7 @@ def run(
             timed_out = True
         _kill_group(proc.pid)
         proc.wait()
+        _kill_cgroup(cgroup)
         with os.fdopen(rfd, "rb") as flag:
             if flag.read(1) == b"1":
                 isolation.append("netns")

@@ -1,6 +1,5 @@
 """The sandbox is the only way candidate code runs: each hostile behaviour ends in a clean outcome."""
 
-import glob
 import os
 import sys
 
@@ -12,20 +11,18 @@ PY = sys.executable
 FAST = sandbox.Limits(wall_seconds=5, cpu_seconds=5)
 
 
-def _leftover_dirs():
-    return set(glob.glob(os.path.join(os.environ.get("TMPDIR", "/tmp"), "autocomp-sbx-*")))
-
-
 def test_runs_a_program_and_reads_back_files():
     o = sandbox.run([PY, "-c", "open('out.txt','w').write('hi'); print('ok')"], read_back=("out.txt",))
     assert o.ok and o.stdout == "ok\n" and o.files == {"out.txt": b"hi"}
 
 
-def test_infinite_loop_times_out_and_leaves_nothing_behind():
-    before = _leftover_dirs()
+def test_infinite_loop_times_out_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # private: others run sandboxes concurrently
     o = sandbox.run([PY, "-c", "while True: pass"], limits=sandbox.Limits(wall_seconds=1, cpu_seconds=5))
     assert o.timed_out and o.returncode is None
-    assert _leftover_dirs() <= before
+    assert not list(tmp_path.iterdir())
 
 
 def test_cpu_limit_kills_a_busy_child():
@@ -73,7 +70,8 @@ def test_with_bwrap_home_is_hidden_and_root_read_only():
     assert "denied" in o.stdout
     listed = o.stdout.splitlines()[0]
     for name in os.listdir(home):
-        if not any(p.startswith(os.path.join(home, name)) for p in (sys.prefix, sys.base_prefix, os.getcwd())):
+        kept = (sys.prefix, sys.base_prefix, os.getcwd(), sandbox._cache_root())  # bound back read-only
+        if not any(p.startswith(os.path.join(home, name)) for p in kept):
             assert repr(name) not in listed
 
 
@@ -83,3 +81,41 @@ def test_network_is_unreachable_when_isolated():
     if not o.network_isolated:
         pytest.skip("this machine allows no network namespace")
     assert o.ok and o.stdout.strip() != "0"
+
+
+def _no_bwrap(monkeypatch):
+    monkeypatch.setattr(sandbox, "_BWRAP", None)
+
+
+@pytest.mark.parametrize("level", ["auto", "no-bwrap"])
+def test_children_that_leave_the_process_group_are_killed(level, monkeypatch):
+    # setsid() escapes the process-group kill; the pids cgroup (or bubblewrap's pid namespace) still ends it.
+    if level == "no-bwrap":
+        _no_bwrap(monkeypatch)
+    marker = f"setsid-{level}-{os.getpid()}"
+    code = f"import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(30)  # {marker}\nprint('done')"
+    o = sandbox.run([PY, "-c", code], limits=FAST)
+    if "cgroup-pids" not in o.isolation and "bwrap" not in o.isolation:
+        pytest.skip("neither a pids cgroup nor bubblewrap here: a setsid() child can outlive the run")
+    assert o.ok and o.stdout == "done\n"
+    assert marker not in os.popen("ps -eo args").read()
+
+
+def test_fork_bomb_leaves_no_process_when_run_returns(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    marker = f"bomb-{os.getpid()}"
+    o = sandbox.run([PY, "-c", f"import os\nwhile True: os.fork()  # {marker}"], limits=sandbox.Limits(wall_seconds=2))
+    assert not o.ok
+    assert marker not in os.popen("ps -eo args").read()
+    assert not list(tmp_path.iterdir())
+
+
+def test_without_bwrap_the_network_namespace_still_applies(monkeypatch):
+    _no_bwrap(monkeypatch)
+    code = "import socket\ns = socket.socket()\ns.settimeout(2)\nprint(s.connect_ex(('127.0.0.1', 22)), s.connect_ex(('1.1.1.1', 80)))"
+    o = sandbox.run([PY, "-c", code], limits=FAST)
+    if not o.network_isolated:
+        pytest.skip("this machine allows no network namespace")
+    assert "bwrap" not in o.isolation and o.ok and "0" not in o.stdout.split()

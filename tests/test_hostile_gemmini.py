@@ -1,0 +1,237 @@
+"""Hostile candidate C code on the Gemmini target, through the real simulator and through the env.
+
+Every case must end in a structured error (a type from ERROR_TYPES), leave no process or sandbox dir
+behind, change nothing outside the sandbox, and (in the env) cost exactly the failure penalty while the
+state stays put and the next step works normally.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import uuid
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import autocomp_env  # noqa: F401  (registers the envs)
+from autocomp_env import evaluation
+from autocomp_env.codemodel import OfflineCodeModel
+from autocomp_env.core import Generation
+from simulators import sandbox
+from simulators.gemmini import GemminiSimulator
+from simulators.gemmini.kernels import case, parse_kernel
+from simulators.result import ERROR_TYPES
+
+KERNEL = "gemmini/matmul-16x16x16"
+TIMEOUT = 3.0
+SIG = "void solution(int8_t A[16][16], int8_t B[16][16], int8_t C[16][16]) {"
+TAG = uuid.uuid4().hex[:12]  # names the files hostile code tries to create or read
+SECRET = f"secret-{TAG}"
+HOME_SECRET = os.path.join(os.path.expanduser("~"), f"autocomp-hostile-{TAG}.txt")
+OUTSIDE = (f"/tmp/autocomp-pwned-{TAG}", os.path.join(os.path.expanduser("~"), f"autocomp-pwned-{TAG}"))
+ALIAS_FOPEN = "FILE *(*op)(const char *, const char *) = fopen;"  # dodges the static fopen( check
+
+
+def _seed0_output() -> str:
+    _, ref = case(parse_kernel(KERNEL), 0)
+    return ", ".join(str(int(v)) for v in ref["C"].ravel())
+
+
+def _forge_stats(cycles: int) -> str:
+    # Redirects the harness's stats file (a macro after the code rewrites its snprintf) and writes its own.
+    return (
+        "#include <stdio.h>\n#include <stdarg.h>\n"
+        "static int sn2(char *b, size_t n, const char *f, ...) { va_list ap; va_start(ap, f);"
+        " int r = vsnprintf(b, n, f[0] == 's' ? \"junk%d\" : f, ap); va_end(ap); return r; }\n"
+        f'{SIG} {ALIAS_FOPEN} FILE *f = op("stats0.txt", "w"); fprintf(f, "cycles {cycles}\\n"); fclose(f);\n'
+        "  for (int i = 0; i < 16; i++) for (int j = 0; j < 16; j++) { int s = 0;"
+        " for (int k = 0; k < 16; k++) s += A[i][k] * B[k][j]; C[i][j] = s > 127 ? 127 : s < -128 ? -128 : s; } }\n"
+        "#define snprintf sn2\n"
+    )
+
+
+# name -> (code, allowed error types)
+HOSTILE: dict[str, tuple[str, set[str]]] = {
+    "infinite_loop": (f"{SIG} for (;;) {{ }} }}", {"timeout"}),
+    "fork_static": (f"#include <unistd.h>\n{SIG} while (1) fork(); }}", {"sandbox_violation"}),
+    "fork_bomb": (
+        f"#include <unistd.h>\n{SIG} pid_t (*f)(void) = fork; for (;;) f(); }}",
+        {"timeout", "runtime_error", "sandbox_violation"},
+    ),
+    "memory_bomb": (
+        "#include <stdlib.h>\n#include <string.h>\n"
+        f"{SIG} for (int i = 0; i < 16; i++) {{ char *p = malloc(1 << 30); memset(p, i, 1 << 30); C[0][i] = p[i]; }} }}",
+        {"memory_limit", "runtime_error"},
+    ),
+    "huge_output": (
+        f'#include <stdio.h>\n{SIG} for (;;) fputs("{"x" * 70}\\n", stdout); }}',
+        {"output_limit"},
+    ),
+    "segfault": (f"{SIG} int8_t (*p)[16] = A - 100000000; C[0][0] = p[0][0]; }}", {"runtime_error"}),
+    "abort": (f"#include <stdlib.h>\n{SIG} abort(); }}", {"runtime_error"}),
+    "write_static": (f'#include <stdio.h>\n{SIG} fopen("{OUTSIDE[0]}", "w"); }}', {"sandbox_violation"}),
+    "write_outside": (
+        f"#include <stdio.h>\n{SIG} {ALIAS_FOPEN} for (int i = 0; i < 2; i++) {{"
+        f' FILE *f = op(i ? "{OUTSIDE[1]}" : "{OUTSIDE[0]}", "w"); if (f) {{ fputs("pwned", f); fclose(f); }} }} }}',
+        {"wrong_output"},
+    ),
+    "read_home": (
+        f'#include <stdio.h>\n{SIG} {ALIAS_FOPEN} FILE *f = op("{HOME_SECRET}", "r"); char b[64] = "none";'
+        ' if (f) fgets(b, 64, f); printf("got %s\\n", b); }',
+        {"wrong_output"},
+    ),
+    "socket": (
+        "#include <stdio.h>\n#include <sys/socket.h>\n#include <netinet/in.h>\n#include <arpa/inet.h>\n"
+        f"{SIG} int s = socket(AF_INET, SOCK_STREAM, 0); struct sockaddr_in a = {{0}}; a.sin_family = AF_INET;"
+        ' a.sin_port = htons(PORT); a.sin_addr.s_addr = inet_addr("127.0.0.1");'
+        ' printf("connect %d\\n", connect(s, (struct sockaddr *)&a, sizeof a)); }',
+        {"wrong_output"},
+    ),
+    "overwrite_inputs": (
+        f"{SIG} for (int i = 0; i < 16; i++) for (int j = 0; j < 16; j++) A[i][j] = B[i][j] = C[i][j] = 0; }}",
+        {"wrong_output"},
+    ),
+    "seed0_only": (
+        f"#include <string.h>\nstatic const int8_t K0[256] = {{{_seed0_output()}}};\n{SIG} memcpy(C, K0, 256); }}",
+        {"wrong_output"},
+    ),
+    "beyond_roofline": (_forge_stats(5), {"beyond_roofline"}),
+}
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch):
+    """Sandbox dirs go to a private root, so leftovers are ours alone (others run tests on this machine)."""
+    root = tmp_path / "sbx"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    with open(HOME_SECRET, "w") as f:
+        f.write(SECRET)
+    yield root
+    os.unlink(HOME_SECRET)
+    for p in OUTSIDE:
+        if os.path.exists(p):
+            os.unlink(p)
+
+
+@pytest.fixture
+def listener():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    s.setblocking(False)
+    yield s
+    s.close()
+
+
+def _code(name: str, port: int) -> str:
+    return HOSTILE[name][0].replace("htons(PORT)", f"htons({port})")
+
+
+def _procs_under(root) -> list[str]:
+    """Live processes whose working directory or command line is inside `root`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if cwd.startswith(str(root)) or str(root) in cmd:
+            found.append(f"{pid}: {cmd}")
+    return found
+
+
+def _assert_contained(name: str, root, listener) -> None:
+    assert not list(root.glob("autocomp-sbx-*")), "sandbox dir left behind"
+    assert not _procs_under(root), "process left behind"
+    for p in OUTSIDE:
+        assert not os.path.exists(p), f"{name} wrote {p}"
+    with pytest.raises(BlockingIOError):
+        listener.accept()  # nobody connected
+
+
+def _assert_error(name: str, result) -> None:
+    assert not result.correct and result.latency is None
+    assert result.error is not None and result.error.type in ERROR_TYPES
+    assert result.error.type in HOSTILE[name][1], (name, result.error)
+    assert SECRET not in result.stdout + result.error.message
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_simulator_contains_hostile_code(name, private_tmp, listener):
+    r = GemminiSimulator().run(_code(name, listener.getsockname()[1]), KERNEL, timeout=TIMEOUT)
+    _assert_error(name, r)
+    _assert_contained(name, private_tmp, listener)
+
+
+def test_reference_output_never_enters_the_sandbox(monkeypatch):
+    seen: list[dict] = []
+    real = sandbox.run
+
+    def spy(argv, **kw):
+        seen.append(dict(kw.get("files") or {}))
+        return real(argv, **kw)
+
+    monkeypatch.setattr(sandbox, "run", spy)
+    r = GemminiSimulator().run(_code("overwrite_inputs", 1), KERNEL, seeds=(0, 1), timeout=TIMEOUT)
+    assert r.error is not None and r.error.type == "wrong_output"
+    for seed in (0, 1):
+        want = np.ascontiguousarray(case(parse_kernel(KERNEL), seed)[1]["C"]).tobytes()
+        for content in seen[0].values():
+            blob = content.encode() if isinstance(content, str) else content
+            assert want not in blob
+
+
+class _Scripted:
+    """Returns the queued codes, then behaves like the offline model."""
+
+    name = "scripted"
+
+    def __init__(self, codes: list[str]):
+        self.codes = list(codes)
+        self.offline = OfflineCodeModel()
+
+    def implement(self, kernel, code, plan, feedback, rng):
+        if self.codes:
+            return Generation(code=self.codes.pop(0), model=self.name)
+        return self.offline.implement(kernel, code, plan, feedback, rng)
+
+    def propose_plans(self, *a, **kw):
+        return self.offline.propose_plans(*a, **kw)
+
+
+class _ShortTimeout(GemminiSimulator):
+    def run(self, code, kernel, *, seeds=(0, 1), timeout=TIMEOUT):
+        return super().run(code, kernel, seeds=seeds, timeout=timeout)
+
+
+def test_env_penalizes_hostile_code_and_goes_on(private_tmp, listener, monkeypatch):
+    monkeypatch.setitem(evaluation._INSTANCES, "gemmini", _ShortTimeout())
+    names = sorted(HOSTILE)
+    port = listener.getsockname()[1]
+    env = gym.make(
+        "autocomp/Gemmini-matmul-v0",
+        kernel=KERNEL,
+        code_model=_Scripted([_code(n, port) for n in names]),
+        cache_dir="",
+        max_steps=len(names) + 5,
+    )
+    _, info = env.reset(seed=0)
+    start_code, start_latency = env.unwrapped.code, env.unwrapped.latency
+    penalty = env.unwrapped.failure_penalty
+    for name in names:
+        _, reward, terminated, truncated, info = env.step(0)
+        assert reward == -penalty and np.isfinite(reward), name
+        assert info["error_type"] in HOSTILE[name][1], (name, info["error_type"], info["error_message"])
+        assert env.unwrapped.code == start_code and env.unwrapped.latency == start_latency
+        assert not terminated and not truncated
+        _assert_contained(name, private_tmp, listener)
+    _, reward, _, _, info = env.step(0)  # the offline model again: a normal, correct step
+    assert info["correct"] and info["error_type"] is None and np.isfinite(reward)
+    env.close()
