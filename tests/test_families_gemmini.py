@@ -270,3 +270,12 @@ def test_corrupted_schedules_are_refused_cleanly(mm_kernel, bad):
 def test_small_search_improves_conv_and_tinympc(sim, family, shape, evaluations, factor):
     naive, best = hill_climb(sim, family, family.kernel(shape), evaluations, seed=1)
     assert naive / best > factor
+
+
+def test_loops_that_run_once_are_folded_into_readable_constants(mm_kernel):
+    fold = gemmini_matmul.fold
+    assert fold("c + (0 * 1 + 0) * 16 | ACC") == "c | ACC"  # not "c * 16": a product is folded before a sum
+    assert fold("&A[(io * 1 + 0) * 16][(0 * 2 + k) * 16]") == "&A[io * 16][k * 16]"
+    assert fold("if (ko == 3 && 0 == 0) mvout(x)") == "if (ko == 3) mvout(x)"
+    tiny = MM.starting_code(MM.kernel("16x16x16"))
+    assert "< 1;" not in tiny and "for (" not in tiny  # a single block needs no loops at all

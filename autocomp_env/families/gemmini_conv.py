@@ -216,7 +216,7 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
             w.open("if (ko == 0)")
         w(f"const int wcols = ({q_} - q0 < {tq * DIM} ? {q_} - q0 : {tq * DIM}) + 2;")
         mm._loop(w, "r", tp + 2)
-        w.open(f"for (int cb = 0; cb < {cb_n}; cb += {mw // DIM})")
+        w.loop("cb", cb_n, 0, mw // DIM)
         w.open(f"for (int x = 0; x < wcols; x += {DIM})")
         w(
             f"mvin(&inp[n][po * {tp} + r][q0 + x][cb * {DIM}], win + (r * {cb_n} + cb) * {wd} + x, {mw}, "
@@ -249,7 +249,7 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
     mm._loop(w, "pr", tp)
     mm._loop(w, "qb", tq)
     w(f"const int rows = {q_} - (q0 + qb * {DIM}) < {DIM} ? {q_} - (q0 + qb * {DIM}) : {DIM};")
-    w.open(f"for (int kb = 0; kb < {tk}; kb += {ow // DIM})")
+    w.loop("kb", tk, 0, ow // DIM)
     w(
         f"mvout(&output[n][po * {tp} + pr][q0 + qb * {DIM}][(ko * {tk} + kb) * {DIM}], "
         f"c + ((pr * {tq} + qb) * {tk} + kb) * {DIM}, {ow}, rows);"
@@ -287,7 +287,7 @@ def _emit_tap(w: _Writer, kernel: Kernel, s: dict[str, Any], kc: str, in_one: in
         wb = f"buf * {w_one}" if s["dbuf"] else "0"
         w(f"const uint32_t wt = w_base + {wb};" if wb != "0" else "const uint32_t wt = w_base;")
     wmw = min(mw, tk * DIM)
-    w.open(f"for (int kb = 0; kb < {tk}; kb += {wmw // DIM})")
+    w.loop("kb", tk, 0, wmw // DIM)
     w(f"mvin2(&weights[kr][{kc}][cb * {DIM}][(ko * {tk} + kb) * {DIM}], wt + kb * {DIM}, {wmw}, {DIM});")
     w.close()
     if s["w_resident"]:

@@ -165,29 +165,102 @@ def normalize(kernel: Kernel, s: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- the emitter ---------------------------------------------------------------------------------
+_RULES: tuple[tuple[str, Any], ...] = (  # constant folding for index expressions after a loop is elided
+    (r"\b(\d+) \* (\d+)\b", lambda m: str(int(m.group(1)) * int(m.group(2)))),
+    (r"\b0 \* \w+\b|\b\w+ \* 0\b(?![x\d])", "0"),
+    (r"\((\d+) \+ (\d+)\)", lambda m: str(int(m.group(1)) + int(m.group(2)))),
+    (r"\b(\w+) \* 1\b(?![x.\d])", r"\1"),
+    (r" \+ 0\b(?![x.\d]| ?[*/%])", ""),
+    (r"(?<=[(\[])0 \+ ", ""),
+    (r"(?<![\w\]])(?<!if )\((\w+)\)", r"\1"),
+    (r"\b(\d+) == (\d+)\b", lambda m: "true" if m.group(1) == m.group(2) else "false"),
+    (r"\b(\d+) > (\d+)\b", lambda m: "true" if int(m.group(1)) > int(m.group(2)) else "false"),
+    (r"\btrue && | && true\b", ""),
+    (r"\(true \? (\w+) : \w+\)", r"\1"),
+    (r"\(false \? \w+ : (\w+)\)", r"\1"),
+    (r"\btrue \? ([^:;]+) : NULL", r"\1"),
+    (r" \| 0\b(?![x\d])", ""),
+)
+
+
+def fold(text: str) -> str:
+    """Fold the constant arithmetic a substituted loop index leaves behind (`(0 * 4 + k)` -> `k`)."""
+    while True:
+        new = text
+        for pat, repl in _RULES:
+            new = re.sub(pat, repl, new)
+        if new == text:
+            return text
+        text = new
+
+
 class _Writer:
+    """Indented C lines. A loop that runs once is not written: its index becomes a constant in the body."""
+
     def __init__(self) -> None:
-        self.lines: list[str] = []
+        self.rows: list[list[Any]] = []  # [depth, text]
         self.depth = 1
+        self.stack: list[tuple[str, int, int] | None] = []  # None: a real block; else (var, first row, depth)
+        self.subs: dict[str, str] = {}
 
     def __call__(self, text: str) -> None:
-        self.lines.append("  " * self.depth + text)
+        if self.subs:
+            for var, value in self.subs.items():
+                text = re.sub(rf"\b{var}\b", value, text)
+            text = fold(text)
+            if text.startswith("if (true) "):
+                text = text[len("if (true) ") :]
+            elif text.startswith("if (false) ") and text.endswith(";"):
+                return  # a statement that can never run
+        self.rows.append([self.depth, text])
+
+    @property
+    def lines(self) -> list[str]:
+        return ["  " * depth + text for depth, text in self.rows]
 
     def open(self, text: str = "") -> None:
         self(f"{text} {{" if text else "{")
+        if self.rows[-1][1] == "if (true) {":
+            self.rows[-1][1] = "{"
+        self.stack.append(None)
         self.depth += 1
 
+    def loop(self, var: str, n: int, start: int = 0, step: int = 1) -> None:
+        if start < n <= start + step:  # runs once: substitute the index instead
+            self.stack.append((var, len(self.rows), self.depth))
+            self.subs[var] = str(start)
+            return
+        inc = f"{var}++" if step == 1 else f"{var} += {step}"
+        self.open(f"for (int {var} = {start}; {var} < {n}; {inc})")
+
     def close(self) -> None:
-        self.depth -= 1
-        self("}")
+        top = self.stack.pop()
+        if top is None:
+            self.depth -= 1
+            self("}")
+            return
+        var, first, depth = top
+        del self.subs[var]
+        body = self.rows[first:]
+        if any(d == depth and re.match(r"(const |int |float |uint32_t )", s) for d, s in body):
+            # The body declares names: keep it in its own scope so a sibling block can reuse them.
+            for row in body:
+                row[0] += 1
+            self.rows.insert(first, [depth, "{"])
+            self.rows.append([depth, "}"])
 
 
 def _loop(w: _Writer, var: str, n: int, start: int = 0) -> None:
-    w.open(f"for (int {var} = {start}; {var} < {n}; {var}++)")
+    w.loop(var, n, start)
 
 
 def _plus(base: str, expr: str) -> str:
     return base if expr == "0" else f"{base} + {expr}"
+
+
+def tidy(code: str) -> str:
+    """Drop multiplications by one that the templates leave in index expressions: `(io * 1 + i)` -> `(io + i)`."""
+    return re.sub(r"\((\w+) \* 1 \+ ", r"(\1 + ", code)
 
 
 def describe(s: dict[str, Any]) -> str:
@@ -276,7 +349,7 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
     if s["resident"] == "A":
         w.open("if (jo == 0)")
     _loop(w, "i", ti)
-    w.open(f"for (int k = 0; k < {tk}; k += {mw // DIM})")
+    w.loop("k", tk, 0, mw // DIM)
     w(f"mvin(&A[(io * {ti} + i) * {DIM}][(ko * {tk} + k) * {DIM}], {a_addr('i', 'k')}, {mw}, {DIM});")
     w.close()
     w.close()
@@ -285,7 +358,7 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
     if s["resident"] == "B":
         w.open("if (io == 0)")
     _loop(w, "k", tk)
-    w.open(f"for (int j = 0; j < {tj}; j += {mw // DIM})")
+    w.loop("j", tj, 0, mw // DIM)
     w(f"mvin2(&B[(ko * {tk} + k) * {DIM}][(jo * {tj} + j) * {DIM}], {b_addr('k', 'j')}, {mw}, {DIM});")
     w.close()
     w.close()
@@ -298,7 +371,7 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
     if not s["fuse_store"]:
         ow = s["mvout_cols"]
         _loop(w, "i", ti)
-        w.open(f"for (int j = 0; j < {tj}; j += {ow // DIM})")
+        w.loop("j", tj, 0, ow // DIM)
         w(f"mvout(&C[(io * {ti} + i) * {DIM}][(jo * {tj} + j) * {DIM}], c + (i * {tj} + j) * {DIM}, {ow}, {DIM});")
         w.close()
         w.close()
@@ -371,7 +444,7 @@ def _unrolled(w: _Writer, var: str, n: int, u: int, body, start: int = 0) -> Non
         body(var)
         w.close()
         return
-    w.open(f"for (int {var} = {start}; {var} < {n}; {var} += {u})")
+    w.loop(var, n, start, u)
     for d in range(u):
         body(var if d == 0 else f"({var} + {d})")
     w.close()
@@ -759,7 +832,7 @@ class ScheduleFamily(Family):
         s = self.full(kernel, schedule)
         if s is None:
             raise ValueError(f"not a valid {self.target}/{self.name} schedule for {kernel.name}: {schedule}")
-        return self.write(kernel, self.normalize(kernel, s))
+        return tidy(self.write(kernel, self.normalize(kernel, s)))
 
     def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
         return np.array([bool(self.candidates(kernel, schedule, i)) for i in range(len(self.menu))])
