@@ -228,3 +228,16 @@ void solution(float Kinf[NX][NU], float x[NX][1], float d[NU][1], float u[NU][1]
 """
     r = run(code, "gemmini/tinympc-matvec-12x4")
     assert r.error.type == "hazard_error" and "add_matrix" in r.error.message and "#3" in r.error.message
+
+
+def test_other_array_sizes_are_configurable():
+    from simulators.gemmini import GemminiConfig
+
+    sim32 = GemminiSimulator(GemminiConfig(dim=32, acc_rows=2048))
+    k = "gemmini/matmul-100x70x90"
+    r = sim32.run(vendor_code(k, True), k, seeds=(0,))
+    assert r.correct and sim32.roofline(k) == 100 * 70 * 90 / 1024
+    with pytest.raises(ValueError):
+        GemminiConfig(dim=12)
+    with pytest.raises(ValueError):
+        GemminiConfig(rs_ld=0)

@@ -21,8 +21,9 @@ class GemminiConfig:
     sp_banks: int = 4  # [G][T]
     acc_rows: int = 1024  # 64 KiB / 64 B rows [G][T]
     acc_banks: int = 2  # [G]
-    max_block_len: int = 4  # [T] MAX_BLOCK_LEN: an int8 mvin moves at most 4*DIM columns
-    max_block_len_acc: int = 1  # [T] MAX_BLOCK_LEN_ACC
+    # [T] MAX_BLOCK_LEN(_ACC): DIM-column blocks per mvin; None = MAX_BYTES (64) / row bytes, i.e. 4 and 1
+    max_block_len: int | None = None
+    max_block_len_acc: int | None = None
     # --- timing ----------------------------------------------------------------------------
     rs_ld: int = 8  # reservation-station entries, load queue [G]
     rs_ex: int = 16  # execute queue [G]
@@ -40,13 +41,28 @@ class GemminiConfig:
     mem_latency_rd: int = 40  # (assumption) round trip to the L2 [RC outerLatencyCycles]
     mem_latency_wr: int = 40  # (assumption)
     mvin_scale_cycles_per_row: int = 4  # [G] VectorScalarMultiplier with 4 units, non-identity scale only
-    mesh_latency: int = 38  # (derived) 2*DIM + 6: first row fed to first row written
+    mesh_latency: int | None = None  # (derived) 2*DIM + 6 when None: first row fed to first row written
     max_matmuls_in_mesh: int = 5  # [G] MeshWithDelays max_simultaneous_matmuls
     reuse_rows_floor: int = 4  # [G] ExecuteController: total_rows floor when weights are reused
     bank_conflict_factor: int = 2  # (derived) same_bank alternation
     acc_read_latency: int = 10  # [G] acc_latency 2 + acc scale pipe 8
     sp_read_latency: int = 2  # (derived)
     mvin_complete_extra: int = 3  # (derived) last beat to SRAM write
+
+    def __post_init__(self) -> None:
+        for k, v in asdict(self).items():
+            if isinstance(v, bool) or v is None:
+                continue
+            if not isinstance(v, int) or v < (
+                0 if k.startswith(("mem_latency", "cpu_", "lib_", "mvin_complete", "sp_read", "acc_read")) else 1
+            ):
+                raise ValueError(f"GemminiConfig.{k} must be a positive integer, got {v!r}")
+        if not 2 <= self.dim <= 64 or self.dim & (self.dim - 1):
+            raise ValueError(f"GemminiConfig.dim must be a power of two in [2, 64], got {self.dim}")
+        if self.sp_rows % self.sp_banks or self.acc_rows % self.acc_banks:
+            raise ValueError("GemminiConfig: rows must divide evenly into banks")
+        if max(self.rs_ld, self.rs_ex, self.rs_st, self.front_queue, self.dma_window, self.max_matmuls_in_mesh) > 64:
+            raise ValueError("GemminiConfig: queue, window and mesh depths are limited to 64")
 
     @property
     def elem_bytes(self) -> int:
@@ -61,7 +77,10 @@ class GemminiConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def defines(self) -> dict[str, int]:
-        d = {f"GSIM_{k.upper()}": int(v) for k, v in asdict(self).items()}
+        d = {f"GSIM_{k.upper()}": int(v) for k, v in asdict(self).items() if v is not None}
+        d["GSIM_MAX_BLOCK_LEN"] = self.max_block_len or max(1, 64 // (self.dim * self.elem_bytes))
+        d["GSIM_MAX_BLOCK_LEN_ACC"] = self.max_block_len_acc or max(1, 64 // (self.dim * self.acc_bytes))
+        d["GSIM_MESH_LATENCY"] = self.mesh_latency if self.mesh_latency is not None else 2 * self.dim + 6
         return d
 
 
@@ -74,7 +93,4 @@ FP32_4X4 = GemminiConfig(
     sp_banks=4,
     acc_rows=4096,
     acc_banks=1,
-    max_block_len=4,
-    max_block_len_acc=4,
-    mesh_latency=2 * 4 + 6,
 )
