@@ -50,6 +50,9 @@ def test_wrong_output_is_reported(sim):
         "import neuronxcc.nki as nki\nx = ().__class__.__subclasses__()\n",
         "f = open('/etc/passwd')\n",
         "__import__('os')\n",
+        "@nki.jit\ndef solution(a, g):\n    t = nl.load(a)\n    t.alloc.sess.tl.end = 0\n",
+        "x = nl._rt\n",
+        "x = getattr(nl, 'session')\n",
     ],
 )
 def test_forbidden_code_is_refused_before_running(sim, code):
@@ -107,3 +110,15 @@ def test_cli_json(tmp_path, capsys):
     rc = main([str(p), "--kernel", "trainium/rmsnorm-128x256", "--json"])
     d = json.loads(capsys.readouterr().out)
     assert rc == 0 and d["correct"] and d["latency_us"] > 0 and d["error"] is None and "mfu" in d["profile"]
+
+
+def test_kernels_see_only_public_nki_names(sim):
+    code = "@nki.jit\ndef solution(a, g):\n    s = nl.new_tile((1, 1), nl.float32)\n    return a\n"
+    r = sim.run(code, "trainium/rmsnorm-128x256")
+    assert r.error.type == "runtime_error" and "new_tile" in r.error.message
+
+
+def test_a_kernel_that_skips_its_inputs_is_beyond_the_roofline(sim):
+    code = "@nki.jit\ndef solution(a, g):\n    return nl.ndarray(a.shape, a.dtype, buffer=nl.shared_hbm)\n"
+    r = sim.run(code, "trainium/rmsnorm-128x256", mode="timing")
+    assert r.error.type == "beyond_roofline"

@@ -24,6 +24,32 @@ _BANNED_NAMES = {
     "input",
     "memoryview",
     "__build_class__",
+    "getattr",
+    "setattr",
+    "delattr",
+    "dir",
+}
+# Attributes of the simulator's own objects (tensors, kernels, modules): reaching them could alter the timing.
+_INTERNAL_ATTRS = {
+    "alloc",
+    "sess",
+    "tl",
+    "acc",
+    "key",
+    "box",
+    "cfg",
+    "pending",
+    "fresh",
+    "updated",
+    "func",
+    "last_session",
+    "session",
+    "emit",
+    "dma",
+    "spill",
+    "runtime",
+    "timeline",
+    "api",
 }
 
 
@@ -52,8 +78,10 @@ def scan(source: str) -> tuple[str, str, int | None] | None:
                 return "forbidden_import", f"import from {mod!r} is not allowed (only {ALLOWED_MODULES})", node.lineno
             if mod == "neuronxcc" and any(a.name != "nki" for a in node.names):
                 return "forbidden_import", "only neuronxcc.nki may be imported from neuronxcc", node.lineno
-        elif isinstance(node, ast.Attribute) and node.attr.startswith("__") and node.attr not in _ALLOWED_DUNDERS:
-            return "forbidden_import", f"access to {node.attr!r} is not allowed in kernel code", node.lineno
+        elif isinstance(node, ast.Attribute) and (
+            (node.attr.startswith("_") and node.attr not in _ALLOWED_DUNDERS) or node.attr in _INTERNAL_ATTRS
+        ):
+            return "forbidden_import", f"access to attribute {node.attr!r} is not allowed in kernel code", node.lineno
         elif isinstance(node, ast.Name) and node.id in _BANNED_NAMES:
             return "forbidden_import", f"use of {node.id!r} is not allowed in kernel code", node.lineno
     return None

@@ -103,6 +103,11 @@ class TrainiumSimulator:
         profile = dict(self._profile_cache[pkey])
         profile["checked"] = mode != "timing"
         latency = profile["latency_us"]
+        floor = self.roofline(spec.name)
+        if latency < floor * (1 - 1e-9):  # the model cannot beat the roofline: tampering or a simulator bug
+            return SimResult.failure(
+                UNIT, "beyond_roofline", f"simulated {latency:.3f} us is below the roofline {floor:.3f} us"
+            )
         return SimResult(
             correct=True,
             latency=latency,

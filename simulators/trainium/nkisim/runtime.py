@@ -514,7 +514,7 @@ def write(t: Tensor, values, mask=None) -> None:
     v = np.broadcast_to(np.asarray(values), t.shape) if np.shape(values) != t.shape else np.asarray(values)
     v = v.astype(t.dtype, copy=False)
     data = t.alloc.data
-    if mask is None or mask is True:
+    if mask is None or mask is True or (not t.oob and np.all(mask)):
         data[key] = v
         return
     m = np.broadcast_to(np.asarray(mask, bool), t.shape)
