@@ -142,6 +142,10 @@ def test_matmul_parse_plan_understands_items_and_numbers(mm_kernel):
     s = MM.naive_schedule(mm_kernel)
     t = MM.apply(mm_kernel, s, GEMMINI_GEMM.index("modify loop tiling"), {"tj": 4}, np.random.default_rng(0))
     assert t.schedule["tj"] == 4
+    ((item, params),) = MM.parse_plan("Use a J tile of 64 columns and an I tile of 2")
+    t = MM.apply(mm_kernel, s, item, params, np.random.default_rng(0))
+    assert (t.schedule["ti"], t.schedule["tj"]) == (2, 4)
+    assert MM.parse_plan("set tile_i=2, tk=4")[0] == (GEMMINI_GEMM.index("modify loop tiling"), {"ti": 2, "tk": 4})
 
 
 def test_matmul_injected_faults_are_caught(sim, mm_kernel):

@@ -599,7 +599,7 @@ def pick(cands: list[tuple[dict[str, Any], str]], params: dict[str, Any], rng: n
 
 # --- plans -------------------------------------------------------------------------------------
 _ITEM_PATTERNS: tuple[tuple[int, str], ...] = (
-    (TILING, r"\btil(e|es|ing|ed)\b|tile sizes?|block sizes?"),
+    (TILING, r"\btil(e|es|ing|ed)\b|tile sizes?|block sizes?|\btile_?[ijk]\b|\bt[ijk]\s*="),
     (REORDER, r"reorder(ing)? (the )?loops|loop (order|reordering|interchange)|interchange|swap (the )?(outer )?loops"),
     (SPLIT, r"\bsplit"),
     (FUSE, r"\bfus(e|ing|ion)\b"),
@@ -620,7 +620,11 @@ _ITEM_PATTERNS: tuple[tuple[int, str], ...] = (
         HOIST,
         r"hoist|out of (the )?loops?|fence (only )?(once )?at the end|remove (the )?(per.tile )?fences?|fewer fences",
     ),
-    (SUBSTITUTE, r"substitut|loop_ws|hardware loop|wider? mvins?|\d+.columns?|faster equivalent|equivalent faster"),
+    (
+        SUBSTITUTE,
+        r"substitut|loop_ws|hardware loop|wider? (mvins?|mvouts?|loads|stores)|\d+.col\w* (per )?(mvin|mvout)"
+        r"|faster equivalent|equivalent faster",
+    ),
     (PIPELINE, r"pipelin|overlap"),
     (MIN_DATA, r"data movement|fewer loads|reduce (the )?(loads|traffic)"),
     (MIN_OVERHEAD, r"loop overhead|fewer instructions"),
@@ -632,9 +636,16 @@ def parse_params(text: str) -> dict[str, Any]:
     """Parameter values a plan names (tile sizes in blocks, widths, unroll factors, ...)."""
     t = text.lower()
     p: dict[str, Any] = {}
-    for m in re.finditer(r"\b(?:til\w*|block\w*)\s+(?:the\s+)?(?:dimension\s+)?([ijk])\b\D{0,24}?(\d+)", t):
-        n = int(m.group(2))
-        p["t" + m.group(1)] = n // DIM if n >= DIM and n % DIM == 0 else n
+    tile_dim = (
+        r"\b(?:til\w*|block\w*)(?:\s+sizes?)?(?:\s+(?:of|for|along|in))?\s+(?:the\s+)?(?:dimension\s+)?([ijk])\b"
+        r"|\b([ijk])(?:\s+dimension)?(?:'s)?\s+til\w*"
+    )
+    for m in re.finditer(tile_dim, t):
+        rest = t[m.end() : m.end() + 40]
+        num = re.search(r"\bto\s+(\d+)", rest) or re.search(r"^\D{0,24}?(\d+)", rest)
+        if num:  # "from 1 to 4" means 4; numbers of at least DIM are elements, smaller ones blocks
+            n = int(num.group(1))
+            p["t" + (m.group(1) or m.group(2))] = n // DIM if n >= DIM and n % DIM == 0 else n
     for m in re.finditer(r"\b(?:tile_?|t)([ijk])\s*[=:]\s*(\d+)", t):
         p["t" + m.group(1)] = int(m.group(2))
     if m := re.search(r"unroll\w*\D{0,24}?(\d+)", t):
@@ -840,7 +851,19 @@ class ScheduleFamily(Family):
     def apply(
         self, kernel: Kernel, schedule: dict[str, Any], item: int, params: dict[str, Any], rng: np.random.Generator
     ) -> Transform | None:
-        return pick(self.candidates(kernel, schedule, item), params, rng)
+        cands = self.candidates(kernel, schedule, item)
+        if not cands:
+            return None
+        cur = self.normalize(kernel, self.full(kernel, schedule))
+        # A plan that names several values this item can change (both tile sizes, say) gets all of them at once.
+        movable = {k for new, _ in cands for k in new if new[k] != cur[k]}
+        wanted = {k: v for k, v in params.items() if k in movable}
+        if len(wanted) > 1:
+            direct = self.full(kernel, {**cur, **wanted})
+            if direct is not None and self.normalize(kernel, direct) != cur:
+                text = ", ".join(f"{k} = {v}" for k, v in sorted(wanted.items()))
+                return Transform(self.normalize(kernel, direct), f"set {text}")
+        return pick(cands, params, rng)
 
     def parse_plan(self, text: str) -> list[tuple[int, dict[str, Any]]]:
         return parse_plan(text, self.item_patterns, self.plan_params)
