@@ -93,8 +93,9 @@ def main() -> None:
     args = ap.parse_args()
     for name in args.family:
         r = search(name, args.beam, args.rounds, args.mode)
+        us = {key: "failed" if r[key] is None else f"{r[key]:.1f}" for key in ("naive_us", "vendor_us", "expert_us")}
         print(
-            f"{r['kernel']:34s} naive {r['naive_us']:9.1f} us  vendor {r['vendor_us']:9.1f}  expert {r['expert_us']:9.1f}"
+            f"{r['kernel']:34s} naive {us['naive_us']:>9} us  vendor {us['vendor_us']:>9}  expert {us['expert_us']:>9}"
             f"  best {r['best_us']:9.1f}  roofline {r['roofline_us']:8.1f}  -> {100 * r['best_fraction_of_roofline']:.1f}%"
             f" of roofline, correct on small: {r['best_correct_on_small']}  ({r['evaluated']} schedules, {r['seconds']} s)"
         )

@@ -121,6 +121,35 @@ def test_items_that_cannot_mean_anything_are_masked(name):
     assert fam.apply(k, fam.naive_schedule(k), ITEM["use nc_matmul with pre-transposed inputs"], {}, None) is None
 
 
+@pytest.mark.parametrize(
+    "name,plan,item,params",
+    [
+        ("rmsnorm", "compute the sum of squares and the square in a single instruction", "fuse operations", {}),
+        (
+            "rmsnorm",
+            "scale by rstd with nisa.activation (scale=rstd) on the scalar engine",
+            "fuse multiply-add with the activation in one activation instruction",
+            {},
+        ),
+        ("softmax", "multiply by the reciprocal of the sum instead of dividing", "eliminate redundant computation", {}),
+        ("softmax", "move 4 rows per partition in each DMA", "make DMA transfers at least 32 KiB", {"group": 4}),
+        (
+            "mamba",
+            "broadcast B and C with a ones matmul",
+            "use the Tensor engine for cross-partition reductions and reshapes",
+            {},
+        ),
+        ("mamba", "split the sequence into chunks of 512 for the scan", "loop tiling", {"lchunk": 512}),
+        ("conv1d", "load the input once and reuse it for all taps", "cache reused data in local memory", {}),
+        ("conv1d", "hoist the filter load out of the batch loop", "hoist redundant operations out of loops", {}),
+    ],
+)
+def test_parse_plan_picks_an_item_this_family_can_apply(name, plan, item, params):
+    fam, k = fam_kernel(name)
+    got = fam.parse_plan(plan)
+    assert got[:1] == [(ITEM[item], params)], got
+
+
 def test_parse_plan_understands_synonyms_and_numbers():
     fam, k = fam_kernel("layernorm")
     plan = fam.parse_plan("Use bn_stats/bn_aggr for the statistics, then hoist the gamma broadcast out of the loop.")

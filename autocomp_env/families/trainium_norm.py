@@ -45,6 +45,7 @@ class Knob:
     values: Callable[[Kernel], tuple]
     items: dict[int, Any]
     numeric: bool = False
+    span: tuple[int, int] = (1, 1 << 30)  # numbers in a plan that can mean this knob
 
 
 def _candidates(knob: Knob, kernel: Kernel, current: Any, selector: Any) -> list:
@@ -85,16 +86,22 @@ _PLAN_PATTERNS: tuple[tuple[str, str], ...] = (
     ("use tensor_scalar broadcast instead of broadcast plus tensor_tensor", r"tensor_scalar|per-partition scalar"),
     ("multi-buffer tiles with modular allocation", r"multi[- ]?buffer|triple[- ]buffer|modular alloc|more buffers"),
     ("double buffering", r"double[- ]?buffer"),
-    ("make DMA transfers at least 32 KiB", r"32 ?ki?b|larger dma|bigger dma|dma (transfer )?size|larger transfers"),
+    (
+        "make DMA transfers at least 32 KiB",
+        r"32 ?ki?b|larger dma|bigger dma|dma (transfer )?size|larger transfers|per dma|rows per partition|more rows per",
+    ),
     ("coalesce small result tiles before a store", r"coalesce|batch (the )?stores|fewer stores"),
-    ("exploit free-dimension flexible indexing for transposes, splits and pooling", r"flexible index|pack .*rows"),
-    ("use the Tensor engine for cross-partition reductions and reshapes", r"tensor ?engine|tensore"),
+    (
+        "exploit free-dimension flexible indexing for transposes, splits and pooling",
+        r"flexible index|pack .*rows|reshape",
+    ),
+    ("use the Tensor engine for cross-partition reductions and reshapes", r"tensor ?engine|tensore|matmul"),
     ("use lower precision", r"bf16|bfloat16|lower precision|half precision|fp16"),
     ("hoist redundant operations out of loops", r"hoist|out of the loop|loop[- ]invariant"),
     ("keep reused data resident in SBUF", r"resident|keep .{0,40}in sbuf"),
     ("cache reused data in local memory", r"\bcache|reuse"),
-    ("eliminate redundant computation", r"redundant|recomput|twice"),
-    ("fuse operations", r"\bfus(e|ed|ing|ion)\b|combine|merge"),
+    ("eliminate redundant computation", r"redundant|recomput|twice|reciprocal|instead of divid"),
+    ("fuse operations", r"\bfus(e|ed|ing|ion)\b|combine|merge|(single|one|same) instruction|in one pass"),
     ("software pipelining", r"pipelin|gpsimd|scalar engine|vector engine|balance|engine"),
     ("overlap data movement and compute", r"overlap|hide .{0,20}(dma|latency|load)"),
     (
@@ -151,7 +158,8 @@ class KnobFamily(Family):
         return "x".join(map(str, self.small_dims))
 
     # --- schedule space ------------------------------------------------------------------------------
-    def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
+    def knobs(self, kernel: Kernel | None) -> tuple[Knob, ...]:
+        """The knob table. `kernel` is only read inside `Knob.values`, so `knobs(None)` lists the knobs."""
         raise NotImplementedError
 
     def valid(self, kernel: Kernel, schedule: dict[str, Any]) -> bool:
@@ -218,13 +226,23 @@ class KnobFamily(Family):
         return Transform(new, f"{knob.label}: {schedule[knob.name]} -> {value}")
 
     def parse_plan(self, text: str) -> list[tuple[int, dict[str, Any]]]:
+        # Per clause, the first matching item that can change something in this family wins; if none can,
+        # the first matching item (the code model then reports that it does not apply).
+        relevant = {OTHER, TRY_PARAMS} | {i for knob in self.knobs(None) for i in knob.items}
         out: list[tuple[int, dict[str, Any]]] = []
         for clause in re.split(r"[.;,\n]|\band\b|\bthen\b", text):
-            for item, pat in _PLAN_RES:
-                if pat.search(clause):
-                    nums = [int(n) for n in re.findall(r"\b(\d+)\b", clause)]
-                    out.append((item, {p: n for p in self.number_params for n in nums[:1]}))
-                    break
+            hits = [item for item, pat in _PLAN_RES if pat.search(clause)]
+            if not hits:
+                continue
+            item = next((i for i in hits if i in relevant), hits[0])
+            nums = [int(n) for n in re.findall(r"\b(\d+)\b", clause)]
+            params = {}
+            for kn in self.knobs(None):
+                if item in _selectors(kn) and kn.name in self.number_params:
+                    fits = [n for n in nums if kn.span[0] <= n <= kn.span[1]]
+                    if fits:
+                        params[kn.name] = fits[0]
+            out.append((item, params))
         return out
 
     # Names of numeric knobs that a number in a plan clause may set (apply keeps it only if legal).
@@ -291,6 +309,7 @@ def chunk_knob(items: dict[int, Any] | None = None) -> Knob:
             ITEM["software pipelining"]: "down",
         },
         numeric=True,
+        span=(64, 1 << 20),
     )
 
 
@@ -325,6 +344,7 @@ def group_knob() -> Knob:
             ITEM["loop tiling"]: ANY,
         },
         numeric=True,
+        span=(1, 16),
     )
 
 
@@ -404,7 +424,7 @@ class RMSNorm(KnobFamily):
     name = "rmsnorm"
     dims = ("R", "C")
     small_dims = (128, 512)
-    number_params = ("fchunk",)
+    number_params = ("fchunk", "group")
 
     def check(self, d: dict[str, int]) -> None:
         check_rows(d, "rmsnorm")
@@ -576,7 +596,7 @@ class LayerNorm(KnobFamily):
     name = "layernorm"
     dims = ("R", "C")
     small_dims = (256, 512)
-    number_params = ("fchunk",)
+    number_params = ("fchunk", "group")
 
     def check(self, d: dict[str, int]) -> None:
         check_rows(d, "layernorm")

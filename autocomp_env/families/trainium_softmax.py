@@ -28,7 +28,7 @@ class Softmax(KnobFamily):
     name = "softmax"
     dims = ("R", "C")
     small_dims = (256, 512)
-    number_params = ("fchunk",)
+    number_params = ("fchunk", "group")
 
     def check(self, d: dict[str, int]) -> None:
         check_rows(d, "softmax")
