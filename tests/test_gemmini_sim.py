@@ -75,6 +75,11 @@ def test_vendor_code_is_correct(kernel, fsm):
     assert r.latency >= SIM.roofline(kernel)
 
 
+def test_flush_is_accepted_and_counted():
+    r = run(TILED.replace("  config_st(MAT_DIM_J);", "  gemmini_flush(0);\n  config_st(MAT_DIM_J);"))
+    assert r.correct and r.counters["n_flush"] == 1
+
+
 def test_wrong_output_is_reported_with_location():
     r = run(TILED.replace("(k ? (1u << 30) : 0)", "0"))
     assert not r.correct and r.error.type == "wrong_output"
