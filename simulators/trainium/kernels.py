@@ -35,8 +35,10 @@ _DIMS = {
     "sdattention": (("S", "D"), (4096, 64), ""),
     "conv1d": (("N", "C", "W", "F"), (8, 512, 2048, 3), ""),
 }
-# (atol, rtol). gemm: loosened from (1e-2, 1e-3) because a 1-ulp bf16 rounding flip of an output near 2-4 (caused
-# only by fp32 summation order) is 0.0156. sdattention: loosened from (1e-4, 1e-3): kernels may compute in bf16.
+# (atol, rtol). Loosened from the Autocomp harness values where straightforward bf16 kernels cannot meet them
+# (measured with this simulator): gemm from (1e-2, 1e-3) to (2e-2, 1e-2), our blocked GEMM reaches 0.0156 max abs
+# error (one bf16 ulp of outputs in [2, 4), flipped by fp32 summation order alone); sdattention from (1e-4, 1e-3) to
+# (1e-3, 1e-3), the naive bf16-matmul kernel of the sdattention family reaches 1.6e-4 (3.8e-4 for its expert one).
 _TOL = {
     "rmsnorm": (1e-4, 1e-2),
     "layernorm": (1e-3, 5e-3),
