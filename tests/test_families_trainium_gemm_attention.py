@@ -180,3 +180,13 @@ def test_kernel_names_parse_and_bad_shapes_raise():
     assert family_for("trainium", "sdattention").kernel("4096x64").small == "trainium/sdattention-512x64"
     with pytest.raises(ValueError):
         family_for("trainium", "attention").kernel("256x4096-bf16")
+
+
+def test_fit_adapts_a_flagship_schedule_to_a_small_shape():
+    gemm = family_for("trainium", "gemm")
+    big, small = gemm.kernel("4096x8192x8192-bf16"), gemm.kernel("256x512x512-bf16")
+    s = gemm.fit(small, gemm.expert_schedule(big))
+    assert gemm.valid(small, s) and s["bm"] <= 2 and s["loads"] == "block"
+    att = family_for("trainium", "attention")
+    s = att.fit(att.kernel("128x256-bf16"), att.expert_schedule(att.kernel("128x4096-bf16")))
+    assert att.valid(att.kernel("128x256-bf16"), s) and s["unroll"] == 2 and s["scores"] == "sbuf"

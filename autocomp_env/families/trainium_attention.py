@@ -102,11 +102,14 @@ class _ScheduleFamily(Family):
         return out
 
     def fit(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
-        """`schedule` adapted to another shape (the key chunk clamped to what S divides)."""
+        """`schedule` adapted to another shape (key chunk, unroll and transpose groups clamped to what S divides)."""
         s = dict(self.naive_schedule(kernel), **schedule)
-        chunks = self.knob_values(kernel, "kchunk")
-        if s["kchunk"] not in chunks:
-            s["kchunk"] = max(c for c in chunks if c <= s["kchunk"]) if min(chunks) <= s["kchunk"] else chunks[0]
+        for knob in ("kchunk", "unroll"):
+            vals = self.knob_values(kernel, knob)
+            if s[knob] not in vals:
+                s[knob] = max([v for v in vals if v <= s[knob]] or vals[:1])
+        if not self.valid(kernel, s):
+            s["tgroup"] = 1
         return s
 
     def complete(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
