@@ -24,6 +24,8 @@ _FLOATS = {float32, bfloat16, float16, float8_e4m3, float8_e5m2}
 
 def as_dtype(d) -> np.dtype:
     """Accept NKI dtypes, numpy dtypes/types and their names."""
+    if type(d) is np.dtype or isinstance(d, np.dtype):
+        return d
     if d is None:
         return float32
     if isinstance(d, str):

@@ -136,7 +136,7 @@ class Alloc:
     def __init__(self, buffer: str, shape: tuple, dtype, data=None, pdim: int = 0) -> None:
         s = session()
         self.buffer = buffer
-        self.shape = tuple(int(x) for x in shape)
+        self.shape = shape if type(shape) is tuple and all(type(x) is int for x in shape) else tuple(map(int, shape))
         self.dtype = dt.as_dtype(dtype)
         self.pdim = pdim
         self.acc = Access()
@@ -187,11 +187,12 @@ _nl = None  # nkisim.language, set when it is imported (it imports this module)
 class Tensor:
     """An NKI tensor or a view of one (a tile when its first dim is the partition dim)."""
 
-    __slots__ = ("alloc", "key", "shape", "box", "adv", "oob", "fresh", "updated", "pending", "__weakref__")
+    __slots__ = ("alloc", "key", "shape", "box", "adv", "oob", "fresh", "updated", "pending", "buffer", "__weakref__")
     __array_priority__ = 1000  # make numpy defer to our operators
 
     def __init__(self, alloc: Alloc, key=None, shape=None, box=None, adv=False, oob=False) -> None:
         self.alloc = alloc
+        self.buffer = alloc.buffer  # "hbm" | "sbuf" | "psum"
         self.key = key  # None = the whole allocation; else a tuple, one entry per alloc dim
         self.shape = alloc.shape if shape is None else shape
         self.box = box if box is not None else tuple((0, n) for n in alloc.shape)
@@ -213,10 +214,6 @@ class Tensor:
     @property
     def itemsize(self) -> int:
         return self.alloc.dtype.itemsize
-
-    @property
-    def buffer(self) -> str:
-        return self.alloc.buffer
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -169,8 +169,9 @@ class Timeline:
         n = cfg.dma_engines
         groups = max(1, -(-rows // per))
         per_row = chunks_per_row * (chunk_bytes + cfg.dma_chunk_overhead_bytes) / cfg.dma_bw_bytes_per_ns
-        if groups == n and rows == n * per:
-            dur = dict.fromkeys(range(n), per * per_row)  # the common full-width transfer: every engine alike
+        uniform = groups == n and rows == n * per  # the common full-width transfer: every engine alike
+        if uniform:
+            dur = dict.fromkeys(range(n), per * per_row)
         else:
             dur = {}
             for g in range(groups):
@@ -179,11 +180,12 @@ class Timeline:
         self.dma_rr = (self.dma_rr + groups) % n
         end = 0.0
         first = None
-        for grp in list(self.dma_groups):
-            ids = grp[0]
-            d0 = dur.get(ids[0])
-            if len(ids) > 1 and any(dur.get(e) != d0 for e in ids):
-                self._split(grp, dur)
+        if not uniform:
+            for grp in list(self.dma_groups):
+                ids = grp[0]
+                d0 = dur.get(ids[0])
+                if len(ids) > 1 and any(dur.get(e) != d0 for e in ids):
+                    self._split(grp, dur)
         for grp in self.dma_groups:
             d = dur.get(grp[0][0])
             if not d:
