@@ -15,11 +15,15 @@ from typing import Any
 def write_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # e.g. ENOSPC: the old file stays as it was, and no partial temp file is left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class ResultStore:
@@ -54,11 +58,20 @@ class ResultStore:
         return {r["key"] for r in self.records() if r.get("status") == "ok"}
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True) + "\n"
-        with open(self.path, "a") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        data = (json.dumps(record, sort_keys=True) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            end = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError:  # e.g. ENOSPC: cut the partial line, or the next append would be glued to it
+                os.ftruncate(fd, end)
+                raise
+        finally:
+            os.close(fd)
 
     def write_summary(self, name: str, obj: Any) -> Path:
         path = self.dir / name
