@@ -115,8 +115,8 @@ def _bwrap_prefix(tmp: str, ro_paths: tuple[str, ...]) -> list[str]:
     keep.add(str(Path(__file__).resolve().parent.parent))
     keep.add(_cache_root())
     keep.update(ro_paths)
-    for k in sorted(keep):
-        if k and os.path.exists(k) and any(k == h or k.startswith(h + "/") for h in hidden):
+    for k in sorted(keep):  # bound back over the home tmpfs and the /tmp tmpfs (a cache in /tmp is common in CI)
+        if k and os.path.exists(k) and any(k == h or k.startswith(h + "/") for h in hidden | {"/tmp"}):
             argv += ["--ro-bind", k, k]
     argv += ["--bind", tmp, tmp, "--unshare-all", "--die-with-parent", "--new-session", "--chdir", tmp, "--"]
     return argv
@@ -172,6 +172,40 @@ def _remove_cgroup(path: str | None) -> None:
             time.sleep(0.01)
 
 
+_swept: set[str] = set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_once() -> None:
+    """Remove what runs of dead processes left (a SIGKILLed driver never reaches its `finally`): temp dirs
+    named autocomp-sbx-<pid>-* and pids cgroups autocomp-<pid>-*, whose owner pid is gone. Once per temp root."""
+    root = tempfile.gettempdir()
+    if root in _swept:
+        return
+    _swept.add(root)
+    for parent, prefix, remove in (
+        (root, "autocomp-sbx-", lambda p: shutil.rmtree(p, ignore_errors=True)),
+        (_PIDS_CGROUP_ROOT, "autocomp-", lambda p: (_kill_cgroup(p), _remove_cgroup(p))),
+    ):
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            owner = name[len(prefix) :].split("-", 1)[0]
+            if name.startswith(prefix) and owner.isdigit() and not _alive(int(owner)):
+                remove(os.path.join(parent, name))
+
+
 def _read_capped(path: str, cap: int) -> tuple[str, bool]:
     try:
         with open(path, "rb") as f:
@@ -194,7 +228,8 @@ def run(
     """Run `argv` in a fresh temp dir holding `files`; return its outcome. Never raises for child failures.
 
     `ro_paths`: paths outside the system directories that the child must read (e.g. a compiled runtime)."""
-    tmp = tempfile.mkdtemp(prefix="autocomp-sbx-")
+    _sweep_once()
+    tmp = tempfile.mkdtemp(prefix=f"autocomp-sbx-{os.getpid()}-")
     start = time.monotonic()
     isolation = ["rlimits"]
     use_bwrap = _BWRAP is not None and _mode() == "auto"

@@ -119,3 +119,28 @@ def test_without_bwrap_the_network_namespace_still_applies(monkeypatch):
     if not o.network_isolated:
         pytest.skip("this machine allows no network namespace")
     assert "bwrap" not in o.isolation and o.ok and "0" not in o.stdout.split()
+
+
+def test_read_only_paths_under_tmp_stay_visible(tmp_path):
+    # e.g. AUTOCOMP_CACHE=/tmp/... in CI: the compiled runtime lives there, under bubblewrap's private /tmp.
+    (tmp_path / "lib.txt").write_text("runtime")
+    o = sandbox.run([PY, "-c", f"print(open({str(tmp_path / 'lib.txt')!r}).read())"], ro_paths=(str(tmp_path),))
+    assert o.ok and o.stdout == "runtime\n"
+    if "bwrap" in o.isolation:
+        w = sandbox.run([PY, "-c", f"open({str(tmp_path / 'x')!r}, 'w')"], ro_paths=(str(tmp_path),))
+        assert not w.ok and not (tmp_path / "x").exists()
+
+
+def test_dirs_left_by_a_killed_process_are_swept(tmp_path, monkeypatch):
+    import subprocess
+    import tempfile
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"autocomp-sbx-{dead.pid}-abc"
+    stale.mkdir()
+    mine = tmp_path / f"autocomp-sbx-{os.getpid()}-keep"  # a live owner's dir is left alone
+    mine.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert sandbox.run(["true"]).ok
+    assert not stale.exists() and mine.exists()
