@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -176,40 +177,101 @@ def _code_model(cfg: dict[str, Any]) -> Any:
     raise UserError(f"unknown code model {kind!r}", "use --code-model offline or --code-model llm")
 
 
-def cmd_run(cfg: dict[str, Any]) -> int:
-    from agents.runner import run_one
+def _bench(cfg: dict[str, Any], suite: Any, agents: str, seeds: int | list[int], out: Path) -> int:
+    """Run agents x kernels x seeds into the results folder `out`, print the leaderboard, save extras."""
+    from agents.bench import format_table, run_bench
+    from agents.registry import make_agent
 
-    kernel = _kernel(cfg["kernel"])
-    out = run_one(
-        agent=cfg["agent"],
-        kernel=kernel,
-        seed=int(cfg["seed"]),
-        budget=_budget(cfg),
-        code_model=_code_model(cfg),
-        out_dir=Path(cfg["out"]),
-        config=cfg,
+    names = [a.strip() for a in str(agents).split(",") if a.strip()]
+    for name in names:
+        try:
+            make_agent(name)
+        except KeyError as e:
+            raise UserError(str(e).strip("'\""), "`autocomp-env list agents` shows the agents") from None
+        except Exception:
+            pass  # constructible later with its arguments; only the name is checked here
+    if cfg.get("budget") is None or int(cfg["budget"]) < 1:
+        raise UserError("--budget must be a positive number of samples")
+    out.mkdir(parents=True, exist_ok=True)
+    old = out / "results.jsonl"
+    if not cfg.get("resume", True) and old.exists():
+        old.rename(out / f"results.{int(time.time())}.jsonl")  # kept, not deleted: a fresh start
+    dump_config(cfg, out / "config.json")
+    env_kwargs: dict[str, Any] = {}
+    if (cfg.get("code_model") or "offline") != "offline" or cfg.get("fault_rate"):
+        env_kwargs["code_model"] = _code_model(cfg)
+    budget = {k: v for k, v in (("tokens", cfg.get("max_tokens_budget")), ("dollars", cfg.get("max_dollars"))) if v}
+    if budget:
+        env_kwargs["budget"] = {"samples": int(cfg["budget"]), **budget}
+    workers = int(cfg.get("workers") or 1)
+    backend = cfg.get("backend") or ("ray" if workers > 1 else "serial")
+    result = run_bench(
+        agents=names,
+        suite=suite,
+        budget=int(cfg["budget"]),
+        seeds=seeds,
+        workers=workers,
+        out_dir=out,
+        backend=backend,
+        address=cfg.get("address"),
+        env_kwargs=env_kwargs,
     )
-    print(f"results written to {out}")
+    _write_best_code(out)
+    print(format_table(result["rows"]))
+    for kind, path in result["files"].items():
+        print(f"{kind}: {path}")
+    print(f"best code: {out / 'best'}/")
     return 0
 
 
-def cmd_bench(cfg: dict[str, Any]) -> int:
-    from agents.bench import bench_main
+def _write_best_code(out: Path) -> None:
+    from agents.results import ResultStore
 
-    return bench_main(cfg)
+    best = out / "best"
+    best.mkdir(exist_ok=True)
+    for r in ResultStore(out).records():
+        res = r.get("result") or r
+        code, kernel = res.get("best_code"), res.get("kernel")
+        if not code or not kernel:
+            continue
+        ext = ".c" if kernel.startswith("gemmini/") else ".py"
+        name = f"{kernel.replace('/', '_')}__{res.get('agent')}__seed{res.get('seed')}{ext}"
+        (best / name).write_text(code)
+
+
+def cmd_run(cfg: dict[str, Any]) -> int:
+    kernel = _kernel(cfg["kernel"])
+    out = Path(cfg["out"]) / f"{cfg['agent']}-{kernel.name.replace('/', '_')}-seed{cfg['seed']}"
+    return _bench(cfg, [kernel.name], cfg["agent"], [int(cfg["seed"])], out)
+
+
+def cmd_bench(cfg: dict[str, Any]) -> int:
+    out = (
+        Path(cfg["out"])
+        if cfg.get("out") not in (None, "runs")
+        else Path("runs") / f"bench-{cfg['suite']}-{cfg['budget']}"
+    )
+    try:
+        from agents.bench import suite_kernels
+
+        kernels = suite_kernels(cfg["suite"])
+    except (KeyError, ValueError) as e:
+        raise UserError(str(e).strip("'\""), "`autocomp-env list suites` shows the suites") from None
+    return _bench(cfg, kernels, cfg["agents"], int(cfg["seeds"]), out)
+
+
+DEMO_KERNELS = ("gemmini/matmul-512x512x512", "trainium/rmsnorm-512x4096")
+DEMO_KERNELS_QUICK = ("gemmini/matmul-64x64x64", "trainium/rmsnorm-128x512")
 
 
 def cmd_demo(cfg: dict[str, Any]) -> int:
-    from agents.bench import bench_main
-
     cfg = dict(cfg)
-    cfg.update(
-        agents=cfg.get("agents") or "random,beam",
-        suite="demo-small" if cfg.get("quick") else "demo",
-        seeds=1,
-        backend=cfg.get("backend") or "serial",
-    )
-    return bench_main(cfg)
+    quick = bool(cfg.get("quick"))
+    if cfg.get("budget") is None:
+        cfg["budget"] = 12 if quick else 64
+    kernels = DEMO_KERNELS_QUICK if quick else DEMO_KERNELS
+    print(f"autocomp-env demo: agents {cfg['agents']} on {', '.join(kernels)}, {cfg['budget']} samples each, offline")
+    return _bench(cfg, list(kernels), cfg["agents"], int(cfg.get("seeds") or 1), Path(cfg["out"]))
 
 
 def cmd_train(cfg: dict[str, Any]) -> int:
@@ -296,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("demo", cmd_demo, "The offline main job: beam search on a Gemmini GEMM and a Trainium kernel.")
     sp.add_argument("--quick", action="store_true", help="small kernels, a few seconds")
     bench_opts(sp)
-    sp.set_defaults(budget=None, workers=1, out="runs/demo")
+    sp.set_defaults(budget=None, agents="random,beam", seeds=1, workers=1, backend="serial", out="runs/demo")
 
     sp = add("train", cmd_train, "Train a learned search policy (REINFORCE) and evaluate it on held-out kernels.")
     _opt(sp, "--suite", default="gemmini-exo-small", help="training suite")
