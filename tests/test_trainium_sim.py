@@ -102,6 +102,10 @@ def test_timing_mode_matches_auto_and_cache(sim):
     a = fresh.run(code, "trainium/rmsnorm-384x256")
     assert a.correct and a.counters["checked"] is True
     assert a.latency == t.latency
+    assert fresh.run(code, "trainium/rmsnorm-384x256", mode="timing").counters["checked"] is True  # now cached
+    bad = code.replace("nl.rsqrt(mean)", "nl.sqrt(mean)")
+    assert fresh.run(bad, "trainium/rmsnorm-384x256").error.type == "wrong_output"
+    assert fresh.run(bad, "trainium/rmsnorm-384x256", mode="timing").error.type == "wrong_output"
 
 
 def test_cli_json(tmp_path, capsys):

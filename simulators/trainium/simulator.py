@@ -28,7 +28,8 @@ class TrainiumSimulator:
     `run(code, kernel)` executes the candidate (an `@nki.jit def solution(...)`, imports optional) in the
     sandbox. mode="auto": a functional check on each seed not yet checked for this code (real shapes, seeded
     inputs, numpy reference) plus the latency from the same trace; mode="timing": latency only, from a trace
-    without data (correctness not checked: `counters["checked"]` is False); mode="functional": both, no caching.
+    without data (`counters["checked"]` says whether correctness on `seeds` is known from the cache; if not,
+    `correct` is True only in the sense "ran without error"); mode="functional": both, no caching.
     Results are cached in-process by (code hash, kernel, seed) and (code hash, kernel, config).
     """
 
@@ -96,12 +97,15 @@ class TrainiumSimulator:
                     counters=res.get("profile") or {},
                     sim_seconds=time.monotonic() - t0,
                 )
-        for s in seeds if mode != "timing" else ():
+        checked = True
+        for s in seeds:  # in timing mode, a correctness result already cached for this code still counts
             r = self._seed_cache.get((h, spec.name, s))
-            if r is not None and not r["ok"]:
+            if r is None:
+                checked = False
+            elif not r["ok"]:
                 return SimResult.failure(UNIT, "wrong_output", f"seed {s}: {r['message']}")
         profile = dict(self._profile_cache[pkey])
-        profile["checked"] = mode != "timing"
+        profile["checked"] = checked
         latency = profile["latency_us"]
         floor = self.roofline(spec.name)
         if latency < floor * (1 - 1e-9):  # the model cannot beat the roofline: tampering or a simulator bug
