@@ -187,12 +187,16 @@ _PIPELINE_MOVES = {
     ],
 }
 _SUM_MOVES = {
+    "software pipelining": [
+        ("max", "row", "chunk", "take partial row maxima per PSUM chunk while the scores are produced"),
+    ],
     "fuse operations": [("sum", "reduce", "act", "fuse the row sum into the exp activation's accumulator")],
     "fuse multiply-add with the activation in one activation instruction": [
         ("sum", "reduce", "act", "exp and row sum in one activation_reduce instruction"),
     ],
     "eliminate redundant computation": [
         ("sum", "reduce", "act", "drop the second pass over the probabilities: the exp accumulates the row sum"),
+        ("max", "row", "chunk", "no second pass over the scores for the max: reduce each PSUM chunk as it is evicted"),
     ],
 }
 
@@ -235,6 +239,7 @@ _ATTN_KNOBS = {
     "unroll": [1, 2, 4],
     "pv": ["interleaved", "batched"],
     "tgroup": [1, 4],
+    "max": ["row", "chunk"],
 }
 
 
@@ -332,6 +337,7 @@ class TrainiumAttention(_ScheduleFamily):
             "unroll": 1,
             "pv": "interleaved",
             "tgroup": 1,
+            "max": "row",
         }
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
@@ -339,7 +345,7 @@ class TrainiumAttention(_ScheduleFamily):
         s.update(
             scores="sbuf", probs="sbuf", kv="resident", vt="hoisted", softmax="bias_exp", norm="out", pdtype="bf16"
         )
-        s.update(sum="act", evict="scalar", tevict="scalar", unroll=2, pv="batched")
+        s.update(sum="act", evict="scalar", tevict="scalar", unroll=2, pv="batched", max="chunk")
         s["tgroup"] = 4 if self.valid(kernel, dict(s, tgroup=4)) else 1
         return s
 
@@ -409,8 +415,12 @@ class TrainiumAttention(_ScheduleFamily):
         b("# scores of this query tile against all keys")
         if s["scores"] == "sbuf":
             b("row$ = nl.ndarray((nl.par_dim(Q_TILE), S), dtype=nl.float32, buffer=nl.sbuf)")
+        if s["max"] == "chunk":
+            b("cmax$ = nl.ndarray((nl.par_dim(Q_TILE), S // K_CHUNK), dtype=nl.float32, buffer=nl.sbuf)")
         b("for c in nl.affine_range(S // K_CHUNK):")
         b(f"    s_psum$ = nisa.nc_matmul(stationary=q_tile$, moving={kt}[:, c * K_CHUNK:(c + 1) * K_CHUNK])")
+        if s["max"] == "chunk":  # partial maxima while the scores stream out of PSUM
+            b("    cmax$[:, c:c + 1] = nisa.tensor_reduce(np.max, s_psum$, axis=(1,), keepdims=True)")
         ev = f"nisa.{s['evict']}_engine"
         if s["scores"] == "sbuf":
             b(f"    row$[:, c * K_CHUNK:(c + 1) * K_CHUNK] = nisa.tensor_copy(s_psum$, dtype=nl.float32, engine={ev})")
@@ -420,12 +430,13 @@ class TrainiumAttention(_ScheduleFamily):
             b("row$ = nl.load(scores_hbm[r0$:r0$ + Q_TILE, :])")
         b(STAGE)
         b("# softmax along the free axis")
+        mx = "cmax$" if s["max"] == "chunk" else "row$"
         if s["softmax"] == "sub_exp":
-            b("row_max$ = nisa.tensor_reduce(np.max, row$, axis=(1,), keepdims=True)")
+            b(f"row_max$ = nisa.tensor_reduce(np.max, {mx}, axis=(1,), keepdims=True)")
             b("shifted$ = nisa.tensor_scalar(row$, np.subtract, row_max$)")
             src, bias = "shifted$", ""
         else:
-            b("neg_max$ = nisa.tensor_reduce(np.max, row$, axis=(1,), negate=True, keepdims=True)")
+            b(f"neg_max$ = nisa.tensor_reduce(np.max, {mx}, axis=(1,), negate=True, keepdims=True)")
             src, bias = "row$", ", bias=neg_max$"
         edt = pdt if s["softmax"] == "bias_exp" else "nl.float32"
         if s["sum"] == "act":
@@ -521,6 +532,7 @@ _SD_KNOBS = {
     "unroll": [1, 2, 4],
     "pv": ["interleaved", "batched"],
     "tgroup": [1, 4],
+    "max": ["row", "chunk"],
 }
 
 SD_FAULTS = [
@@ -609,6 +621,7 @@ class TrainiumSDAttention(_ScheduleFamily):
             "unroll": 1,
             "pv": "interleaved",
             "tgroup": 1,
+            "max": "row",
         }
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
@@ -623,6 +636,7 @@ class TrainiumSDAttention(_ScheduleFamily):
             sum="act",
             unroll=2,
             pv="batched",
+            max="chunk",
         )
         s["tgroup"] = 4 if self.valid(kernel, dict(s, tgroup=4)) else 1
         return s
@@ -684,12 +698,17 @@ class TrainiumSDAttention(_ScheduleFamily):
         if s["scale"] == "q":
             b("qT$ = nisa.tensor_scalar(qT$, np.multiply, softmax_scale, dtype=nl.bfloat16)")
         b(f"row$ = nl.ndarray((nl.par_dim(Q_TILE), S), dtype={sdt}, buffer=nl.sbuf)")
+        if s["max"] == "chunk":
+            b("cmax$ = nl.ndarray((nl.par_dim(Q_TILE), S // K_CHUNK), dtype=nl.float32, buffer=nl.sbuf)")
         b("for c in nl.affine_range(S // K_CHUNK):")
         b("    s_psum$ = nisa.nc_matmul(stationary=qT$, moving=kT[:, c * K_CHUNK:(c + 1) * K_CHUNK])")
+        if s["max"] == "chunk":  # partial maxima while the scores stream out of PSUM
+            b("    cmax$[:, c:c + 1] = nisa.tensor_reduce(np.max, s_psum$, axis=(1,), keepdims=True)")
         ev = f"nisa.{s['evict']}_engine"
         b(f"    row$[:, c * K_CHUNK:(c + 1) * K_CHUNK] = nisa.tensor_copy(s_psum$, dtype={sdt}, engine={ev})")
         b(STAGE)
-        b("neg_max$ = nisa.tensor_reduce(np.max, row$, axis=(1,), negate=True, keepdims=True)")
+        mx = "cmax$" if s["max"] == "chunk" else "row$"
+        b(f"neg_max$ = nisa.tensor_reduce(np.max, {mx}, axis=(1,), negate=True, keepdims=True)")
         sc = "1.0"
         if s["scale"] == "exp":
             b("neg_max$ = nisa.tensor_scalar(neg_max$, np.multiply, softmax_scale)")
