@@ -79,6 +79,11 @@ def test_runtime_error_in_kernel(sim):
     assert r.error.type == "runtime_error" and "ZeroDivisionError" in r.error.message and r.error.line == 3
 
 
+def test_exit_is_a_runtime_error(sim):
+    r = sim.run("@nki.jit\ndef solution(a, g):\n    raise SystemExit(3)\n", "trainium/rmsnorm-128x256")
+    assert r.error.type == "runtime_error" and "exit" in r.error.message and r.error.line == 3
+
+
 def test_timeout(sim):
     code = "@nki.jit\ndef solution(a, g):\n    while True:\n        pass\n"
     r = sim.run(code, "trainium/rmsnorm-128x256", timeout=2)

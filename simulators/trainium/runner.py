@@ -122,6 +122,8 @@ def run(source: str, req: dict) -> dict:
         return _err("memory_limit", "the kernel ran out of memory")
     except RecursionError as e:
         return _err("runtime_error", f"RecursionError: {e}", _line_of(e.__traceback__))
+    except SystemExit as e:
+        return _err("runtime_error", f"the kernel called exit({e.code})", _line_of(e.__traceback__))
     except Exception as e:  # noqa: BLE001  (any failure of candidate code is a structured error)
         return _err("runtime_error", f"{type(e).__name__}: {e}", _line_of(e.__traceback__))
 

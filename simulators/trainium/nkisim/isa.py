@@ -9,7 +9,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from . import language as nl
-from .runtime import Tensor, dma, emit, fail, mask_count, new_tile, read, session, write
+from .runtime import NkiError, Tensor, dma, emit, fail, mask_count, new_tile, read, session, write
 from .timeline import GPSIMD, SCALAR, TENSOR, VECTOR
 
 tensor_engine, vector_engine, scalar_engine, gpsimd_engine, unknown_engine = TENSOR, VECTOR, SCALAR, GPSIMD, None
@@ -79,6 +79,8 @@ def nc_matmul(
 ) -> Tensor:
     """stationary[K,M].T @ moving[K,N] -> PSUM [M,N] fp32. Cost max(min(64, M), N) TensorE cycles (x4 for fp32)."""
     s = session()
+    if is_transpose:
+        raise NkiError("nc_matmul(is_transpose=True) is not supported by this simulator; use nisa.nc_transpose")
     _sb(stationary, "nc_matmul", "stationary", "sbuf")
     _sb(moving, "nc_matmul", "moving", "sbuf")
     if stationary.ndim != 2 or moving.ndim != 2:
