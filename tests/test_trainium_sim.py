@@ -84,6 +84,12 @@ def test_exit_is_a_runtime_error(sim):
     assert r.error.type == "runtime_error" and "exit" in r.error.message and r.error.line == 3
 
 
+def test_memory_limit(sim):
+    code = "@nki.jit\ndef solution(a, g):\n    t = nl.ndarray((128, 2**40), nl.float32)\n    return a\n"
+    r = sim.run(code, "trainium/rmsnorm-128x256")
+    assert r.error.type == "memory_limit"
+
+
 def test_timeout(sim):
     code = "@nki.jit\ndef solution(a, g):\n    while True:\n        pass\n"
     r = sim.run(code, "trainium/rmsnorm-128x256", timeout=2)
