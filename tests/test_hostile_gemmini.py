@@ -26,7 +26,7 @@ from simulators.gemmini.kernels import case, parse_kernel
 from simulators.result import ERROR_TYPES
 
 KERNEL = "gemmini/matmul-16x16x16"
-TIMEOUT = 3.0
+TIMEOUT = 2.0  # hostile code only; honest code (with a schedule marker) gets the default
 SIG = "void solution(int8_t A[16][16], int8_t B[16][16], int8_t C[16][16]) {"
 TAG = uuid.uuid4().hex[:12]  # names the files hostile code tries to create or read
 SECRET = f"secret-{TAG}"
@@ -63,7 +63,7 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
     ),
     "memory_bomb": (
         "#include <stdlib.h>\n#include <string.h>\n"
-        f"{SIG} for (int i = 0; i < 16; i++) {{ char *p = malloc(1 << 30); memset(p, i, 1 << 30); C[0][i] = p[i]; }} }}",
+        f"{SIG} for (int i = 0; i < 16; i++) {{ volatile char *p = malloc(1 << 30); p[i << 20] = i; C[0][i] = p[i << 20]; }} }}",
         {"memory_limit", "runtime_error"},
     ),
     "huge_output": (
@@ -207,13 +207,15 @@ class _Scripted:
 
 
 class _ShortTimeout(GemminiSimulator):
-    def run(self, code, kernel, *, seeds=(0, 1), timeout=TIMEOUT):
+    def run(self, code, kernel, *, seeds=(0, 1), timeout=30.0):
+        if "autocomp-schedule" not in code:
+            timeout = TIMEOUT
         return super().run(code, kernel, seeds=seeds, timeout=timeout)
 
 
 def test_env_penalizes_hostile_code_and_goes_on(private_tmp, listener, monkeypatch):
     monkeypatch.setitem(evaluation._INSTANCES, "gemmini", _ShortTimeout())
-    names = sorted(HOSTILE)
+    names = [n for n in sorted(HOSTILE) if n != "fork_bomb"]  # contained above; in the env, one timeout is enough
     port = listener.getsockname()[1]
     env = gym.make(
         "autocomp/Gemmini-matmul-v0",

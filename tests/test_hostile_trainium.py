@@ -25,7 +25,7 @@ from simulators.result import ERROR_TYPES
 from simulators.trainium import TrainiumSimulator
 
 KERNEL = "trainium/rmsnorm-128x512"
-TIMEOUT = 4.0
+TIMEOUT = 3.0  # hostile code only; honest code (with a schedule marker) gets the default
 HDR = "@nki.jit\ndef solution(a_tensor, g_tensor):\n"
 TAG = uuid.uuid4().hex[:12]
 SECRET = f"secret-{TAG}"
@@ -178,12 +178,15 @@ class _Scripted:
 
 
 class _ShortTimeout(TrainiumSimulator):
-    def run(self, code, kernel, *, seeds=(0, 1), mode="auto", timeout=TIMEOUT):
+    def run(self, code, kernel, *, seeds=(0, 1), mode="auto", timeout=60.0):
+        if "autocomp-schedule" not in code:
+            timeout = TIMEOUT
         return super().run(code, kernel, seeds=seeds, mode=mode, timeout=timeout)
 
 
 # The static cases are covered above; in the env, the ones that run code (and a guard case, as a sample).
-ENV_CASES = [n for n in sorted(HOSTILE) if HOSTILE[n][1] != GUARD] + ["import_os"]
+# (The fork bomb is contained above; in the env, one timeout case is enough.)
+ENV_CASES = [n for n in sorted(HOSTILE) if HOSTILE[n][1] != GUARD and n != "fork_bomb"] + ["import_os"]
 
 
 def test_env_penalizes_hostile_code_and_goes_on(private_tmp, listener, monkeypatch):
