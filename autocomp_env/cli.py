@@ -148,7 +148,11 @@ def _kernel(name: str) -> Any:
     try:
         return get_kernel(name)
     except (KeyError, ValueError) as e:
-        raise UserError(str(e).strip("'\""), "`autocomp-env list kernels` shows names and aliases") from None
+        raise UserError(_msg(e), "`autocomp-env list kernels` shows names and aliases") from None
+
+
+def _msg(e: Exception) -> str:
+    return str(e.args[0]) if e.args else str(e)  # KeyError's str() adds quotes
 
 
 def _budget(cfg: dict[str, Any]) -> Any:
@@ -187,7 +191,7 @@ def _bench(cfg: dict[str, Any], suite: Any, agents: str, seeds: int | list[int],
         try:
             make_agent(name)
         except KeyError as e:
-            raise UserError(str(e).strip("'\""), "`autocomp-env list agents` shows the agents") from None
+            raise UserError(_msg(e), "`autocomp-env list agents` shows the agents") from None
         except Exception:
             pass  # constructible later with its arguments; only the name is checked here
     if cfg.get("budget") is None or int(cfg["budget"]) < 1:
@@ -221,7 +225,10 @@ def _bench(cfg: dict[str, Any], suite: Any, agents: str, seeds: int | list[int],
     for kind, path in result["files"].items():
         print(f"{kind}: {path}")
     print(f"best code: {out / 'best'}/")
-    return 0
+    errors = sum(int(r.get("errors") or 0) for r in result["rows"])
+    if errors:
+        print(f"{errors} job(s) failed; their errors are in {out / 'results.jsonl'}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def _write_best_code(out: Path) -> None:
@@ -254,9 +261,9 @@ def cmd_bench(cfg: dict[str, Any]) -> int:
     try:
         from agents.bench import suite_kernels
 
-        kernels = suite_kernels(cfg["suite"])
+        kernels = [_kernel(k).name for k in suite_kernels(cfg["suite"])]
     except (KeyError, ValueError) as e:
-        raise UserError(str(e).strip("'\""), "`autocomp-env list suites` shows the suites") from None
+        raise UserError(_msg(e), "`autocomp-env list suites` shows the suites") from None
     return _bench(cfg, kernels, cfg["agents"], int(cfg["seeds"]), out)
 
 
