@@ -246,3 +246,46 @@ def test_other_array_sizes_are_configurable():
         GemminiConfig(dim=12)
     with pytest.raises(ValueError):
         GemminiConfig(rs_ld=0)
+
+
+def test_loop_ws_pinned_halves_reuse_a_across_loops():
+    # Two loops over the two column halves of C; the second reuses A left in scratchpad half 0 (A = NULL).
+    code = (
+        MM_SIG
+        + """ {
+  config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);
+  config_st(MAT_DIM_J);
+  config_ld(MAT_DIM_K, MVIN_SCALE_IDENTITY, DIM, 0);
+  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 1);
+  gemmini_loop_ws(2, 2, 3, 0, 0, 0, A, B, NULL, C, MAT_DIM_K, MAT_DIM_J, 0, MAT_DIM_J,
+                  false, false, false, false, false, 0, 1, 2, false);
+  gemmini_loop_ws(2, 2, 3, 0, 0, 0, NULL, &B[0][32], NULL, &C[0][32], MAT_DIM_K, MAT_DIM_J, 0, MAT_DIM_J,
+                  false, false, false, false, false, 0, 1, 2, false);
+  fence();
+}
+"""
+    )
+    r = run(code, "gemmini/matmul-32x48x64")
+    assert r.correct, r.error
+    assert r.counters["n_loop_ws"] == 2 and r.counters["n_mvin"] < 2 * 2 * 3 + 2 * 3 * 2
+
+
+def test_chained_loops_without_a_fence_are_a_hazard():
+    # The second loop reads C, which the first loop's stores are still writing.
+    code = (
+        MM_SIG
+        + """ {
+  config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);
+  config_st(MAT_DIM_J);
+  config_ld(MAT_DIM_K, MVIN_SCALE_IDENTITY, DIM, 0);
+  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 1);
+  gemmini_loop_ws(2, 2, 2, 0, 0, 0, A, B, NULL, C, MAT_DIM_K, MAT_DIM_J, 0, MAT_DIM_J,
+                  false, false, false, false, false, 0, 0, 0, false);
+  gemmini_loop_ws(2, 2, 2, 0, 0, 0, C, B, NULL, C, MAT_DIM_J, MAT_DIM_J, 0, MAT_DIM_J,
+                  false, false, false, false, false, 0, 0, 0, false);
+  fence();
+}
+"""
+    )
+    r = run(code, "gemmini/matmul-32x32x32")
+    assert r.error.type == "hazard_error"

@@ -308,7 +308,12 @@ static void timing_config(int q) {
 }
 
 /* ---------------- instructions ---------------- */
+static void flush_pending(void);
+static GS int merging;
+static int pending_loop(void);
+
 static void begin_instr(int line) {
+  if (!merging && pending_loop()) flush_pending();
   if (src_kind == SRC_CPU) cur_line = line;
   if (src_kind == SRC_FSM) ctr.fsm_instr++;
   n_instr++;
@@ -681,6 +686,7 @@ static void check_cpu_read(const void *p, long n, const char *what) {
 }
 
 __attribute__((weak)) void add_matrix(const elem_t *a, const elem_t *b, elem_t *out, int rows, int cols) {
+  if (pending_loop()) flush_pending();
   check_cpu_read(a, (long)rows * cols * sizeof(elem_t), "add_matrix");
   check_cpu_read(b, (long)rows * cols * sizeof(elem_t), "add_matrix");
   for (long i = 0; i < (long)rows * cols; i++) out[i] = (elem_t)(a[i] + b[i]);
@@ -688,6 +694,7 @@ __attribute__((weak)) void add_matrix(const elem_t *a, const elem_t *b, elem_t *
   t_cpu += (cyc)rows * cols * GSIM_CPU_CYCLES_PER_BLOCK; /* one loop iteration per element */
 }
 __attribute__((weak)) void negate_matrix(const elem_t *in, elem_t *out, int rows, int cols) {
+  if (pending_loop()) flush_pending();
   check_cpu_read(in, (long)rows * cols * sizeof(elem_t), "negate_matrix");
   for (long i = 0; i < (long)rows * cols; i++) out[i] = (elem_t)-in[i];
   sync_cpu();
@@ -707,7 +714,7 @@ void gsim_reset(void) {
   exc.df = WEIGHT_STATIONARY; exc.acc_scale = 1.0f; exc.a_stride = 1; exc.c_stride = 1;
   stc.stride = DIM * sizeof(elem_t); stc.act = 0; stc.scale = 1.0f;
   memset(&pre, 0, sizeof pre); memset(Wt, 0, sizeof Wt); memset(pe, 0, sizeof pe); os_pending = 0;
-  loop_ws_count = 0; c_half = 0;
+  loop_ws_count = 0; c_half = 0; pend_free(); merging = 0;
   memset(&ctr, 0, sizeof ctr);
   t_cpu = t_fsm = last_alloc = all_done = last_ack = 0;
   memset(alloc_ring, 0, sizeof alloc_ring); memset(rs_ring, 0, sizeof rs_ring); memset(rs_n, 0, sizeof rs_n);
