@@ -204,3 +204,20 @@ def test_examples_are_correct_deterministic_and_above_roofline(example, kernel):
     t2 = run_kernel(f, shapes, functional=False)[1].tl.profile()
     assert t1 == t2 == s.tl.profile()  # timing-only traces what the functional run traced, deterministically
     assert t1["latency_us"] > TrainiumSimulator().roofline(kernel)
+
+
+def test_vector_and_gpsimd_share_the_sbuf_port_but_scalar_does_not():
+    def two(engine):
+        def k(a, b):
+            x, y = nl.load(a), nl.load(b)
+            nisa.tensor_copy(x, engine=nisa.vector_engine)
+            nisa.tensor_copy(y, engine=engine)
+
+        return k
+
+    a = z(128, 2048)
+    gp = session(two(nisa.gpsimd_engine), a, a)
+    sc = session(two(nisa.scalar_engine), a, a)
+    one = 2048 / CFG.f_vector
+    assert gp.tl.busy["gpsimd"] > 0 and sc.tl.busy["scalar"] > 0
+    assert gp.tl.end - sc.tl.end > 0.9 * min(one, 2048 / CFG.f_gpsimd)  # GpSimd waited for VectorE's SBUF access

@@ -483,8 +483,8 @@ def partitions(t: Tensor) -> int:
 
 
 def access(t: Tensor):
-    """(tracker, box, is_hbm) for the timeline."""
-    return (t.alloc.acc, t.box, t.alloc.buffer == "hbm")
+    """(tracker, box, buffer) for the timeline."""
+    return (t.alloc.acc, t.box, t.buffer)
 
 
 def read(t, mask=None):

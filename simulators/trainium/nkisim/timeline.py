@@ -17,6 +17,7 @@ from ..config import TrainiumConfig
 
 TENSOR, VECTOR, SCALAR, GPSIMD, DMA = "tensor", "vector", "scalar", "gpsimd", "dma"
 ENGINES = (TENSOR, VECTOR, SCALAR, GPSIMD)
+_PORT_USERS = {VECTOR: ("sbuf", "psum"), GPSIMD: ("sbuf",), SCALAR: ("psum",)}
 _MAX_DMA_INTERVALS = 64  # busy intervals kept per DMA engine; older ones become a floor
 _MAX_ACCESSES = 48  # per allocation; older entries are merged (conservatively) to bound the work per instruction
 
@@ -74,6 +75,7 @@ class Timeline:
         self.count = dict.fromkeys((*ENGINES, DMA), 0)
         # DMA engines in groups with identical histories: [engine ids, busy starts, busy ends, floor]
         self.dma_groups: list[list] = [[list(range(cfg.dma_engines)), [], [], 0.0]]
+        self.ports = {"sbuf": [None, [], [], 0.0], "psum": [None, [], [], 0.0]}  # shared access ports
         self.dma_busy = 0.0
         self.dma_rr = 0
         self.end = 0.0
@@ -97,14 +99,14 @@ class Timeline:
 
     # -- dependencies -------------------------------------------------------------------------------------------
     def _ready(self, engine: str, reads, writes) -> float:
-        """Earliest start allowed by RAW, WAR and WAW hazards. reads/writes: [(Access, box, is_hbm)]."""
+        """Earliest start allowed by RAW, WAR and WAW hazards. reads/writes: [(Access, box, buffer)]."""
         sync = self.cfg.sync_ns
         t = 0.0
         for acc, box, _ in reads:
             for wbox, wt, we in acc.writes:
                 if wt > t - sync and _overlap(box, wbox):
                     t = max(t, wt + (sync if we != engine else 0.0))
-        for acc, box, hbm in writes:
+        for acc, box, buf in writes:
             if acc.prev is not None:  # first write into a rotated physical buffer waits for its previous tenant
                 acc.floor = acc.prev.last
                 acc.prev = None
@@ -113,7 +115,7 @@ class Timeline:
             for rbox, rt, re in acc.reads:
                 if rt > t - sync and _overlap(box, rbox):
                     t = max(t, rt + (sync if re != engine else 0.0))
-            if not hbm:  # write-after-write ordering only matters on chip
+            if buf != "hbm":  # write-after-write ordering only matters on chip
                 for wbox, wt, we in acc.writes:
                     if wt > t - sync and _overlap(box, wbox):
                         t = max(t, wt + (sync if we != engine else 0.0))
@@ -147,6 +149,12 @@ class Timeline:
     def compute(self, engine: str, cycles: float, reads, writes) -> float:
         start = max(self.free[engine], self._ready(engine, reads, writes))
         busy = cycles / self.freq[engine]
+        if busy > 0 and engine in _PORT_USERS:
+            # VectorE and GpSimdE cannot access SBUF at the same time, nor VectorE and ScalarE PSUM (ARCH)
+            bufs = {a[2] for a in reads} | {a[2] for a in writes}
+            ports = [self.ports[b] for b in _PORT_USERS[engine] if b in bufs]
+            if ports:
+                start = self._fit(ports, start, busy)
         self.free[engine] = start + busy
         self.busy[engine] += busy
         self.count[engine] += 1
@@ -215,21 +223,47 @@ class Timeline:
         for ids in parts[1:]:
             self.dma_groups.append([ids, list(grp[1]), list(grp[2]), grp[3]])
 
-    def _place(self, grp: list, ready: float, dur: float) -> float:
-        """Earliest start >= ready with `dur` free on a DMA engine (group). Each engine serves 16 queues
-        round-robin (DMA1), so a transfer is not held behind an earlier-issued one still waiting for its data."""
+    @staticmethod
+    def _earliest(grp: list, t: float, dur: float) -> tuple[float, int]:
+        """Earliest start >= t with `dur` free in a busy-interval list, and where it goes."""
         _, starts, ends, floor = grp
-        t = max(ready, floor)
+        t = max(t, floor)
         i = bisect.bisect_right(ends, t)  # intervals are disjoint and sorted: ends are sorted too
         n = len(starts)
         while i < n and starts[i] - t < dur:
             t = max(t, ends[i])
             i += 1
+        return t, i
+
+    @staticmethod
+    def _insert(grp: list, i: int, t: float, dur: float) -> None:
+        starts, ends = grp[1], grp[2]
         starts.insert(i, t)
         ends.insert(i, t + dur)
-        if n + 1 > _MAX_DMA_INTERVALS:
+        if len(starts) > _MAX_DMA_INTERVALS:
             del starts[0]
-            grp[3] = max(floor, ends.pop(0))
+            grp[3] = max(grp[3], ends.pop(0))
+
+    def _place(self, grp: list, ready: float, dur: float) -> float:
+        """Earliest start >= ready with `dur` free on a DMA engine (group). Each engine serves 16 queues
+        round-robin (DMA1), so a transfer is not held behind an earlier-issued one still waiting for its data."""
+        t, i = self._earliest(grp, ready, dur)
+        self._insert(grp, i, t, dur)
+        return t
+
+    def _fit(self, ports: list, t: float, dur: float) -> float:
+        """Earliest start >= t free on every shared port; the ports are then held for `dur`."""
+        while True:
+            moved = False
+            for p in ports:
+                t2, _ = self._earliest(p, t, dur)
+                if t2 > t:
+                    t, moved = t2, True
+            if not moved:
+                break
+        for p in ports:
+            _, i = self._earliest(p, t, dur)
+            self._insert(p, i, t, dur)
         return t
 
     # -- results --------------------------------------------------------------------------------------------------
