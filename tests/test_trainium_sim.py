@@ -53,6 +53,8 @@ def test_wrong_output_is_reported(sim):
         "@nki.jit\ndef solution(a, g):\n    t = nl.load(a)\n    t.alloc.sess.tl.end = 0\n",
         "x = nl._rt\n",
         "x = getattr(nl, 'session')\n",
+        "x = np.lib.npyio.os.system('true')\n",
+        "np.savetxt('result.json', np.zeros(1))\n",
     ],
 )
 def test_forbidden_code_is_refused_before_running(sim, code):

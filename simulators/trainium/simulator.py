@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -127,6 +128,7 @@ class TrainiumSimulator:
 
     def _sandboxed(self, code: str, spec: KernelSpec, seeds: list[int], timing: bool, timeout: float) -> dict:
         req = {"kernel": spec.name, "functional_seeds": seeds, "timing": timing, "config": self.config.to_dict()}
+        nonce = secrets.token_hex(16)
         limits = sandbox.Limits(wall_seconds=timeout, cpu_seconds=int(max(1, timeout)), memory_bytes=6 << 30)
         out = sandbox.run(
             [sys.executable, "-I", _RUNNER, _ROOT],
@@ -134,7 +136,12 @@ class TrainiumSimulator:
             limits=limits,
             read_back=("result.json",),
             # one BLAS thread: the machine is shared, and threaded OpenBLAS on tiny tiles is ~50x slower
-            env={"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
+            env={
+                "OPENBLAS_NUM_THREADS": "1",
+                "OMP_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1",
+                "AUTOCOMP_RESULT_NONCE": nonce,
+            },
         )
         if out.timed_out:
             return {"error": {"type": "timeout", "message": f"the kernel did not finish within {timeout} s"}}
@@ -147,7 +154,13 @@ class TrainiumSimulator:
             if out.signal is not None:
                 return {"error": {"type": "runtime_error", "message": f"the runner died with signal {out.signal}"}}
             return {"error": {"type": "runtime_error", "message": f"the runner failed: {tail}"}}
-        return json.loads(out.files["result.json"])
+        try:
+            res = json.loads(out.files["result.json"])
+        except ValueError:
+            res = {}
+        if not isinstance(res, dict) or res.get("nonce") != nonce:
+            return {"error": {"type": "sandbox_violation", "message": "result file not written by the runner"}}
+        return res
 
 
 def _sim_error(e: dict):
