@@ -40,6 +40,7 @@ def main() -> int:
     ap.add_argument("--functional-timeout", type=float, default=900.0)
     a = ap.parse_args()
     only = {x for x in a.only.split(",") if x}
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times scale with it)")
     print(f"{'kernel':16} {'shape':36} {'latency us':>11} {'timing s':>9} {'functional s':>13}  result")
     for example, family, small in CASES:
         if only and example not in only:
@@ -50,7 +51,7 @@ def main() -> int:
         t0 = time.perf_counter()
         r = sim.run(code, kernel, mode="timing", timeout=600)
         tt = time.perf_counter() - t0
-        cpu = r.counters.get("timing_seconds", float("nan"))
+        cpu = r.counters.get("timing_cpu_seconds", float("nan"))
         fs, verdict = float("nan"), "-"
         if not a.no_functional:
             t0 = time.perf_counter()
@@ -58,7 +59,7 @@ def main() -> int:
             fs = time.perf_counter() - t0
             verdict = "correct" if f.correct else f"{f.error.type}: {f.error.message[:80]}"
         lat = f"{r.latency:11.1f}" if r.latency is not None else f"{'-':>11}"
-        print(f"{example:16} {kernel:36} {lat} {tt:9.2f} {fs:13.2f}  {verdict} (trace {cpu:.2f} s)", flush=True)
+        print(f"{example:16} {kernel:36} {lat} {tt:9.2f} {fs:13.2f}  {verdict} (trace {cpu:.2f} cpu-s)", flush=True)
     return 0
 
 
