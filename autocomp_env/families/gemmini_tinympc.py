@@ -502,6 +502,26 @@ class GemminiTinyMPC(ScheduleFamily):
     def plan_params(self, text: str) -> dict[str, Any]:
         return {}
 
+    def inject_fault(self, kernel: Kernel, code: str, rng) -> tuple[str, str]:
+        faults = mm._faults(code) + _fence_faults(code)
+        if not faults:
+            return mm.inject_fault(code, rng)
+        return faults[int(rng.integers(len(faults)))]
+
+
+def _fence_faults(code: str) -> list[tuple[str, str]]:
+    """Drop a fence that orders a mvout before a later mvin of the same array (a DRAM read-after-write)."""
+    lines = code.splitlines(keepends=True)
+    reloaded = set(re.findall(r"\bmvin\d?\(&(\w+)\[", code))
+    out, stored = [], set()
+    for i, line in enumerate(lines):
+        stored |= set(re.findall(r"\bmvout\(&(\w+)\[", line))
+        if line.strip() == "fence();":
+            if stored & reloaded:
+                out.append(("".join(lines[:i] + lines[i + 1 :]), "a fence between a mvout and a reload is missing"))
+            stored = set()
+    return out
+
 
 def expert_schedule(kernel: Kernel) -> dict[str, Any]:
     """Hand-tuned: resident matrices, wide loads, minimal fences, merged forward products. The few vector
