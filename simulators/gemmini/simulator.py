@@ -108,7 +108,7 @@ class GemminiSimulator:
     1024.0
     """
 
-    version = "gemmini-2"
+    version = "gemmini-3"
 
     def __init__(self, config: GemminiConfig | None = None):
         self.config = config
