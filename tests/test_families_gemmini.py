@@ -283,3 +283,11 @@ def test_loops_that_run_once_are_folded_into_readable_constants(mm_kernel):
     assert fold("if (ko == 3 && 0 == 0) mvout(x)") == "if (ko == 3) mvout(x)"
     tiny = MM.starting_code(MM.kernel("16x16x16"))
     assert "< 1;" not in tiny and "for (" not in tiny  # a single block needs no loops at all
+
+
+def test_tinympc_dropped_fence_is_caught_as_a_dram_hazard(sim):
+    k = TINY.kernel("forward-12x4x5")
+    faults = gemmini_tinympc._fence_faults(TINY.baselines(k)["expert"])
+    assert faults
+    r = sim.run(faults[0][0], k.name, seeds=(0,))
+    assert not r.correct and r.error.type == "hazard_error"
