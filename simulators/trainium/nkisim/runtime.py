@@ -134,10 +134,10 @@ class Alloc:
     __slots__ = ("buffer", "shape", "dtype", "data", "pdim", "acc", "pbytes", "spilled", "sess", "__weakref__")
 
     def __init__(self, buffer: str, shape: tuple, dtype, data=None, pdim: int = 0) -> None:
-        s = session()
+        s = _current or session()
         self.buffer = buffer
-        self.shape = shape if type(shape) is tuple and all(type(x) is int for x in shape) else tuple(map(int, shape))
-        self.dtype = dt.as_dtype(dtype)
+        self.shape = tuple(map(int, shape))
+        self.dtype = dtype if type(dtype) is np.dtype else dt.as_dtype(dtype)
         self.pdim = pdim
         self.acc = Access()
         self.spilled = False

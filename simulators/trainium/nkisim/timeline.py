@@ -128,8 +128,10 @@ class Timeline:
             if acc.first < 0:
                 acc.first = n
             acc.lastidx = n
-            acc.writes = [e for e in acc.writes if not _covers(box, e[0])]
-            acc.reads = [e for e in acc.reads if not _covers(box, e[0])]
+            if acc.writes:
+                acc.writes = [e for e in acc.writes if not _covers(box, e[0])]
+            if acc.reads:
+                acc.reads = [e for e in acc.reads if not _covers(box, e[0])]
             acc.writes.append((box, t_write, engine))
             if len(acc.writes) > _MAX_ACCESSES:
                 acc.writes = _merge(acc.writes)
@@ -179,7 +181,8 @@ class Timeline:
         per_row = chunks_per_row * (chunk_bytes + cfg.dma_chunk_overhead_bytes) / cfg.dma_bw_bytes_per_ns
         uniform = groups == n and rows == n * per  # the common full-width transfer: every engine alike
         if uniform:
-            dur = dict.fromkeys(range(n), per * per_row)
+            dur = None
+            d_all = per * per_row
         else:
             dur = {}
             for g in range(groups):
@@ -195,7 +198,7 @@ class Timeline:
                 if len(ids) > 1 and any(dur.get(e) != d0 for e in ids):
                     self._split(grp, dur)
         for grp in self.dma_groups:
-            d = dur.get(grp[0][0])
+            d = d_all if uniform else dur.get(grp[0][0])
             if not d:
                 continue
             s = self._place(grp, ready, d)
