@@ -289,3 +289,8 @@ def test_chained_loops_without_a_fence_are_a_hazard():
     )
     r = run(code, "gemmini/matmul-32x32x32")
     assert r.error.type == "hazard_error"
+
+
+def test_read_cycles_reports_the_simulated_clock():
+    code = TILED.replace("  fence();\n}", "  fence();\n  uint64_t t = read_cycles();\n  if (t == 0) C[0][0] ^= 1;\n}")
+    assert run(code).correct

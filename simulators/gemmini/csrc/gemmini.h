@@ -82,6 +82,7 @@ void gsim_compute(int preloaded, uint32_t a, uint32_t bd, long a_cols, long a_ro
 void gsim_fence(int line);
 void gsim_flush(int skip, int line);
 void gsim_unsupported(const char *what, int line);
+uint64_t gsim_read_cycles(void);
 void gsim_loop_ws(long I, long J, long K, long pad_I, long pad_J, long pad_K, uintptr_t A, uintptr_t B,
                   uintptr_t D, uintptr_t C, size_t A_stride, size_t B_stride, size_t D_stride,
                   size_t C_stride, int A_transpose, int B_transpose, int full_C, int low_D,
@@ -145,6 +146,7 @@ void negate_matrix();
 #define gemmini_config_norm(...) gsim_unsupported("gemmini_config_norm (I-BERT normalization)", __LINE__)
 #define gemmini_flush(skip) gsim_flush((skip), __LINE__)
 #define gemmini_fence() gsim_fence(__LINE__)
+#define read_cycles() gsim_read_cycles() /* the simulated CPU clock, as gemmini_testutils.h's read_cycles() */
 
 #define gemmini_loop_ws(I, J, K, pad_I, pad_J, pad_K, A, B, D, C, A_stride, B_stride, D_stride, C_stride, A_transpose, B_transpose, full_C, low_D, ex_accumulate, act, a_spad_id, b_spad_id, is_resadd) \
   gsim_loop_ws((I), (J), (K), (pad_I), (pad_J), (pad_K), GSIM_U(A), GSIM_U(B), GSIM_U(D), GSIM_U(C), (A_stride), (B_stride), (D_stride), (C_stride), (A_transpose), (B_transpose), (full_C), (low_D), (ex_accumulate), (act), (a_spad_id), (b_spad_id), (is_resadd), __LINE__)

@@ -172,6 +172,11 @@ static void sync_cpu(void) {
   bb_seen = gsim_bb;
 }
 
+uint64_t gsim_read_cycles(void) {
+  sync_cpu();
+  return (uint64_t)t_cpu;
+}
+
 static inline cyc maxc(cyc a, cyc b) { return a > b ? a : b; }
 
 /* Allocate an RS entry for a command of queue q: returns the allocation cycle. */
