@@ -80,6 +80,15 @@ def test_every_applicable_item_changes_the_schedule_and_code(name):
                 assert fam.valid(k, t.schedule)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_every_applicable_item_on_the_starting_code_runs_correctly(name):
+    fam, k = fam_kernel(name)
+    start = fam.naive_schedule(k)
+    for item in np.flatnonzero(fam.applicable(k, start)):
+        t = fam.apply(k, start, int(item), {}, np.random.default_rng(int(item)))
+        assert_correct(fam.emit(k, t.schedule), k.name, f"{fam.menu[item]} ({t.description})")
+
+
 def covering_schedules(fam, k):
     """A few valid schedules that, with the baselines, hold every value of every knob at least once."""
     have = [fam.naive_schedule(k), fam.vendor_schedule(k), fam.expert_schedule(k)]
@@ -196,23 +205,23 @@ FLAGSHIPS = {
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_short_random_hill_climb_improves_flagship_latency(name):
-    # Timing-only on the full-size kernel: first-improvement hill climbing over random menu items.
+def test_greedy_pass_over_the_knobs_improves_flagship_latency(name):
+    # Timing-only on the full-size kernel: coordinate descent (each knob set to its best value in turn),
+    # a second pass only if the first did not get 20% (some moves only pay off after another one).
     fam = family_for("trainium", name)
     k = fam.kernel(FLAGSHIPS[name])
-    rng = np.random.default_rng(0)
     s = fam.naive_schedule(k)
     t0 = best = simulator().run(fam.emit(k, s), k.name, mode="timing").latency
-    tried = {repr(s)}
-    for _ in range(24):  # draws; only schedules not tried before are simulated (at most 8)
-        t = fam.apply(k, s, int(rng.choice(np.flatnonzero(fam.applicable(k, s)))), {}, rng)
-        if repr(t.schedule) in tried:
-            continue
-        tried.add(repr(t.schedule))
-        lat = simulator().run(fam.emit(k, t.schedule), k.name, mode="timing").latency
-        if lat < best:
-            best, s = lat, t.schedule
-        if len(tried) > 8:
+    for _ in range(2):
+        for knob in fam.knobs(k):
+            for v in knob.values(k):
+                trial = {**s, knob.name: v}
+                if v == s[knob.name] or not fam.valid(k, trial):
+                    continue
+                lat = simulator().run(fam.emit(k, trial), k.name, mode="timing").latency
+                if lat < best:
+                    best, s = lat, trial
+        if best < 0.8 * t0:
             break
     assert best < 0.8 * t0, (best, t0)
 

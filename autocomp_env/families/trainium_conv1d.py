@@ -67,6 +67,18 @@ class Conv1d(KnobFamily):
                 },
             ),
             Knob(
+                "engine",
+                "engine of the taps (vector; tensor: diag(w_f) matmuls accumulated in PSUM; mixed: tap 0 on VectorE "
+                "fused with the PSUM eviction)",
+                lambda k: ("vector", "tensor", "mixed"),
+                {
+                    ITEM["use the Tensor engine for cross-partition reductions and reshapes"]: ("tensor", "mixed"),
+                    ITEM["accumulate partial matmuls in PSUM"]: ("tensor", "mixed"),
+                    ITEM["software pipelining"]: "mixed",
+                    ITEM["rewrite the algorithm to reduce total work"]: ("tensor", "mixed"),
+                },
+            ),
+            Knob(
                 "wsplit",
                 "output columns per instruction",
                 lambda k: (
@@ -83,7 +95,10 @@ class Conv1d(KnobFamily):
         )
 
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
-        return s["w_load"] != "hoisted" or s["order"] == "cn"
+        if s["w_load"] == "hoisted" and s["order"] != "cn":
+            return False
+        # TensorE taps read x and the diagonal filter matrices from SBUF tiles; the tap style is theirs
+        return s["engine"] == "vector" or (s["x_load"] == "once" and s["w_load"] != "per_tap" and s["tap"] == "stt")
 
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
         return {
@@ -91,6 +106,7 @@ class Conv1d(KnobFamily):
             "w_load": "per_tap",
             "order": "nc",
             "tap": "mul_add",
+            "engine": "vector",
             "wsplit": kernel.spec["W"] - kernel.spec["F"] + 1,
         }
 
@@ -107,11 +123,16 @@ class Conv1d(KnobFamily):
         ]
         outer, inner = (("n", N), ("ct", nct)) if s["order"] == "nc" else (("ct", nct), ("n", N))
         L.append(f"    for {outer[0]} in nl.affine_range({outer[1]}):")
+        diag = _diag_lines(F) if s["engine"] != "vector" else []
+        if diag:
+            L[-1:-1] = ["    i_p = nl.arange(128)[:, None]", "    i_f = nl.arange(128)[None, :]"]
         if s["w_load"] == "hoisted":
             L.append(f"        w_t = nl.load(w[{ch}, :])  # the filter of this channel tile, reused for every batch")
+            L += indent(diag, 8)
         body = []
         if s["w_load"] == "per_tile":
             body.append(f"w_t = nl.load(w[{ch}, :])")
+            body += diag
         if s["x_load"] == "once":
             body.append(f"x_t = nl.load(x[n, {ch}, :])")
         ws = s["wsplit"]
@@ -119,15 +140,15 @@ class Conv1d(KnobFamily):
         if nsp == 1:
             body += self._taps(s, F, "0", Wo, f"out[n, {ch}, :]")
         else:
-            body.append(f"for q in nl.affine_range({nsp}):")
-            if Wo % ws:
-                # the last piece is shorter: mask nothing, just clip with a smaller static piece
-                body[-1] = f"for q in nl.affine_range({nsp - 1}):"
-                body += indent(self._taps(s, F, f"q * {ws}", ws, f"out[n, {ch}, q * {ws}:(q + 1) * {ws}]"), 4)
-                last0 = (nsp - 1) * ws
-                body += self._taps(s, F, str(last0), Wo - last0, f"out[n, {ch}, {last0}:{Wo}]")
+            nfull = Wo // ws
+            if nfull == 1:
+                body += self._taps(s, F, "0", ws, f"out[n, {ch}, 0:{ws}]")
             else:
+                body.append(f"for q in nl.affine_range({nfull}):")
                 body += indent(self._taps(s, F, f"q * {ws}", ws, f"out[n, {ch}, q * {ws}:(q + 1) * {ws}]"), 4)
+            if Wo % ws:  # the last piece is shorter: a static piece of its own
+                last0 = nfull * ws
+                body += self._taps(s, F, str(last0), Wo - last0, f"out[n, {ch}, {last0}:{Wo}]")
         L.append(f"        for {inner[0]} in nl.affine_range({inner[1]}):")
         L += indent(body, 12)
         L += ["    return out", "", schedule_comment(s, "python"), ""]
@@ -137,6 +158,8 @@ class Conv1d(KnobFamily):
     def _taps(s: dict[str, Any], F: int, j0: str, width: int, dst: str) -> list[str]:
         """Accumulate the F taps of output columns [j0, j0 + width) and store them to `dst`."""
         ch = "ct * 128:(ct + 1) * 128"
+        if s["engine"] != "vector":
+            return _tensor_taps(s, F, j0, width, dst)
 
         def xs(f: int) -> str:
             if s["x_load"] == "once":
@@ -170,7 +193,8 @@ class Conv1d(KnobFamily):
         return {**self.naive_schedule(kernel), "x_load": "once", "w_load": "per_tile"}
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
-        return {**self.naive_schedule(kernel), "x_load": "once", "w_load": "hoisted", "order": "cn", "tap": "act_first"}
+        # taps 1.. as diag(w_f) matmuls in PSUM on TensorE, tap 0 fused into the eviction on VectorE
+        return {**self.naive_schedule(kernel), "x_load": "once", "w_load": "per_tile", "tap": "stt", "engine": "mixed"}
 
     def baselines(self, kernel: Kernel) -> dict[str, str]:
         return {
@@ -192,6 +216,53 @@ class Conv1d(KnobFamily):
                 "loaded tap 0 for every tap",
             ),
         ]
+
+
+def _diag_lines(F: int) -> list[str]:
+    return [
+        "# diag(w[:, f]) per tap: a TensorE matmul with it scales every channel (partition) by its own weight",
+        f"diag = nl.ndarray(({F}, nl.par_dim(128), 128), dtype=nl.float32, buffer=nl.sbuf)",
+        f"for f in nl.affine_range({F}):",
+        "    w_b = w_t[:, f:f + 1].broadcast_to((128, 128))",
+        "    diag[f] = nisa.affine_select(pred=(i_p == i_f), on_true_tile=w_b, on_false_value=0.0)",
+    ]
+
+
+def _tensor_taps(s: dict[str, Any], F: int, j0: str, width: int, dst: str) -> list[str]:
+    """Taps as matmuls diag(w_f) @ x_shifted accumulated in PSUM, pieces of <= 512 columns (one PSUM bank)."""
+    first = 1 if s["engine"] == "mixed" else 0
+    pw = min(512, width)
+    full, tail = divmod(width, pw)
+
+    def piece(c0: str, n: int) -> list[str]:
+        base = c0 if j0 == "0" else (f"{j0} + {c0}" if c0 != "0" else j0)
+        lo = f"{base} + f + {first}" if first else f"{base} + f"
+        taps = f"nl.affine_range({F - first})"
+        dcol = f"f + {first}" if first else "f"
+        lines = [
+            f"ps = nl.zeros((128, {n}), dtype=nl.float32, buffer=nl.psum)",
+            f"for f in {taps}:",
+            f"    ps += nisa.nc_matmul(diag[{dcol}], x_t[:, {lo}:{lo} + {n}])",
+        ]
+        cols = f"0:{n}" if c0 == "0" else f"{c0}:{c0} + {n}"
+        if first:
+            lines.append(
+                f"acc[:, {cols}] = nisa.scalar_tensor_tensor(data=x_t[:, {base}:{base} + {n}], op0=nl.multiply, "
+                "operand0=w_t[:, 0:1], op1=nl.add, operand1=ps)  # tap 0 fused with the PSUM eviction"
+            )
+        else:
+            lines.append(f"acc[:, {cols}] = nl.copy(ps)  # PSUM eviction on ScalarE")
+        return lines
+
+    out = [f"acc = nl.ndarray((128, {width}), dtype=nl.float32, buffer=nl.sbuf)"]
+    if full == 1:
+        out += piece("0", pw)
+    else:
+        out += [f"for p in nl.affine_range({full}):", *indent(piece(f"p * {pw}", pw), 4)]
+    if tail:
+        out += piece(str(full * pw), tail)
+    out.append(f"nl.store({dst}, value=acc)")
+    return out
 
 
 def span(j0: str, f: int, width: int) -> str:
