@@ -120,7 +120,7 @@ class BeamSearchAgent(Agent):
         self.search(env, t, [root], np.random.default_rng(seed))
         return t.result(self.name, self.config())
 
-    def _plans(self, env: gym.Env, parent: Candidate, rng: np.random.Generator) -> list[Plan]:
+    def _plans(self, env: gym.Env, parent: Candidate, rng: np.random.Generator, offset: int = 0) -> list[Plan]:
         menu = envapi.menu(env)
         model = getattr(getattr(env.unwrapped, "code_model", None), "name", "offline")
         use_env = self.planner == "env" or (self.planner == "auto" and model != "offline")
@@ -133,28 +133,41 @@ class BeamSearchAgent(Agent):
             n -= 1
         if n > 0:
             if use_env:
-                envapi.restore(env, parent.state)
+                envapi.restore(env, parent.state, sample=offset)
                 plans += envapi.propose_plans(env, n)[:n]
             else:
                 plans += menu_plans(menu, parent.mask, n, self.dropout, rng)
         return plans
 
-    def search(self, env: gym.Env, t: Tracker, beam: list[Candidate], rng: np.random.Generator) -> list[Candidate]:
-        """Run the iterations from `beam` (already evaluated candidates); returns the final beam."""
+    def search(
+        self,
+        env: gym.Env,
+        t: Tracker,
+        beam: list[Candidate],
+        rng: np.random.Generator,
+        expanded: dict[int, int] | None = None,
+    ) -> list[Candidate]:
+        """Run the iterations from `beam` (already evaluated candidates); returns the final beam.
+        `expanded`: how many times each candidate id was already expanded (its used rng offsets)."""
         next_id = max(c.id for c in beam) + 1
         losses: list[float] = []
+        expansions: dict[int, int] = dict(expanded or {})
         for iteration in range(1, self.iterations + 1):
             losses.append(min(c.latency for c in beam))
             if should_stop_early(losses, self.early_stop_iters, self.early_stop_threshold) or t.exhausted:
                 break
             children: list[Candidate] = []
             for parent in beam:
-                for i, plan in enumerate(self._plans(env, parent, rng)):
+                # An incumbent expanded again must get new draws (set_state restores the rng), so each
+                # expansion of a parent starts at its own rng offset: planning first, then the children.
+                offset = expansions.get(parent.id, 0) * (self.plans * self.code_samples + 1)
+                expansions[parent.id] = expansions.get(parent.id, 0) + 1
+                for i, plan in enumerate(self._plans(env, parent, rng, offset)):
                     for k in range(self.code_samples):
                         if t.exhausted:
                             break
                         # a distinct rng position per child, so children of one parent are independent draws
-                        envapi.restore(env, parent.state, sample=i * self.code_samples + k)
+                        envapi.restore(env, parent.state, sample=offset + 1 + i * self.code_samples + k)
                         out = t.step(plan, parent.chain)
                         if out.correct:
                             chain = (*parent.chain, out.plan)

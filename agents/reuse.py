@@ -86,6 +86,6 @@ class ScheduleReuseAgent(Agent):
             cur = best or cur
         beam = [cur, root] if cur is not root else [root]
         searcher = BeamSearchAgent(samples=self.samples, prior=schedule, **self.beam)
-        searcher.search(env, t, beam, rng)
+        searcher.search(env, t, beam, rng, expanded={root.id: 1})  # the replay used the root's first draws
         cfg = self.config() | {"reused_schedule": list(schedule)}
         return t.result(self.name, cfg)

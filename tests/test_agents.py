@@ -194,3 +194,19 @@ def test_best_code_is_the_code_of_the_best_candidate():
     r = BeamSearchAgent(samples=40).run(make(fault_rate=0.0), seed=0)
     schedule = tuple(int(v) for v in r.best_code.split("[")[1].rstrip("]").split(","))
     assert fake.latency_of(fake.fake_kernel("fake/matmul-256"), schedule) == r.best_latency
+
+
+def test_an_incumbent_expanded_again_gets_new_draws():
+    # every candidate fails, so the root stays the whole beam and is expanded in every iteration
+    env = make(fault_rate=1.0)
+    inner = env.unwrapped
+    seen = []
+    step = inner.step
+
+    def spy(action):
+        seen.append((inner.schedule, str(action), str(inner.np_random.bit_generator.state)))
+        return step(action)
+
+    inner.step = spy
+    BeamSearchAgent(iterations=4).run(env, seed=0)
+    assert len(seen) == 4 * 8 and len(set(seen)) == len(seen)
