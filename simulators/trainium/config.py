@@ -47,9 +47,9 @@ class TrainiumConfig:
     # Whole-core HBM ceiling, bytes/ns (ARCH 820 GB/s per chip = 2 NCs; AccelOpt uses 410 GiB/s per NC).
     hbm_bw_bytes_per_ns: float = 410.0
     # Physical buffers given to a tile allocated inside an affine_range body (assumption, mirrors mod_alloc
-    # multi-buffering in the direct-allocation guide; 3 fits the naive GEMM, whose loads must overlap the 1.3 us
-    # DMA latency); 1 inside sequential loops.
-    affine_buffers: int = 3
+    # multi-buffering in the direct-allocation guide, which suggests 2-4; 4 lets the naive GEMM's loads cover the
+    # 1.3 us DMA latency, as its measured DMA-bound time implies); 1 inside sequential loops.
+    affine_buffers: int = 4
     # NEFF launch + teardown seen by nc_latency, us (assumption; nki-samples rmsnorm_qkv <= 25 us bounds it).
     launch_overhead_us: float = 10.0
     # Capacities per partition, bytes (ARCH: SBUF 192 KiB minus 16 KiB reserved (DA); PSUM 16 KiB = 8 x 2 KiB banks).

@@ -117,6 +117,7 @@ def nc_matmul(
         emit(TENSOR, cyc, [stationary, moving], [target])
 
     s.pending = issue
+    s.pending_kind = "matmul"
     return out
 
 

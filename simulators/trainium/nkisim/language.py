@@ -269,7 +269,17 @@ def load(src, *, mask=None, dtype=None, **kw) -> Tensor:
     v = read(src, mask)
     if v is not None:
         write(dst, v.reshape(dst.shape), mask)
-    dma(src, dst, mask)
+    # Emitted lazily: in `tile[...] = nl.load(...)` the DMA writes straight into `tile` (and waits for its buffer).
+    s = session()
+    s.flush()
+    dst.pending = True
+
+    def issue(target: Tensor = dst) -> None:
+        dst.pending = False
+        dma(src, target, mask)
+
+    s.pending = issue
+    s.pending_kind = "load"
     return dst
 
 
@@ -321,8 +331,17 @@ def assign(view: Tensor, value) -> None:
     if view.buffer == "hbm":
         fail("assigning to an HBM tensor is not allowed; use nl.store")
     if isinstance(value, Tensor) and value.pending:
-        _take_matmul(view, value, accumulate=False)
-        return
+        if s.pending_kind == "load" and value.shape == view.shape:
+            emit_fn, s.pending = s.pending, None
+            value.pending = False
+            if s.functional:
+                write(view, value.alloc.data)
+            emit_fn(view)
+            return
+        if s.pending_kind == "matmul":
+            _take_matmul(view, value, accumulate=False)
+            return
+        s.flush()
     if isinstance(value, Tensor):
         v = read(value)
         if v is not None:
@@ -503,7 +522,13 @@ def unary(fn, x, *, dtype=None, mask=None, engine=SCALAR, scale=1.0, bias=None) 
 
 def accumulate(view: Tensor, other, op) -> Tensor:
     """`view += other`: a PSUM accumulation when other is a fresh matmul, else an in-place VectorE op."""
-    if isinstance(other, Tensor) and other.pending and op is np.add and view.buffer == "psum":
+    if (
+        isinstance(other, Tensor)
+        and other.pending
+        and session().pending_kind == "matmul"
+        and op is np.add
+        and (view.buffer == "psum")
+    ):
         _take_matmul(view, other, accumulate=True)
     else:
         if view.buffer == "hbm":

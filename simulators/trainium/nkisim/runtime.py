@@ -46,7 +46,8 @@ class Session:
         self.loops: list[str] = []
         self.slots: dict = {}
         self.site_count: dict = {}
-        self.pending = None  # a traced nc_matmul not yet emitted (it may turn into a PSUM accumulation)
+        self.pending = None  # a traced nc_matmul / load not yet emitted (it may be retargeted by `+=` / `[...] =`)
+        self.pending_kind = ""
         self.spmd_hbm: list = []  # HBM tensors allocated by SPMD instance 0, shared with the other instances
         self.spmd_next = 0
         self.onchip: list[tuple] = []  # (buffer, bytes per partition, Access) of every SBUF/PSUM allocation
