@@ -6,8 +6,7 @@ import numpy as np
 
 from ..config import TrainiumConfig
 from . import language as nl
-from .runtime import Alloc, Session, Tensor, _current, fail, use_session
-from .runtime import session as _session
+from .runtime import Alloc, Session, Tensor, fail, use_session
 from .typing import Placeholder
 
 
@@ -171,6 +170,4 @@ __all__ = [
     "simulate_kernel",
     "Kernel",
     "run_kernel",
-    "_current",
-    "_session",
 ]

@@ -105,15 +105,11 @@ def _filled(shape, value, dtype, buffer, memset: bool) -> Tensor:
         fail("HBM tensors cannot have initial values (use nl.ndarray and store into it)")
     if session().functional:
         t.alloc.data[...] = value
-    if memset and t.buffer == "sbuf":
-        n = t.free_elems()
-        if t.alloc.pdim != 0:
-            n = t.alloc.pbytes // t.itemsize
+    # A zeroed PSUM accumulator is free: the first matmul of the group overwrites it (research §3.2).
+    if memset and (t.buffer == "sbuf" or value != 0):
+        n = t.alloc.pbytes // t.itemsize  # every block of a par_dim tensor
         zero16 = value == 0 and t.itemsize == 2
         emit(VECTOR, _min_ii(n / 2 if zero16 else n), [], [t])
-    elif t.buffer == "psum":
-        # a zeroed PSUM accumulator is free: the first matmul of the group overwrites it (research §3.2)
-        emit(VECTOR, 0, [], [t]) if value != 0 else None
     return t
 
 

@@ -471,10 +471,10 @@ class _Alias(Tensor):
 
     def __getitem__(self, idx):
         t = Tensor.__getitem__(self, idx)
-        return _AliasView(t)
+        return _alias_view(t)
 
 
-def _AliasView(t: Tensor) -> Tensor:
+def _alias_view(t: Tensor) -> Tensor:
     t.box = tuple((0, 1 << 62) for _ in t.box)  # conservative: any access through an alias overlaps any other
     return t
 
