@@ -64,8 +64,8 @@ static GS cyc mesh_ring[RING]; static GS uint64_t mesh_n;
 static GS cyc mesh_drain;
 static GS cyc last_st_complete;
 /* EX lookahead: the last compute, so the next preload's weight feed can overlap it */
-static GS struct { int valid; cyc start, end; uint32_t a_row; int a_acc; cyc alloc_bound; } lastx;
-static GS struct { cyc feed_end; int real_b; uint32_t b_row; int b_acc; int transposed; cyc alloc; } lastp;
+static GS struct { int valid; cyc start, end; uint32_t a_row; int a_acc; } lastx;
+static GS struct { cyc feed_end; } lastp; /* when the last preload's weights are in */
 static GS uint8_t *touch[2];
 
 static GS struct {
@@ -509,7 +509,6 @@ void gsim_preload(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, long c_co
   }
   lastx.valid = 0;
   lastp.feed_end = start + feed * factor;
-  lastp.real_b = real_b;
   if (real_b) dep_mark(QEX, is_acc(bd), row_of(bd), (uint32_t)bd_rows, 0, start + feed * factor);
   retire(QEX, start + feed * factor);
 }
@@ -622,7 +621,7 @@ void gsim_compute(int preloaded, uint32_t a, uint32_t bd, long a_cols, long a_ro
   ctr.macs_issued += (uint64_t)a_rows * a_cols * (exc.df == WEIGHT_STATIONARY ? pre.c_cols : bd_cols);
   /* timing */
   cyc al = allocate(QEX);
-  long arow_n = ag ? 0 : (exc.a_t ? a_cols : a_rows) , drow_n = dg ? 0 : bd_rows;
+  long arow_n = ag ? 0 : (exc.a_t ? a_cols : a_rows);
   cyc dep = 0;
   if (!ag) for (long i = 0; i < arow_n; i++) dep = maxc(dep, dep_ready(QEX, is_acc(a), row_of(a) + (uint32_t)(i * exc.a_stride), 1, 0));
   if (!dg) dep = maxc(dep, dep_ready(QEX, is_acc(bd), row_of(bd), (uint32_t)bd_rows, 0));
