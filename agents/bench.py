@@ -221,3 +221,39 @@ def bench_main(args: Any) -> int:
     for kind, path in out["files"].items():
         print(f"{kind}: {path}")
     return 0 if all(r["errors"] == 0 for r in out["rows"]) else 1
+
+
+def report(dirs: list[str | Path], out: str | Path | None = None) -> dict[str, Any]:
+    """One leaderboard (JSON, CSV, PNG) from the results of several folders. An agent name found in more than
+    one folder is labelled "<folder>/<agent>" so different configurations stay apart."""
+    per_dir = [(Path(d), ResultStore(d).records()) for d in dirs]
+    missing = [str(d) for d, recs in per_dir if not recs]
+    if missing:
+        raise ValueError(f"no results in {', '.join(missing)}")
+    seen: dict[str, set[str]] = {}
+    for d, recs in per_dir:
+        for r in recs:
+            seen.setdefault(r["job"]["agent"], set()).add(str(d))
+    records = []
+    for d, recs in per_dir:
+        for r in recs:
+            name = r["job"]["agent"]
+            label = f"{d.name}/{name}" if len(seen[name]) > 1 else name
+            records.append({**r, "job": {**r["job"], "agent": label}})
+    rows = leaderboard(records)
+    store = ResultStore(out or dirs[0], name="report-results.jsonl")
+    files = {
+        "json": str(store.write_summary("report.json", {"rows": rows, "dirs": [str(d) for d in dirs]})),
+        "csv": str(store.write_summary("report.csv", to_csv(rows))),
+        "png": str(plot(records, store.dir / "report.png", " + ".join(Path(d).name for d in dirs))),
+    }
+    return {"rows": rows, "files": files}
+
+
+def report_main(cfg: dict[str, Any]) -> int:
+    """`autocomp-env report DIR [DIR...] [--out D]`: prints the combined leaderboard and the files written."""
+    res = report(list(cfg["dirs"]), cfg.get("out"))
+    print(format_table(res["rows"]))
+    for kind, path in res["files"].items():
+        print(f"{kind}: {path}")
+    return 0

@@ -170,3 +170,117 @@ class LearnedPolicyAgent(Agent):
         with torch.no_grad():
             rollout(self._policy, env, seed, self.samples or 10**9, sample=not self.greedy, tracker=t)
         return t.result(self.name, self.config())
+
+
+def held_out_for(train_kernels: list[str], limit: int = 4) -> list[str]:
+    """Kernels with the same menu as `train_kernels` (the policy's action space) from the small suites,
+    excluding the training ones: the default evaluation set of `autocomp-env train`."""
+    from autocomp_env import kernels as K
+
+    menus = {tuple(K.family_of(k).menu) for k in map(K.get_kernel, train_kernels)}
+    out: list[str] = []
+    for suite in K.SUITE_NAMES:
+        if not suite.endswith("-small"):
+            continue
+        for name in K.suite(suite):
+            k = K.get_kernel(name)
+            if tuple(K.family_of(k).menu) in menus and name not in train_kernels and name not in out:
+                out.append(name)
+    return out[:limit]
+
+
+def train_and_evaluate(
+    train_kernels: list[str],
+    holdout: list[str],
+    episodes: int = 200,
+    steps: int = 12,
+    batch: int = 8,
+    lr: float = 3e-3,
+    hidden: int = 64,
+    seed: int = 0,
+    eval_seeds: int = 8,
+    env_kwargs: dict[str, Any] | None = None,
+    out: str | Path = "policy",
+    log=print,
+) -> dict[str, Any]:
+    """Train on `train_kernels`, save `<out>.pt/.json`, then compare with `RandomAgent` at the same sample
+    budget (`steps`) on the held-out kernels (other seeds than training). Writes and returns `<out>-eval.json`."""
+    import time
+
+    from agents.simple import RandomAgent
+
+    train_kernels = list(dict.fromkeys(train_kernels))
+    overlap = set(train_kernels) & set(holdout)
+    if overlap:
+        raise ValueError(f"held-out kernels also in training: {sorted(overlap)}")
+    if not holdout:
+        raise ValueError("no held-out kernels to evaluate on")
+    env_kw = {"max_steps": steps} | dict(env_kwargs or {})
+
+    def make(kernel: str) -> gym.Env:
+        return envapi.make_env(envapi.EnvSpec(kernel).with_kwargs(**env_kw))
+
+    t0 = time.perf_counter()
+    progress = (lambda n, s: log(f"episodes {n:5d}  batch geomean best speedup {s:.3f}")) if log else None
+    policy = train(make, train_kernels, episodes, steps, batch, lr, hidden, seed, log=progress)
+    train_s = time.perf_counter() - t0
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    policy.save(out)
+
+    per_kernel, all_l, all_r = {}, [], []
+    for k in holdout:
+        seeds = range(10_000, 10_000 + eval_seeds)  # not the training seeds
+        learned = [np.log(LearnedPolicyAgent(samples=steps, policy=policy).run(make(k), s).best_speedup) for s in seeds]
+        rand = [np.log(RandomAgent(samples=steps).run(make(k), s).best_speedup) for s in seeds]
+        per_kernel[k] = {"learned": float(np.exp(np.mean(learned))), "random": float(np.exp(np.mean(rand)))}
+        all_l += learned
+        all_r += rand
+        if log:
+            log(f"{k:40s} learned {per_kernel[k]['learned']:.3f}x  random {per_kernel[k]['random']:.3f}x")
+    result = {
+        "train": train_kernels,
+        "holdout": list(holdout),
+        "config": {
+            "episodes": episodes,
+            "steps": steps,
+            "batch": batch,
+            "lr": lr,
+            "hidden": hidden,
+            "seed": seed,
+            "eval_seeds": eval_seeds,
+            "env_kwargs": env_kw,
+        },
+        "train_seconds": train_s,
+        "budget": steps,
+        "per_kernel": per_kernel,
+        "learned_geomean": float(np.exp(np.mean(all_l))),
+        "random_geomean": float(np.exp(np.mean(all_r))),
+        "policy": str(Path(out).with_suffix(".pt")),
+    }
+    Path(f"{out}-eval.json").write_text(json.dumps(result, indent=1))
+    if log:
+        log(
+            f"held-out geomean best speedup @ {steps} samples: learned {result['learned_geomean']:.3f}x, random {result['random_geomean']:.3f}x"
+        )
+    return result
+
+
+def train_main(cfg: dict[str, Any]) -> int:
+    """`autocomp-env train`: cfg keys suite (training suite or comma list), episodes, seed, out, and optional
+    holdout, steps, eval_seeds, fault_rate. Held-out kernels default to `held_out_for(training kernels)`."""
+    from agents.bench import suite_kernels
+
+    train_k = list(dict.fromkeys(suite_kernels(cfg.get("suite") or "gemmini-exo-small")))
+    holdout = suite_kernels(cfg["holdout"]) if cfg.get("holdout") else held_out_for(train_k)
+    env_kwargs = {"fault_rate": float(cfg["fault_rate"])} if cfg.get("fault_rate") else {}
+    train_and_evaluate(
+        train_k,
+        holdout,
+        episodes=int(cfg.get("episodes") or 200),
+        steps=int(cfg.get("steps") or 12),
+        seed=int(cfg.get("seed") or 0),
+        eval_seeds=int(cfg.get("eval_seeds") or 8),
+        env_kwargs=env_kwargs,
+        out=cfg.get("out") or "policy",
+    )
+    return 0

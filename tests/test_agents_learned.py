@@ -49,3 +49,14 @@ def test_policy_for_another_menu_is_refused():
     p = MenuPolicy(PolicyConfig(obs_dim=8, n_actions=3, menu=("a", "b", "c")))
     with pytest.raises(ValueError, match="another menu"):
         LearnedPolicyAgent(samples=3, policy=p).run(make("fake/matmul-64"), 0)
+
+
+def test_default_held_out_kernels_share_the_menu_and_exclude_training():
+    from agents.learned import held_out_for
+    from autocomp_env.kernels import family_of, get_kernel
+
+    train_k = ["gemmini/matmul-128x128x128", "gemmini/matmul-128x64x128"]
+    held = held_out_for(train_k)
+    assert held and not set(held) & set(train_k)
+    menu = family_of(get_kernel(train_k[0])).menu
+    assert all(family_of(get_kernel(k)).menu == menu for k in held)

@@ -88,3 +88,25 @@ def test_bench_main_prints_a_table(tmp_path, capsys, monkeypatch):
     assert "greedy" in text and "speedup_vs_vendor" in text and "leaderboard.csv" in text
     board = json.loads((tmp_path / "leaderboard.json").read_text())
     assert board["config"]["agents"]["beam"] == {"samples": 8, "beam_size": 2}
+
+
+def test_report_combines_folders_and_keeps_same_named_agents_apart(out, tmp_path):
+    d, _ = out
+    other = tmp_path / "other"
+    bench.run_bench(
+        {"beam": {"beam_size": 2}},
+        KERNELS[:1],
+        budget=8,
+        seeds=1,
+        out_dir=other,
+        imports=("test_agents_fake",),
+        env_id=fake.ENV_ID,
+        progress=False,
+    )
+    res = bench.report([d, other], tmp_path / "rep")
+    agents = {r["agent"]: r for r in res["rows"]}
+    assert set(agents) == {"random", f"{d.name}/beam", "other/beam"}
+    assert agents["other/beam"]["episodes"] == 1 and agents[f"{d.name}/beam"]["episodes"] == 4
+    assert (tmp_path / "rep" / "report.csv").exists() and (tmp_path / "rep" / "report.png").stat().st_size > 5000
+    with pytest.raises(ValueError, match="no results"):
+        bench.report([tmp_path / "empty"])
