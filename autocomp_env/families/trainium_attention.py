@@ -298,8 +298,6 @@ class TrainiumAttention(_ScheduleFamily):
         D, S = parse_dims(shape, 2, "bf16", "attention")
         if D > P:
             raise ValueError(f"attention head dim D={D} exceeds {P} partitions")
-        if S % 512 and S % P:
-            raise ValueError(f"attention S={S} must be a multiple of {P}")
         if S % P:
             raise ValueError(f"attention S={S} must be a multiple of {P}")
         name = f"trainium/attention-{D}x{S}-bf16"
