@@ -1,5 +1,16 @@
-"""Agents for the autocomp environments: baselines, Autocomp's beam search, LLM and learned policies,
-schedule reuse; rollouts (serial or Ray) into a crash-safe store; benchmarks and leaderboards."""
+"""Agents for the autocomp environments, acting only through the env API (`agents.envapi`).
+
+    import gymnasium as gym, autocomp_env
+    from agents import BeamSearchAgent
+    env = gym.make("autocomp/Gemmini-matmul-v0", kernel="gemmini/matmul-512x512x512")
+    result = BeamSearchAgent().run(env, seed=0)  # an EpisodeResult: best latency, speedups, trace, plans, code
+
+Agents: `random`, `greedy`, `beam` (Autocomp's beam search), `llm` (an LLM planner), `learned` (a torch
+policy, `agents.learned`), `reuse` (schedule reuse); `make_agent(name, **kwargs)`, registry `AGENTS`.
+Rollouts: `agents.rollouts.run_jobs(jobs_for(...), out_dir, backend="serial"|"ray")` into a crash-safe,
+resumable `agents.results.ResultStore`. Benchmarks: `agents.bench.run_bench` / `bench_main` / `report_main`.
+Target experiments: `python -m agents.experiments roofline|reuse|suite`.
+"""
 
 from agents.base import Agent, EpisodeResult
 from agents.beam import BeamSearchAgent
