@@ -343,7 +343,7 @@ class TrainiumAttention(_ScheduleFamily):
         s.update(
             scores="sbuf", probs="sbuf", kv="resident", vt="hoisted", softmax="bias_exp", norm="out", pdtype="bf16"
         )
-        s.update(sum="act", evict="scalar", tevict="scalar", unroll=2, pv="batched", max="chunk")
+        s.update(sum="act", evict="scalar", tevict="scalar", unroll=2, pv="batched")
         s["tgroup"] = 4 if self.valid(kernel, dict(s, tgroup=4)) else 1
         return s
 
@@ -624,18 +624,9 @@ class TrainiumSDAttention(_ScheduleFamily):
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
         s = self.naive_schedule(kernel)
-        s.update(
-            qload="pe_t",
-            kload="pe_t",
-            scale="exp",
-            sdtype="bf16",
-            evict="scalar",
-            tevict="scalar",
-            sum="act",
-            unroll=2,
-            pv="batched",
-            max="chunk",
-        )
+        # q tiles keep the transposing DMA (it overlaps the Tensor engine); k is transposed once on TensorE.
+        s.update(kload="pe_t", scale="exp", sdtype="bf16", evict="scalar", tevict="scalar", sum="act", unroll=2)
+        s.update(pv="batched", kchunk=128)
         s["tgroup"] = 4 if self.valid(kernel, dict(s, tgroup=4)) else 1
         return s
 
