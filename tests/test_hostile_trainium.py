@@ -70,9 +70,12 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
     "globals": (_body("globals()['np'] = None", "return a_tensor"), GUARD),
     "write_outside": (
         _body(*(f"np.savetxt({p!r}, np.zeros(2))" for p in OUTSIDE), "return a_tensor"),
-        {"runtime_error", "wrong_output"},  # the home dir is a throwaway tmpfs under bubblewrap
+        {"runtime_error", "wrong_output"} | GUARD,  # the home dir is a throwaway tmpfs under bubblewrap
     ),
-    "read_home": (_body(f"print(np.loadtxt({HOME_SECRET!r}, dtype=str))", "return a_tensor"), {"runtime_error"}),
+    "read_home": (
+        _body(f"print(np.loadtxt({HOME_SECRET!r}, dtype=str))", "return a_tensor"),
+        {"runtime_error"} | GUARD,
+    ),
     "escape_shell": (
         ESCAPE + _body(f"_os()['system']('touch {OUTSIDE[1]}; cat {HOME_SECRET}')", "return a_tensor"),
         {"wrong_output"} | GUARD,
