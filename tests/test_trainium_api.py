@@ -373,3 +373,46 @@ def test_scalar_tensor_tensor_and_device_print(capsys):
 
     np.testing.assert_allclose(run(k, a, b), (a - 1) * b, rtol=1e-6)
     assert capsys.readouterr().out.startswith("r [[")
+
+
+def _idx(draw, n):
+    from hypothesis import strategies as st
+
+    kind = draw(st.sampled_from(["int", "slice", "step", "ds", "full"]))
+    if kind == "int":
+        return draw(st.integers(0, n - 1))
+    if kind == "full":
+        return slice(None)
+    a = draw(st.integers(0, n - 1))
+    b = draw(st.integers(a + 1, n))
+    if kind == "ds":
+        return nl.ds(a, b - a)
+    return slice(a, b, draw(st.integers(2, 3)) if kind == "step" else None)
+
+
+def test_indexing_matches_numpy():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    a = np.arange(6 * 40 * 24, dtype=np.float32).reshape(6, 40, 24)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.data())
+    def check(data):
+        idx = tuple(_idx(data.draw, n) for n in a.shape)
+        npidx = tuple(slice(i.start, i.start + i.size) if isinstance(i, nl.DynSlice) else i for i in idx)
+        want = a[npidx]
+        if want.ndim == 0:
+            return
+
+        def k(a):
+            t = nl.load(a[idx])
+            out = nl.ndarray(t.shape, nl.float32, buffer=nl.shared_hbm)
+            nl.store(out, value=t)
+            return out
+
+        got = run(k, a)
+        assert got.shape == (want.shape if want.ndim > 1 else (want.shape[0], 1))  # a vector loads as [P, 1]
+        np.testing.assert_array_equal(got.reshape(-1), want.reshape(-1))
+
+    check()
