@@ -17,6 +17,8 @@ block-free-dimension -> fully blocked with SBUF accumulation), as knobs of one e
 | evict    | copy, vector, scalar            | PSUM/SBUF -> bf16 copy: nl.copy or tensor_copy on an engine    |
 | loop     | affine, sequential              | kind of the block loops                                        |
 | coalesce | bool                            | stage a block of results in SBUF and store it with one DMA     |
+| alloc    | loop, hoisted                   | operand blocks allocated in their loop (rotating buffers), or  |
+|          |                                 | once at the top (a single buffer: loads wait for the matmuls)  |
 | inner    | nk, kn                          | bn loop outside the k loop, or inside it (the stationary tile  |
 |          |                                 | then serves the whole N block: fewer LoadStationary switches)  |
 
@@ -264,6 +266,7 @@ class TrainiumGemm(Family):
             "loop": "affine",
             "coalesce": False,
             "inner": "nk",
+            "alloc": "loop",
         }
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
@@ -353,6 +356,13 @@ class TrainiumGemm(Family):
         w("    BLOCK_N = TILE_N * TILES_IN_BLOCK_N")
         w("    BLOCK_K = TILE_K * TILES_IN_BLOCK_K")
         w("    result = nl.ndarray((M, N), dtype=lhsT.dtype, buffer=nl.shared_hbm)")
+        hoisted = s["alloc"] == "hoisted" and s["loads"] != "inner"
+        if hoisted:
+            w("    # operand blocks allocated once and reused by every iteration")
+            for op in ("m", "n"):
+                whole = s["loads"] == "outer" and op == outer
+                name = "lhsT" if op == "m" else "rhs"
+                w(f"    {name}_block = {self._block_decl(op, 'K // TILE_K' if whole else 'TILES_IN_BLOCK_K')}")
         w("")
         ind = "    "
         if s["loads"] == "outer":
@@ -362,7 +372,7 @@ class TrainiumGemm(Family):
         w(f"{ind}for {outer} in {loop_fn}({outer.upper()} // BLOCK_{outer.upper()}):")
         ind += "    "
         if s["loads"] == "outer":
-            self._emit_block_load(w, ind, outer, "kt", "K // TILE_K", whole_k=True)
+            self._emit_block_load(w, ind, outer, "kt", "K // TILE_K", whole_k=True, declare=not hoisted)
         w(f"{ind}for {inner} in {loop_fn}({inner.upper()} // BLOCK_{inner.upper()}):")
         ind += "    "
         if sbuf_acc:
@@ -385,7 +395,9 @@ class TrainiumGemm(Family):
             for op in ("m", "n"):
                 if s["loads"] == "outer" and op == outer:
                     continue
-                self._emit_block_load(w, ind, op, "bk", "TILES_IN_BLOCK_K", whole_k=False, kexpr=kexpr)
+                self._emit_block_load(
+                    w, ind, op, "bk", "TILES_IN_BLOCK_K", whole_k=False, kexpr=kexpr, declare=not hoisted
+                )
         m0 = "m * BLOCK_M + bm * TILE_M"
         n0 = "n * BLOCK_N + bn * TILE_N"
         k0 = f"({kexpr}) * TILE_K" if kblocks > 1 else "bk * TILE_K"
@@ -467,10 +479,18 @@ class TrainiumGemm(Family):
         return f"nisa.tensor_copy({src}, dtype=result.dtype, engine={engine})"
 
     @staticmethod
-    def _emit_block_load(w, ind: str, op: str, var: str, count: str, whole_k: bool, kexpr: str = "") -> None:
+    def _block_decl(op: str, count: str) -> str:
+        src, block = ("lhsT", "BLOCK_M") if op == "m" else ("rhs", "BLOCK_N")
+        return f"nl.ndarray(({count}, nl.par_dim(TILE_K), {block}), dtype={src}.dtype, buffer=nl.sbuf)"
+
+    @staticmethod
+    def _emit_block_load(
+        w, ind: str, op: str, var: str, count: str, whole_k: bool, kexpr: str = "", declare: bool = True
+    ) -> None:
         name, src, block, width = ("lhsT", "lhsT", "BLOCK_M", "m") if op == "m" else ("rhs", "rhs", "BLOCK_N", "n")
         rows = f"{var} * TILE_K" if whole_k else f"({kexpr}) * TILE_K"
-        w(f"{ind}{name}_block = nl.ndarray(({count}, nl.par_dim(TILE_K), {block}), dtype={src}.dtype, buffer=nl.sbuf)")
+        if declare:
+            w(f"{ind}{name}_block = {TrainiumGemm._block_decl(op, count)}")
         w(f"{ind}for {var} in nl.affine_range({count}):")
         w(f"{ind}    # one DMA per K tile: TILE_K partitions x {block} contiguous elements")
         w(
@@ -544,7 +564,14 @@ class TrainiumGemm(Family):
         elif name == "keep reused data resident in SBUF":
             if s["loads"] != "outer":
                 add("keep the outer operand resident in SBUF over all of K", loads="outer")
-        elif name in ("overlap data movement and compute", "double buffering", "software pipelining"):
+        if name in (
+            "double buffering",
+            "multi-buffer tiles with modular allocation",
+            "declare buffers inside inner loops to shorten their lifetimes",
+        ):
+            if s["alloc"] == "hoisted" and s["loads"] != "inner":
+                add("allocate the operand blocks inside their loops, so each gets rotating buffers", alloc="loop")
+        if name in ("overlap data movement and compute", "double buffering", "software pipelining"):
             if s["loop"] == "sequential":
                 add("use affine_range so the compiler pipelines loads with matmuls", loop="affine")
             if s["loads"] != "inner":
@@ -613,6 +640,8 @@ class TrainiumGemm(Family):
             if not s["coalesce"] and kblocks == 1:
                 add("stage each block of results in SBUF and store a row of tiles per DMA", coalesce=True)
         elif name == "other methods not listed here":
+            if s["alloc"] == "loop" and s["loads"] != "inner":
+                add("allocate the operand blocks once, outside the loops", alloc="hoisted")
             for ev in ("copy", "vector", "scalar"):
                 add(f"evict PSUM with {ev if ev != 'copy' else 'nl.copy'}", evict=ev)
             if s["loop"] == "affine":
