@@ -15,7 +15,8 @@ for every query tile.
 | norm    | probs, out          | divide the probabilities by the row sum, or the [128, D] output   |
 | pdtype  | fp32, bf16          | dtype of the probabilities fed to the P@V matmul                  |
 | kchunk  | 128, 256, 512       | moving free size of the qᵀk matmuls                                |
-| evict   | vector, scalar      | engine of the PSUM -> SBUF score copies (the other does the exp)  |
+| evict   | vector, scalar      | engine of the PSUM -> SBUF score copies                           |
+| tevict  | vector, scalar      | engine of the PSUM -> SBUF copies of transposed probabilities     |
 
 `sdattention`: `trainium/sdattention-{S}x{D}`, `solution(q_ref[S,D], k_ref[S,D], v_ref[S,D]) -> out[S,D]`,
 out = softmax(q kᵀ · D^-0.5) v, f32 in, bf16 compute. The starting code is the tutorial's fused kernel.
@@ -29,6 +30,16 @@ out = softmax(q kᵀ · D^-0.5) v, f32 in, bf16 compute. The starting code is th
 | kchunk  | 128, 256, 512       | moving free size of the q kᵀ matmuls                              |
 | evict   | vector, scalar      | engine of the PSUM -> SBUF score copies                           |
 | tevict  | vector, scalar      | engine of the PSUM -> SBUF copies of the transposed probabilities |
+
+Knobs of both families:
+
+| key     | values              | meaning                                                           |
+|---------|---------------------|-------------------------------------------------------------------|
+| sum     | reduce, act         | row sum by tensor_reduce, or accumulated by the exp instruction   |
+| max     | row, chunk          | row max over the SBUF scores, or partial maxima per PSUM chunk    |
+| pv      | interleaved, batched| transpose, copy and matmul per key tile, or all transposes first |
+| tgroup  | 1, 4                | transposes per PSUM bank (one eviction copy per bank)             |
+| unroll  | 1, 2, 4             | query tiles per iteration, emitted stage by stage                 |
 """
 
 from __future__ import annotations
