@@ -33,7 +33,7 @@ class Limits:
     memory_bytes: int = 2 << 30  # address space; Python + numpy need a generous one
     file_bytes: int = 64 << 20  # largest file the child may write (stdout/stderr are files too)
     open_files: int = 256
-    max_processes: int = 64  # RLIMIT_NPROC; not enforced by the kernel for root
+    max_processes: int = 64  # new processes (threads) allowed: pids cgroup, or RLIMIT_NPROC above the user's count
     output_bytes: int = 256 << 10  # how much of stdout/stderr is read back
 
 
@@ -66,7 +66,27 @@ def _try_unshare_net() -> bool:
     return libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0
 
 
-def _child_setup(limits: Limits, isolate_net: bool, net_flag_fd: int, cgroup: str | None) -> None:
+def _user_threads(uid: int) -> int:
+    """Threads the user runs now: RLIMIT_NPROC counts all of them, not just the sandbox's."""
+    n = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                mine = False
+                for line in f:
+                    if line.startswith("Uid:"):
+                        mine = int(line.split()[1]) == uid
+                    elif line.startswith("Threads:"):
+                        n += int(line.split()[1]) if mine else 0
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+    return n
+
+
+def _child_setup(limits: Limits, isolate_net: bool, net_flag_fd: int, cgroup: str | None, nproc: int) -> None:
     # Runs in the forked child before exec: join the pids cgroup, unshare the network, set rlimits.
     if cgroup:
         try:
@@ -89,7 +109,7 @@ def _child_setup(limits: Limits, isolate_net: bool, net_flag_fd: int, cgroup: st
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     try:
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     except (ValueError, OSError):
         pass
 
@@ -234,6 +254,9 @@ def run(
     isolation = ["rlimits"]
     use_bwrap = _BWRAP is not None and _mode() == "auto"
     cgroup = _make_pids_cgroup(limits.max_processes) if _mode() == "auto" else None
+    # A fixed RLIMIT_NPROC of 64 would fail every run (even bubblewrap's own clone) for a user who already
+    # runs more than 64 threads, as on any desktop; the limit is relative to what runs now. Root: not enforced.
+    nproc = limits.max_processes + (_user_threads(os.getuid()) if os.getuid() != 0 else 0)
     if cgroup:
         isolation.append("cgroup-pids")
     if use_bwrap:
@@ -261,7 +284,7 @@ def run(
                 start_new_session=True,
                 close_fds=True,
                 pass_fds=(wfd,),
-                preexec_fn=lambda: _child_setup(limits, isolate_net and not use_bwrap, wfd, cgroup),
+                preexec_fn=lambda: _child_setup(limits, isolate_net and not use_bwrap, wfd, cgroup, nproc),
             )
         os.close(wfd)
         timed_out = False

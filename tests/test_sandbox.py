@@ -144,3 +144,52 @@ def test_dirs_left_by_a_killed_process_are_swept(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     assert sandbox.run(["true"]).ok
     assert not stale.exists() and mine.exists()
+
+
+NPROC_CHECK = """
+import subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from simulators import sandbox
+sleepers = [subprocess.Popen(["sleep", "30"]) for _ in range(80)]  # more than Limits.max_processes
+try:
+    o = sandbox.run(["/bin/sh", "-c", "echo hi | cat"], limits=sandbox.Limits(wall_seconds=10))
+    print(o.returncode, o.stdout.strip(), o.stderr.strip()[-200:])
+finally:
+    for p in sleepers:
+        p.kill()
+"""
+
+
+def test_a_user_with_many_processes_can_still_run_sandboxes():
+    # RLIMIT_NPROC counts every thread of the user: a fixed 64 broke every run (bubblewrap's clone included)
+    # for a desktop user. Checked as an unprivileged user, since root is exempt from the limit.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(sandbox.__file__)))
+    if os.getuid() == 0:
+        import pwd
+
+        try:
+            nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            pytest.skip("no unprivileged user to run as")
+
+        def demote():
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+    else:
+        demote = None
+    import shutil
+    import subprocess
+
+    py = PY if demote is None else shutil.which("python3", path="/usr/bin:/bin")  # ours may sit in /root
+    if py is None:
+        pytest.skip("no system python3 for the unprivileged user")
+    out = subprocess.run(
+        [py, "-c", NPROC_CHECK, root],
+        preexec_fn=demote,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"], "HOME": "/tmp"},
+    )
+    assert out.stdout.split()[:2] == ["0", "hi"], out.stdout + out.stderr
