@@ -22,6 +22,10 @@ from agents.envapi import EnvSpec, make_env
 from agents.rollouts import jobs_for, run_jobs
 
 
+def _x(v: float | None) -> str:
+    return "failed" if v is None else f"{v:.3f}x"
+
+
 def roofline(kernel: str, seeds: int, workers: int, backend: str, out: str, env_kwargs: dict) -> dict:
     jobs = jobs_for({"beam": {}}, [kernel], range(seeds), env_kwargs)
     recs = run_jobs(jobs, out, backend=backend, workers=workers)
@@ -78,11 +82,16 @@ def reuse(
             )
             for a in agents
         }
-        print(f"{t:40s} beam {per[t]['beam']:.3f}x   reuse {per[t]['reuse']:.3f}x")
-    g = {a: geomean(per[t][a] for t in targets) for a in agents}
-    gain = 100 * (g["reuse"] / g["beam"] - 1)
+        print(f"{t:40s} " + "   ".join(f"{a} {_x(per[t][a])}" for a in agents))
+    errors = [r for r in recs if r["status"] != "ok"]
+    if errors:
+        print(f"{len(errors)} job(s) failed (rerun the same command to retry them): {errors[0]['error'][:200]}")
+    done = [t for t in targets if all(per[t][a] for a in agents)]  # compare on kernels both agents finished
+    g = {a: geomean(per[t][a] for t in done) for a in agents}
+    gain = 100 * (g["reuse"] / g["beam"] - 1) if done else float("nan")
     print(
-        f"geomean speedup @ {budget} samples over {len(targets)} kernels x {seeds} seeds: beam {g['beam']:.3f}x, reuse {g['reuse']:.3f}x ({gain:+.1f}%)"
+        f"geomean speedup @ {budget} samples over {len(done)} kernels x {seeds} seeds: "
+        f"beam {_x(g['beam'])}, reuse {_x(g['reuse'])} ({gain:+.1f}%)"
     )
     return {"source": source, "schedule": schedule, "budget": budget, "per_kernel": per, "geomean": g, "gain_pct": gain}
 
