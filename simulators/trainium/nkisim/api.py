@@ -33,25 +33,28 @@ def _from_hbm(r):
 def run_kernel(func, args, kwargs=None, *, cfg: TrainiumConfig | None = None, functional: bool = True, grid=()):
     """Run `func` on numpy arrays / placeholders in a fresh session: (outputs, session).
 
-    If live SBUF/PSUM data exceeds capacity, the kernel is traced a second time (without data) with the chosen
-    allocations spilled, and that trace's timeline replaces the first one.
+    If live SBUF/PSUM data exceeds capacity, or a tile was rotated into the buffer of one still live, the kernel
+    is traced a second time (without data) with those allocations spilled / given their own buffers, and that
+    trace's timeline replaces the first one.
     """
-    out, s = _run_once(func, args, kwargs, cfg, functional, grid, frozenset())
+    out, s = _run_once(func, args, kwargs, cfg, functional, grid, frozenset(), frozenset())
     spills = s.liveness()
-    if spills:
+    shared = s.overlapping_rotations()
+    if spills or shared:
         shapes = [Placeholder(a.shape, a.dtype) if isinstance(a, np.ndarray) else a for a in args]
         kws = {k: Placeholder(v.shape, v.dtype) if isinstance(v, np.ndarray) else v for k, v in (kwargs or {}).items()}
-        _, s2 = _run_once(func, shapes, kws, cfg, False, grid, frozenset(spills))
+        _, s2 = _run_once(func, shapes, kws, cfg, False, grid, frozenset(spills), frozenset(shared))
         s.tl = s2.tl
         s.spilled_allocs = len(spills)
     return out, s
 
 
-def _run_once(func, args, kwargs, cfg, functional: bool, grid, spill_seqs: frozenset):
+def _run_once(func, args, kwargs, cfg, functional: bool, grid, spill_seqs: frozenset, no_rotate: frozenset):
     if any(isinstance(a, Placeholder) for a in args):
         functional = False
     s = Session(cfg, functional)
     s.spill_seqs = spill_seqs
+    s.no_rotate = no_rotate
     with use_session(s):
         targs = [_to_hbm(a, functional) for a in args]
         tkw = {k: _to_hbm(v, functional) for k, v in (kwargs or {}).items()}

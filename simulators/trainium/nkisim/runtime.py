@@ -52,6 +52,8 @@ class Session:
         self.spmd_next = 0
         self.onchip: list[tuple] = []  # (buffer, bytes per partition, Access) of every SBUF/PSUM allocation
         self.spill_seqs: frozenset = frozenset()
+        self.rotations: list[tuple[int, int]] = []  # (allocation, the allocation whose buffer it reuses)
+        self.no_rotate: frozenset = frozenset()
         self.peak = {"sbuf": 0, "psum": 0}
         self.spilled_allocs = 0
 
@@ -89,7 +91,7 @@ class Session:
             f = f.f_back
         return (f.f_code.co_filename, f.f_lineno) if f is not None else None
 
-    def rotate(self, acc: Access) -> None:
+    def rotate(self, acc: Access, seq: int) -> None:
         """Give a tile allocated inside a loop its physical buffer: N rotating buffers in affine_range, 1 otherwise."""
         if not self.loops or self.loops[-1] == "static":
             return
@@ -98,8 +100,22 @@ class Session:
         n = self.site_count.get(site, 0)
         self.site_count[site] = n + 1
         key = (site, n % nbuf)
-        acc.prev = self.slots.get(key)
-        self.slots[key] = acc
+        prev = self.slots.get(key)
+        self.slots[key] = (acc, seq)
+        if prev is not None:
+            self.rotations.append((seq, prev[1]))
+            if seq not in self.no_rotate:
+                acc.prev = prev[0]
+
+    def overlapping_rotations(self) -> set:
+        """Allocations that were given the buffer of one still live (used after their first use): the compiler
+        would give them their own buffer, so the next trace does not rotate them (decided from this trace)."""
+        bad = set()
+        for seq, prev_seq in self.rotations:
+            cur, prev = self.onchip[seq][2], self.onchip[prev_seq][2]
+            if cur.first >= 0 and prev.lastidx >= cur.first:
+                bad.add(seq)
+        return bad
 
     def flush(self) -> None:
         if self.pending is not None:
@@ -166,7 +182,7 @@ class Alloc:
             seq = len(s.onchip)
             s.onchip.append((buffer, self.pbytes, self.acc))
             self.spilled = seq in s.spill_seqs
-            s.rotate(self.acc)
+            s.rotate(self.acc, seq)
         if data is None and s.functional:
             data = np.zeros(self.shape, self.dtype)
         self.data = data
