@@ -35,6 +35,7 @@ class Limits:
     open_files: int = 256
     max_processes: int = 64  # new processes (threads) allowed: pids cgroup, or RLIMIT_NPROC above the user's count
     output_bytes: int = 256 << 10  # how much of stdout/stderr is read back
+    disk_bytes: int = 512 << 20  # all files in the run dir together (it lives on the host's disk)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Outcome:
     output_truncated: bool
     files: dict[str, bytes] = field(default_factory=dict)  # read back from the temp dir
     isolation: tuple[str, ...] = ()  # the protections that applied: bwrap, netns, cgroup-pids, rlimits
+    disk_exceeded: bool = False  # killed for writing more than Limits.disk_bytes (then signal is SIGXFSZ)
 
     @property
     def network_isolated(self) -> bool:
@@ -287,11 +289,7 @@ def run(
                 preexec_fn=lambda: _child_setup(limits, isolate_net and not use_bwrap, wfd, cgroup, nproc),
             )
         os.close(wfd)
-        timed_out = False
-        try:
-            proc.wait(timeout=limits.wall_seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        timed_out, disk_exceeded = _watch(proc, tmp, start + limits.wall_seconds, limits.disk_bytes)
         _kill_group(proc.pid)
         proc.wait()
         _kill_cgroup(cgroup)
@@ -302,6 +300,8 @@ def run(
         sig = -rc if rc is not None and rc < 0 else None
         if use_bwrap and rc is not None and 128 < rc < 160:  # bwrap reports a child's death by signal n as 128+n
             sig = rc - 128
+        if disk_exceeded:  # what the kernel sends for one file over RLIMIT_FSIZE; here, all of them together
+            sig = signal.SIGXFSZ
         stdout, t1 = _read_capped(out_path, limits.output_bytes)
         stderr, t2 = _read_capped(err_path, limits.output_bytes)
         got: dict[str, bytes] = {}
@@ -320,10 +320,36 @@ def run(
             output_truncated=t1 or t2,
             files=got,
             isolation=tuple(isolation),
+            disk_exceeded=disk_exceeded,
         )
     finally:
         _remove_cgroup(cgroup)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _dir_bytes(path: str) -> int:
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def _watch(proc: subprocess.Popen, tmp: str, deadline: float, disk_bytes: int) -> tuple[bool, bool]:
+    """Wait for the child; (timed out, wrote too much). RLIMIT_FSIZE caps each file, not how many there are."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True, False
+        try:
+            proc.wait(timeout=min(left, 0.25))
+            return False, False
+        except subprocess.TimeoutExpired:
+            if _dir_bytes(tmp) > disk_bytes:
+                return False, True
 
 
 def _kill_group(pgid: int) -> None:

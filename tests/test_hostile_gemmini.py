@@ -70,6 +70,12 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
         f'#include <stdio.h>\n{SIG} for (;;) fputs("{"x" * 70}\\n", stdout); }}',
         {"output_limit"},
     ),
+    "disk_fill": (  # each file under the per-file cap, together over the run dir's cap
+        f"#include <stdio.h>\n{SIG} {ALIAS_FOPEN} static char buf[1 << 20]; char name[32];"
+        ' for (int i = 0;; i++) { snprintf(name, sizeof name, "f%d", i); FILE *f = op(name, "wb");'
+        " for (int k = 0; k < 8; k++) fwrite(buf, 1, sizeof buf, f); fclose(f); } }",
+        {"output_limit", "timeout"},
+    ),
     "segfault": (f"{SIG} int8_t (*p)[16] = A - 100000000; C[0][0] = p[0][0]; }}", {"runtime_error"}),
     "abort": (f"#include <stdlib.h>\n{SIG} abort(); }}", {"runtime_error"}),
     "write_static": (f'#include <stdio.h>\n{SIG} fopen("{OUTSIDE[0]}", "w"); }}', {"sandbox_violation"}),

@@ -193,3 +193,15 @@ def test_a_user_with_many_processes_can_still_run_sandboxes():
         env={"PATH": os.environ["PATH"], "HOME": "/tmp"},
     )
     assert out.stdout.split()[:2] == ["0", "hi"], out.stdout + out.stderr
+
+
+def test_many_files_are_capped_in_total(tmp_path, monkeypatch):
+    import signal
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    code = "import itertools\nfor i in itertools.count():\n    open(f'f{i}', 'wb').write(bytes(8 << 20))"
+    limits = sandbox.Limits(wall_seconds=20, file_bytes=16 << 20, disk_bytes=64 << 20)
+    o = sandbox.run([PY, "-c", code], limits=limits)
+    assert o.disk_exceeded and not o.timed_out and o.signal == signal.SIGXFSZ and not o.ok
+    assert o.wall_seconds < 15 and not list(tmp_path.iterdir())
