@@ -35,7 +35,7 @@ def neighbours(fam, k, s):
     for item in range(len(fam.menu)):
         for knob, vals in fam._moves(k, s, item):
             for v in vals:
-                new = {**s, knob.name: v}
+                new = fam.implied(k, s, knob.name, v)
                 out[json.dumps(new, sort_keys=True)] = new
     return list(out.values())
 

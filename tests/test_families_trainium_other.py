@@ -215,7 +215,7 @@ def test_greedy_pass_over_the_knobs_improves_flagship_latency(name):
     for _ in range(2):
         for knob in fam.knobs(k):
             for v in knob.values(k):
-                trial = {**s, knob.name: v}
+                trial = fam.implied(k, s, knob.name, v)
                 if v == s[knob.name] or not fam.valid(k, trial):
                     continue
                 lat = simulator().run(fam.emit(k, trial), k.name, mode="timing").latency
@@ -250,6 +250,17 @@ def test_same_seed_same_code(name):
 def test_bad_shapes_raise_value_error(name, shape):
     with pytest.raises(ValueError, match=name):
         family_for("trainium", name).kernel(shape)
+
+
+def test_a_move_brings_the_knob_changes_it_needs():
+    fam, k = fam_kernel("conv1d")
+    s = fam.naive_schedule(k)
+    t = fam.apply(k, s, ITEM["accumulate partial matmuls in PSUM"], {}, np.random.default_rng(0))
+    assert t.schedule["engine"] in ("tensor", "mixed") and fam.valid(k, t.schedule)
+    assert t.schedule["x_load"] == "once" and t.schedule["tap"] == "stt" and "needs" in t.description
+    sm, ks = fam_kernel("softmax")
+    s = sm.implied(ks, sm.naive_schedule(ks), "sum", "act_reduce")
+    assert s["exp"] == "act_bias" and sm.valid(ks, s)
 
 
 def test_fit_carries_a_flagship_schedule_to_the_small_variant():

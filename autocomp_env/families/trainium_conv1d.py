@@ -100,6 +100,20 @@ class Conv1d(KnobFamily):
         # TensorE taps read x and the diagonal filter matrices from SBUF tiles; the tap style is theirs
         return s["engine"] == "vector" or (s["x_load"] == "once" and s["w_load"] != "per_tap" and s["tap"] == "stt")
 
+    def implied(self, kernel: Kernel, s: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+        s = {**s, name: value}
+        if name == "engine" and value != "vector":
+            s.update(x_load="once", tap="stt")
+            if s["w_load"] == "per_tap":
+                s["w_load"] = "per_tile"
+        if (name, value) in (("tap", "mul_add"), ("tap", "act_first"), ("x_load", "per_tap"), ("w_load", "per_tap")):
+            s["engine"] = "vector"
+        if name == "w_load" and value == "hoisted":
+            s["order"] = "cn"
+        if name == "order" and value == "nc" and s["w_load"] == "hoisted":
+            s["w_load"] = "per_tile"
+        return s
+
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
         return {
             "x_load": "per_tap",

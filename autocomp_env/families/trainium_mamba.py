@@ -87,6 +87,14 @@ class Mamba(KnobFamily):
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
         return s["hoist_loads"] or not s["hoist_du"]
 
+    def implied(self, kernel: Kernel, s: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+        s = {**s, name: value}
+        if name == "hoist_du" and value:
+            s["hoist_loads"] = True
+        if name == "hoist_loads" and not value:
+            s["hoist_du"] = False
+        return s
+
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
         return {
             "hoist_loads": False,

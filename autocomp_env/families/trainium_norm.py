@@ -198,7 +198,7 @@ class KnobFamily(Family):
             vals = [
                 v
                 for v in _candidates(knob, kernel, schedule[knob.name], sel)
-                if self.valid(kernel, {**schedule, knob.name: v})
+                if self.valid(kernel, self.implied(kernel, schedule, knob.name, v))
             ]
             if vals:
                 moves.append((knob, vals))
@@ -222,8 +222,15 @@ class KnobFamily(Family):
         else:
             knob, vals = moves[int(rng.integers(len(moves)))]
             value = vals[int(rng.integers(len(vals)))]
-        new = {**schedule, knob.name: value}
-        return Transform(new, f"{knob.label}: {schedule[knob.name]} -> {value}")
+        new = self.implied(kernel, schedule, knob.name, value)
+        also = [f"{n} {schedule[n]} -> {new[n]}" for n in new if n != knob.name and new[n] != schedule[n]]
+        extra = f" (which needs {', '.join(also)})" if also else ""
+        return Transform(new, f"{knob.label}: {schedule[knob.name]} -> {value}{extra}")
+
+    def implied(self, kernel: Kernel, schedule: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+        """The schedule after setting knob `name` to `value`, with the other knobs that this change needs
+        adjusted too (e.g. TensorE taps need the input loaded once), so a move never strands the search."""
+        return {**schedule, name: value}
 
     def parse_plan(self, text: str) -> list[tuple[int, dict[str, Any]]]:
         # Per clause, the first matching item that can change something in this family wins; if none can,
@@ -348,6 +355,15 @@ def group_knob() -> Knob:
     )
 
 
+def rows_implied(kernel: Kernel, s: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+    s = {**s, name: value}
+    if name == "group" and value > 1:
+        s["fchunk"] = kernel.spec["C"]
+    if name == "fchunk" and value < kernel.spec["C"] and "group" in s:
+        s["group"] = 1
+    return s
+
+
 def rows_valid(kernel: Kernel, s: dict[str, Any]) -> bool:
     # grouped rows keep whole rows per instruction (no free-dim chunking of a group)
     return s.get("group", 1) == 1 or s["fchunk"] == kernel.spec["C"]
@@ -431,6 +447,9 @@ class RMSNorm(KnobFamily):
 
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
         return rows_valid(kernel, s)
+
+    def implied(self, kernel: Kernel, s: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+        return rows_implied(kernel, s, name, value)
 
     def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
         return (
@@ -603,6 +622,9 @@ class LayerNorm(KnobFamily):
 
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
         return rows_valid(kernel, s)
+
+    def implied(self, kernel: Kernel, s: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+        return rows_implied(kernel, s, name, value)
 
     def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
         return (

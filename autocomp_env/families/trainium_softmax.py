@@ -18,6 +18,7 @@ from autocomp_env.families.trainium_norm import (
     indent,
     loop_knob,
     row_loop,
+    rows_implied,
     rows_valid,
 )
 
@@ -73,6 +74,14 @@ class Softmax(KnobFamily):
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
         # The row sum can only ride on the exp instruction when that instruction is an activation.
         return not (s["sum"] == "act_reduce" and s["exp"] != "act_bias") and rows_valid(kernel, s)
+
+    def implied(self, kernel: Kernel, s: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+        s = rows_implied(kernel, s, name, value)
+        if name == "sum" and value == "act_reduce":
+            s["exp"] = "act_bias"
+        if name == "exp" and value == "sub_exp":
+            s["sum"] = "separate"
+        return s
 
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
         return {
