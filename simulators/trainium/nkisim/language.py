@@ -291,6 +291,10 @@ def store(dst, value, *, mask=None, **kw) -> None:
         if v.shape != dst.shape:
             v = v.reshape(dst.shape) if v.size == dst.elems() else np.broadcast_to(v, dst.shape)
         write(dst, v, mask)
+    if value.buffer == "psum":  # DMA engines do not read PSUM: the compiler inserts an eviction copy first
+        tmp = scratch(value.shape, value.dtype)
+        emit(SCALAR, _min_ii(mask_count(mask, value.shape)[1]), [value], [tmp])
+        value = tmp
     dma(value, dst, mask)
 
 
@@ -327,7 +331,7 @@ def assign(view: Tensor, value) -> None:
     if view.buffer == "hbm":
         fail("assigning to an HBM tensor is not allowed; use nl.store")
     if isinstance(value, Tensor) and value.pending:
-        if s.pending_kind == "load" and value.shape == view.shape:
+        if s.pending_kind == "load" and value.shape == view.shape and view.buffer == "sbuf":
             emit_fn, s.pending = s.pending, None
             value.pending = False
             if s.functional:
