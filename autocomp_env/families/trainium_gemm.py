@@ -19,6 +19,8 @@ block-free-dimension -> fully blocked with SBUF accumulation), as knobs of one e
 | coalesce | bool                            | stage a block of results in SBUF and store it with one DMA     |
 | alloc    | loop, hoisted                   | operand blocks allocated in their loop (rotating buffers), or  |
 |          |                                 | once at the top (a single buffer: loads wait for the matmuls)  |
+| stat     | lhsT, rhs                       | stationary operand; with rhs the kernel computes result.T tiles |
+|          |                                 | (tn then tiles M) and transposes them back (only tn, bm, bn)   |
 | inner    | nk, kn                          | bn loop outside the k loop, or inside it (the stationary tile  |
 |          |                                 | then serves the whole N block: fewer LoadStationary switches)  |
 
@@ -267,6 +269,7 @@ class TrainiumGemm(Family):
             "coalesce": False,
             "inner": "nk",
             "alloc": "loop",
+            "stat": "lhsT",
         }
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
@@ -305,6 +308,10 @@ class TrainiumGemm(Family):
 
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
         M, K, N = kernel.spec["M"], kernel.spec["K"], kernel.spec["N"]
+        if s.get("stat") == "rhs":  # tn tiles M (moving), N is tiled by 128 (stationary); all of K per block
+            if s["tn"] not in (128, 256, 512) or M % s["tn"] or (M // s["tn"]) % s["bm"] or (N // P) % s["bn"]:
+                return False
+            return 2 * (K // P) * (s["bm"] * s["tn"] + s["bn"] * P) * 2 <= SBUF_BYTES
         if s["tn"] not in self._tn_choices(kernel):
             return False
         if (M // P) % s["bm"] or (N // s["tn"]) % s["bn"] or (K // P) % s["bk"]:
@@ -319,6 +326,14 @@ class TrainiumGemm(Family):
         """`schedule` adapted to another shape: block sizes clamped to what `kernel` divides (schedule reuse)."""
         s = dict(self.naive_schedule(kernel), **schedule)
         M, K, N = kernel.spec["M"], kernel.spec["K"], kernel.spec["N"]
+        if s["stat"] == "rhs":
+            s["tn"] = max(t for t in (128, 256, 512) if M % t == 0 and t <= max(s["tn"], 128))
+            s["bm"] = max(d for d in divisors_pow2(M // s["tn"], s["bm"]))
+            s["bn"] = max(d for d in divisors_pow2(N // P, s["bn"]))
+            while not self.valid(kernel, s) and s["bm"] * s["bn"] > 1:
+                key = "bm" if s["bm"] >= s["bn"] else "bn"
+                s[key] //= 2
+            return s
         if s["tn"] not in self._tn_choices(kernel):
             s["tn"] = self._tn_choices(kernel)[-1]
         s["bm"] = max(d for d in divisors_pow2(M // P, s["bm"]))
@@ -332,6 +347,8 @@ class TrainiumGemm(Family):
     # --- emitter ---------------------------------------------------------------------------------------------
     def emit(self, kernel: Kernel, schedule: dict[str, Any]) -> str:
         s = self.complete(kernel, schedule)
+        if s["stat"] == "rhs":
+            return self._emit_rhs_stationary(s)
         K = kernel.spec["K"]
         kblocks = K // P // s["bk"]
         psum_acc = kblocks > 1 and s["acc"] == "psum"
@@ -472,6 +489,50 @@ class TrainiumGemm(Family):
         return "\n".join(L) + "\n"
 
     @staticmethod
+    def _emit_rhs_stationary(s: dict[str, Any]) -> str:
+        """result.T tiles with rhs as the stationary operand, transposed back to result on the Tensor engine."""
+        L = [
+            schedule_comment(s, "python"),
+            "@nki.jit",
+            "def solution(lhsT, rhs):",
+            '    """result[M, N] = lhsT.T @ rhs, computed as result.T = rhs.T @ lhsT with rhs stationary; bf16 in/out."""',
+            "    K, M = lhsT.shape",
+            "    _, N = rhs.shape",
+            "    TILE_K = 128  # contraction runs over the partition dimension",
+            "    TILE_N = 128  # stationary free size: result columns per matmul",
+            f"    TILE_M = {s['tn']}  # moving free size: result rows per matmul",
+            f"    TILES_IN_BLOCK_M = {s['bm']}",
+            f"    TILES_IN_BLOCK_N = {s['bn']}",
+            "    BLOCK_M = TILE_M * TILES_IN_BLOCK_M",
+            "    BLOCK_N = TILE_N * TILES_IN_BLOCK_N",
+            "    result = nl.ndarray((M, N), dtype=lhsT.dtype, buffer=nl.shared_hbm)",
+            "",
+            "    for m in nl.affine_range(M // BLOCK_M):",
+            "        for n in nl.affine_range(N // BLOCK_N):",
+            "            lhsT_block = nl.ndarray((K // TILE_K, nl.par_dim(TILE_K), BLOCK_M), dtype=lhsT.dtype, buffer=nl.sbuf)",
+            "            rhs_block = nl.ndarray((K // TILE_K, nl.par_dim(TILE_K), BLOCK_N), dtype=rhs.dtype, buffer=nl.sbuf)",
+            "            for kt in nl.affine_range(K // TILE_K):",
+            "                lhsT_block[kt] = nl.load(lhsT[kt * TILE_K:(kt + 1) * TILE_K, m * BLOCK_M:(m + 1) * BLOCK_M])",
+            "                rhs_block[kt] = nl.load(rhs[kt * TILE_K:(kt + 1) * TILE_K, n * BLOCK_N:(n + 1) * BLOCK_N])",
+            "            for bn in nl.affine_range(TILES_IN_BLOCK_N):",
+            "                for bm in nl.affine_range(TILES_IN_BLOCK_M):",
+            "                    resT_psum = nl.zeros((TILE_N, TILE_M), dtype=nl.float32, buffer=nl.psum)",
+            "                    for kt in nl.affine_range(K // TILE_K):",
+            "                        resT_psum += nisa.nc_matmul(",
+            "                            stationary=rhs_block[kt, :, bn * TILE_N:(bn + 1) * TILE_N],",
+            "                            moving=lhsT_block[kt, :, bm * TILE_M:(bm + 1) * TILE_M],",
+            "                        )",
+            "                    resT = nl.copy(resT_psum, dtype=result.dtype)  # [TILE_N, TILE_M]: a tile of result.T",
+            "                    for c in nl.affine_range(TILE_M // 128):",
+            "                        res_tile = nl.copy(nisa.nc_transpose(resT[:, c * 128:(c + 1) * 128]), dtype=result.dtype)",
+            "                        r0 = m * BLOCK_M + bm * TILE_M + c * 128",
+            "                        c0 = n * BLOCK_N + bn * TILE_N",
+            "                        nl.store(result[r0:r0 + 128, c0:c0 + TILE_N], value=res_tile)",
+            "    return result",
+        ]
+        return "\n".join(L) + "\n"
+
+    @staticmethod
     def _evict(s: dict[str, Any], src: str) -> str:
         if s["evict"] == "copy":
             return f"nl.copy({src}, dtype=result.dtype)"
@@ -510,10 +571,10 @@ class TrainiumGemm(Family):
 
     # --- transformations -------------------------------------------------------------------------------------
     def _moves(self, kernel: Kernel, s: dict[str, Any], item: int, params: dict[str, Any]) -> list[tuple[dict, str]]:
+        """All (new schedule, description) pairs menu item `item` can produce from `s` (valid and different)."""
         if not 0 <= item < len(TRAINIUM):
             return []
         s = self.complete(kernel, s)
-        """All (new schedule, description) pairs menu item `item` can produce from `s` (valid and different)."""
         K = kernel.spec["K"]
         kt = K // P
         kblocks = kt // s["bk"]
@@ -523,6 +584,8 @@ class TrainiumGemm(Family):
         def add(desc: str, **kw: Any) -> None:
             t = dict(s)
             t.update(kw)
+            if s["stat"] == "rhs" and kw.get("stat") != "lhsT" and set(kw) - {"bm", "bn", "tn"}:
+                return  # the rhs-stationary kernel has only its tile sizes as knobs
             if t != s and self.valid(kernel, t):
                 out.append((t, desc))
 
@@ -617,6 +680,18 @@ class TrainiumGemm(Family):
         elif name == "make the matrix with the large free axis the stationary operand":
             if s["inner"] == "nk" and s["bn"] > 1:
                 add("keep each lhsT tile stationary while the whole N block streams through", inner="kn")
+            M, N = kernel.spec["M"], kernel.spec["N"]
+            if s["stat"] == "lhsT" and N > M:
+                tm = max(t for t in (128, 256, 512) if M % t == 0)
+                add(
+                    "make rhs (larger free axis) stationary: compute result.T tiles and transpose them back",
+                    stat="rhs",
+                    tn=tm,
+                    bm=1,
+                    bn=1,
+                )
+            if s["stat"] == "rhs" and M >= N:
+                add("make lhsT (larger free axis) the stationary operand again", **self._lhs_defaults(kernel, s))
         elif name == "use nc_matmul with pre-transposed inputs":
             if s["mm"] == "matmul":
                 add("call nisa.nc_matmul on the pre-transposed lhsT directly", mm="nc_matmul")
@@ -640,6 +715,8 @@ class TrainiumGemm(Family):
             if not s["coalesce"] and kblocks == 1:
                 add("stage each block of results in SBUF and store a row of tiles per DMA", coalesce=True)
         elif name == "other methods not listed here":
+            if s["stat"] == "rhs":
+                add("compute result tiles directly with lhsT stationary", **self._lhs_defaults(kernel, s))
             if s["alloc"] == "loop" and s["loads"] != "inner":
                 add("allocate the operand blocks once, outside the loops", alloc="hoisted")
             for ev in ("copy", "vector", "scalar"):
@@ -653,6 +730,10 @@ class TrainiumGemm(Family):
     def complete(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
         """`schedule` with knobs it does not name set as in the naive schedule (older or hand-edited markers)."""
         return {**self.naive_schedule(kernel), **schedule}
+
+    def _lhs_defaults(self, kernel: Kernel, s: dict[str, Any]) -> dict[str, Any]:
+        n = self.naive_schedule(kernel)
+        return {"stat": "lhsT", "tn": n["tn"], "bm": 1, "bn": 1, "bk": n["bk"], "loads": "block"}
 
     def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
         return np.array([bool(self._moves(kernel, schedule, i, {})) for i in range(len(self.menu))])
