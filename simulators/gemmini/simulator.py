@@ -21,6 +21,7 @@ _COMPILE_FAILED = 97
 # No address-space randomization: DMA request splitting depends on addresses mod 64, and stack arrays move
 # with ASLR, so cycles would not be reproducible without it.
 _NO_ASLR = "setarch -R " if shutil.which("setarch") else ""
+_OBJDUMP = shutil.which("objdump") is not None
 _SIM_ERROR = 3
 # Candidate code may not reach the simulator's internals, files, processes or raw syscalls. This stops
 # accidents and casual score hacks; the sandbox, not this check, is what protects the host.
@@ -163,7 +164,9 @@ class GemminiSimulator:
             f"gcc -O1 -std=gnu11 -fno-strict-aliasing -w -Werror=implicit-function-declaration -fmax-errors=5 "
             f"-fsanitize-coverage=trace-pc -I {root}/include harness.c {root}/libgsim.a -lm -o sim"
         )
-        script = f"{cc} 2> cc.txt || exit {_COMPILE_FAILED}; exec {_NO_ASLR}./sim {len(seeds)}"
+        # The disassembly gives each basic block's length, so the candidate's CPU work is charged per instruction.
+        dis = "objdump -d --no-show-raw-insn sim > dis.txt 2> /dev/null; " if _OBJDUMP else ""
+        script = f"{cc} 2> cc.txt || exit {_COMPILE_FAILED}; {dis}exec {_NO_ASLR}./sim {len(seeds)}"
         limits = sandbox.Limits(wall_seconds=timeout, cpu_seconds=max(1, math.ceil(timeout)))
         out = sandbox.run(
             ["/bin/sh", "-c", script], files=files, limits=limits, read_back=read_back, ro_paths=(str(root),)

@@ -74,11 +74,11 @@ void gsim_config_ex(int dataflow, int act, uint32_t sys_shift, float acc_scale, 
 void gsim_config_ld(size_t stride, float scale, int shrunk, int block_stride, int pixel_repeats, int id,
                     int line);
 void gsim_config_st(size_t stride, int act, float scale, int pool_stride, int pool_size, int line);
-void gsim_mvin(int id, uintptr_t dram, uint32_t local, long cols, long rows, int line);
-void gsim_mvout(uintptr_t dram, uint32_t local, long cols, long rows, int line);
-void gsim_preload(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, long c_cols, long c_rows, int line);
-void gsim_compute(int preloaded, uint32_t a, uint32_t bd, long a_cols, long a_rows, long bd_cols,
-                  long bd_rows, int line);
+/* operands packed as the RoCC words: [31:0] local address, [47:32] cols, [63:48] rows */
+void gsim_mvin(int id, uintptr_t dram, uint64_t rs2, int line);
+void gsim_mvout(uintptr_t dram, uint64_t rs2, int line);
+void gsim_preload(uint64_t rs1, uint64_t rs2, int line);
+void gsim_compute(int preloaded, uint64_t rs1, uint64_t rs2, int line);
 void gsim_fence(int line);
 void gsim_flush(int skip, int line);
 void gsim_unsupported(const char *what, int line);
@@ -104,23 +104,24 @@ void add_matrix();
 void negate_matrix();
 
 #define GSIM_U(x) ((uintptr_t)(x))
+#define GSIM_W(addr, cols, rows) (((uint64_t)(rows) << 48) | ((uint64_t)(cols) << 32) | (uint32_t)(addr))
 
 /* ---- gemmini.h spellings ---- */
-#define gemmini_extended_mvin(dram, local, cols, rows) gsim_mvin(0, GSIM_U(dram), (local), (cols), (rows), __LINE__)
-#define gemmini_extended_mvin2(dram, local, cols, rows) gsim_mvin(1, GSIM_U(dram), (local), (cols), (rows), __LINE__)
-#define gemmini_extended_mvin3(dram, local, cols, rows) gsim_mvin(2, GSIM_U(dram), (local), (cols), (rows), __LINE__)
+#define gemmini_extended_mvin(dram, local, cols, rows) gsim_mvin(0, GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__)
+#define gemmini_extended_mvin2(dram, local, cols, rows) gsim_mvin(1, GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__)
+#define gemmini_extended_mvin3(dram, local, cols, rows) gsim_mvin(2, GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__)
 #define gemmini_mvin(dram, local) gemmini_extended_mvin(dram, local, DIM, DIM)
 #define gemmini_block_mvin(dram, local, len) gemmini_extended_mvin(dram, local, (len) * DIM, DIM)
-#define gemmini_extended_mvout(dram, local, cols, rows) gsim_mvout(GSIM_U(dram), (local), (cols), (rows), __LINE__)
+#define gemmini_extended_mvout(dram, local, cols, rows) gsim_mvout(GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__)
 #define gemmini_mvout(dram, local) gemmini_extended_mvout(dram, local, DIM, DIM)
 #define gemmini_extended_preload(BD, C, BD_cols, BD_rows, C_cols, C_rows) \
-  gsim_preload((BD), (C), (BD_cols), (BD_rows), (C_cols), (C_rows), __LINE__)
+  gsim_preload(GSIM_W(BD, BD_cols, BD_rows), GSIM_W(C, C_cols, C_rows), __LINE__)
 #define gemmini_preload(BD, C) gemmini_extended_preload(BD, C, DIM, DIM, DIM, DIM)
 #define gemmini_preload_zeros(C) gemmini_preload(GARBAGE_ADDR, C)
 #define gemmini_extended_compute_preloaded(A, BD, A_cols, A_rows, BD_cols, BD_rows) \
-  gsim_compute(1, (A), (BD), (A_cols), (A_rows), (BD_cols), (BD_rows), __LINE__)
+  gsim_compute(1, GSIM_W(A, A_cols, A_rows), GSIM_W(BD, BD_cols, BD_rows), __LINE__)
 #define gemmini_extended_compute_accumulated(A, BD, A_cols, A_rows, BD_cols, BD_rows) \
-  gsim_compute(0, (A), (BD), (A_cols), (A_rows), (BD_cols), (BD_rows), __LINE__)
+  gsim_compute(0, GSIM_W(A, A_cols, A_rows), GSIM_W(BD, BD_cols, BD_rows), __LINE__)
 #define gemmini_compute_preloaded(A, BD) gemmini_extended_compute_preloaded(A, BD, DIM, DIM, DIM, DIM)
 #define gemmini_compute_accumulated(A, BD) gemmini_extended_compute_accumulated(A, BD, DIM, DIM, DIM, DIM)
 

@@ -47,6 +47,13 @@ static GS int cur_line;
 static GS int src_kind = SRC_CPU;
 GS uint64_t gsim_bb; /* basic blocks executed by candidate code (gcc -fsanitize-coverage=trace-pc) */
 static GS uint64_t bb_seen;
+/* Instructions per basic block of the candidate, read from its disassembly (dis.txt, made after linking):
+ * an open-addressing table from the block's start (the trace call's return address) to its length. */
+static GS uintptr_t *bb_key, bb_off;
+static GS uint32_t *bb_len;
+static GS size_t bb_mask;
+static GS uint64_t gsim_insns, insns_seen;
+#define BB_DEFAULT_LEN 4 /* a block the disassembly did not show (never expected) */
 
 /* ---------------- timing state ---------------- */
 #define RING 64
@@ -72,7 +79,7 @@ static GS struct {
   uint64_t n_mvin, n_mvout, n_preload, n_compute, n_config, n_fence, n_loop_ws, n_loop_conv, n_flush;
   uint64_t dma_rd_bytes, dma_wr_bytes, dma_rd_reqs, dma_wr_reqs;
   uint64_t busy[3], dep_stall[3], rs_full_stall, cpu_stall, fence_stall, window_stall, bank_conflict;
-  uint64_t fsm_instr, macs_issued, bb;
+  uint64_t fsm_instr, macs_issued, bb, insns;
 } ctr;
 
 /* ---------------- errors ---------------- */
@@ -95,7 +102,75 @@ void gsim_unsupported(const char *what, int line) {
   fail("constraint_error", "%s is not supported by this simulator", what);
 }
 
-void __sanitizer_cov_trace_pc(void) { gsim_bb++; }
+static inline size_t bb_slot(uintptr_t k) { return (size_t)((k * 0x9E3779B97F4A7C15ull) >> 20) & bb_mask; }
+
+void __sanitizer_cov_trace_pc(void) {
+  gsim_bb++;
+  if (!bb_key) return;
+  uintptr_t k = (uintptr_t)__builtin_return_address(0) - bb_off;
+  for (size_t i = bb_slot(k);; i = (i + 1) & bb_mask) {
+    if (bb_key[i] == k) { gsim_insns += bb_len[i]; return; }
+    if (!bb_key[i]) { gsim_insns += BB_DEFAULT_LEN; return; }
+  }
+}
+
+static void bb_put(uintptr_t k, uint32_t n) {
+  size_t i = bb_slot(k);
+  while (bb_key[i] && bb_key[i] != k) i = (i + 1) & bb_mask;
+  bb_key[i] = k;
+  bb_len[i] = n;
+}
+
+/* Parse `objdump -d --no-show-raw-insn`: a block starts after each call to the trace hook and ends at the
+ * next jump, return, trace call or function end. Without the file, CPU work is charged per basic block. */
+void gsim_init(void *stack_probe);
+
+static void load_block_sizes(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return;
+  char line[512];
+  size_t n = 0;
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, "<__sanitizer_cov_trace_pc>")) n++;
+  size_t cap = 1024;
+  while (cap < 2 * n) cap <<= 1;
+  bb_key = calloc(cap, sizeof *bb_key);
+  bb_len = calloc(cap, sizeof *bb_len);
+  if (!bb_key || !bb_len) { free(bb_key); free(bb_len); bb_key = NULL; fclose(f); return; }
+  bb_mask = cap - 1;
+  rewind(f);
+  uintptr_t key = 0, anchor = 0;
+  uint32_t count = 0;
+  int open = 0, want_key = 0;
+  while (fgets(line, sizeof line, f)) {
+    char *p;
+    if (line[0] != ' ') { /* "0000000000001139 <name>:" starts a function */
+      if (open) bb_put(key, count);
+      open = want_key = 0;
+      unsigned long a = strtoul(line, &p, 16);
+      if (p != line && strncmp(p, " <gsim_init>:", 13) == 0) anchor = a;
+      continue;
+    }
+    unsigned long a = strtoul(line, &p, 16);
+    if (p == line || *p != ':') continue;
+    p++;
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p || *p == '\n') continue;
+    if (want_key) { key = a; want_key = 0; open = 1; count = 0; }
+    if (strstr(p, "<__sanitizer_cov_trace_pc>")) {
+      if (open) bb_put(key, count);
+      open = 0; want_key = 1;
+      continue;
+    }
+    if (!open) continue;
+    count++;
+    if (*p == 'j' || strncmp(p, "ret", 3) == 0) { bb_put(key, count); open = 0; }
+  }
+  if (open) bb_put(key, count);
+  fclose(f);
+  if (!anchor) { free(bb_key); free(bb_len); bb_key = NULL; return; }
+  bb_off = (uintptr_t)gsim_init - anchor;
+}
 
 /* ---------------- helpers ---------------- */
 static inline int garbage(uint32_t a) { return a == 0xFFFFFFFFu || (a & 0xE0004000u) == 0xE0004000u; }
@@ -168,8 +243,11 @@ static uint32_t *check_dram(uintptr_t addr, size_t rows, size_t stride, size_t r
 /* ---------------- timing ---------------- */
 static void sync_cpu(void) {
   ctr.bb += gsim_bb - bb_seen;
-  t_cpu += (cyc)(gsim_bb - bb_seen) * GSIM_CPU_CYCLES_PER_BLOCK;
+  ctr.insns += gsim_insns - insns_seen;
+  if (bb_key) t_cpu += (cyc)(gsim_insns - insns_seen) * GSIM_CPU_CYCLES_PER_INSTRUCTION;
+  else t_cpu += (cyc)(gsim_bb - bb_seen) * GSIM_CPU_CYCLES_PER_BLOCK;
   bb_seen = gsim_bb;
+  insns_seen = gsim_insns;
 }
 
 uint64_t gsim_read_cycles(void) {
@@ -363,7 +441,7 @@ void gsim_config_st(size_t stride, int act, float scale, int pool_stride, int po
   timing_config(QST);
 }
 
-void gsim_mvin(int id, uintptr_t dram, uint32_t local, long cols, long rows, int line) {
+static void mvin_impl(int id, uintptr_t dram, uint32_t local, long cols, long rows, int line) {
   begin_instr(line);
   ctr.n_mvin++;
   if (garbage(local)) { timing_config(QLD); return; }
@@ -423,7 +501,7 @@ void gsim_mvin(int id, uintptr_t dram, uint32_t local, long cols, long rows, int
 
 static void flush_os(void);
 
-void gsim_mvout(uintptr_t dram, uint32_t local, long cols, long rows, int line) {
+static void mvout_impl(uintptr_t dram, uint32_t local, long cols, long rows, int line) {
   begin_instr(line);
   ctr.n_mvout++;
   if (os_pending) flush_os();
@@ -475,7 +553,7 @@ void gsim_mvout(uintptr_t dram, uint32_t local, long cols, long rows, int line) 
   retire(QST, complete);
 }
 
-void gsim_preload(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, long c_cols, long c_rows, int line) {
+static void preload_impl(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, long c_cols, long c_rows, int line) {
   begin_instr(line);
   ctr.n_preload++;
   check_dims("preload B/D", bd_cols, bd_rows, DIM, DIM);
@@ -561,7 +639,7 @@ __attribute__((target_clones("avx2", "default"))) static void ws_matmul(acc_t A[
     }
 }
 
-void gsim_compute(int preloaded, uint32_t a, uint32_t bd, long a_cols, long a_rows, long bd_cols, long bd_rows, int line) {
+static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, long a_rows, long bd_cols, long bd_rows, int line) {
   begin_instr(line);
   ctr.n_compute++;
   check_dims("compute A", a_cols, a_rows, DIM, DIM);
@@ -654,6 +732,24 @@ void gsim_compute(int preloaded, uint32_t a, uint32_t bd, long a_cols, long a_ro
   retire(QEX, written);
 }
 
+/* The intrinsics pass operands packed as the RoCC rs1/rs2 words ([31:0] address, [47:32] cols, [63:48] rows),
+ * so candidate code pays for the same packing arithmetic as on the real core. */
+#define ADDR_OF(w) ((uint32_t)(w))
+#define COLS_OF(w) ((long)(((w) >> 32) & 0xFFFF))
+#define ROWS_OF(w) ((long)(((w) >> 48) & 0xFFFF))
+void gsim_mvin(int id, uintptr_t dram, uint64_t rs2, int line) {
+  mvin_impl(id, dram, ADDR_OF(rs2), COLS_OF(rs2), ROWS_OF(rs2), line);
+}
+void gsim_mvout(uintptr_t dram, uint64_t rs2, int line) {
+  mvout_impl(dram, ADDR_OF(rs2), COLS_OF(rs2), ROWS_OF(rs2), line);
+}
+void gsim_preload(uint64_t rs1, uint64_t rs2, int line) {
+  preload_impl(ADDR_OF(rs1), ADDR_OF(rs2), COLS_OF(rs1), ROWS_OF(rs1), COLS_OF(rs2), ROWS_OF(rs2), line);
+}
+void gsim_compute(int preloaded, uint64_t rs1, uint64_t rs2, int line) {
+  compute_impl(preloaded, ADDR_OF(rs1), ADDR_OF(rs2), COLS_OF(rs1), ROWS_OF(rs1), COLS_OF(rs2), ROWS_OF(rs2), line);
+}
+
 void gsim_fence(int line) {
   begin_instr(line);
   n_instr--; /* a RISC-V fence, not a Gemmini command */
@@ -734,10 +830,12 @@ void gsim_reset(void) {
   memset(shadow_data, 0, (data_hi - data_lo) / 4 + 1);
   src_kind = SRC_CPU;
   bb_seen = gsim_bb;
+  insns_seen = gsim_insns;
 }
 
 void gsim_init(void *stack_probe) {
   fesetround(FE_TONEAREST);
+  load_block_sizes("dis.txt");
   spad = calloc((size_t)GSIM_SP_ROWS * DIM, sizeof(elem_t));
   acc = calloc((size_t)GSIM_ACC_ROWS * DIM, sizeof(acc_t));
   for (int q = 0; q < 3; q++) {
@@ -774,7 +872,7 @@ void gsim_finish(const char *path) {
   P("stall_rs_full", ctr.rs_full_stall); P("stall_cpu_front_queue", ctr.cpu_stall); P("stall_fence", ctr.fence_stall);
   P("stall_dma_window", ctr.window_stall); P("bank_conflict_cycles", ctr.bank_conflict);
   P("spad_rows_touched", sp_touched); P("acc_rows_touched", acc_touched);
-  P("cpu_basic_blocks", ctr.bb); P("macs_issued", ctr.macs_issued);
+  P("cpu_basic_blocks", ctr.bb); P("cpu_instructions", bb_key ? ctr.insns : 0); P("macs_issued", ctr.macs_issued);
 #undef P
   fclose(f);
 }
