@@ -416,3 +416,24 @@ def test_indexing_matches_numpy():
         np.testing.assert_array_equal(got.reshape(-1), want.reshape(-1))
 
     check()
+
+
+def test_mgrid_indexing_where_full_and_activation_accumulators():
+    a = f32(256, 64)
+
+    def k(a):
+        out = nl.ndarray((2, 128, 64), nl.float32, buffer=nl.shared_hbm)
+        g = nl.mgrid[0:128, 0:64]
+        i_p, i_f = g
+        t = nl.load(a[128 + g.p, g.x])
+        nl.store(out[0, i_p, i_f], value=nl.where(nl.greater(t, 0.0), t, nl.full((128, 64), -1.0, nl.float32)))
+        acc = nl.ndarray((128, 1), nl.float32)
+        nisa.activation(op=nl.exp, data=t, reduce_res=acc, reduce_cmd=nisa.reduce_cmd.reset_reduce)
+        nisa.activation(op=nl.exp, data=t, reduce_res=acc, reduce_cmd=nisa.reduce_cmd.reduce)
+        nl.store(out[1], value=acc.broadcast_to((128, 64)))
+        return out
+
+    o = run(k, a)
+    b = a[128:]
+    np.testing.assert_array_equal(o[0], np.where(b > 0, b, -1.0))
+    np.testing.assert_allclose(o[1][:, 0], 2 * np.exp(b).sum(1), rtol=1e-5)
