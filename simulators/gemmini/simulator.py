@@ -104,12 +104,17 @@ def _line_of(code: str, pos: int) -> int:
 class GemminiSimulator:
     """Functional + cycle-approximate Gemmini, running candidate C code in the sandbox.
 
+    `config` applies to the int8 kernels (default: the 16x16 int8 Gemmini); TinyMPC kernels run on the FP32 4x4
+    config unless `config` is itself an FP32 one. `run` never raises for bad code or bad kernel names: every
+    failure is a `SimResult` with `correct=False` and a structured `error`. `version` keys result caches and
+    changes whenever semantics or timing change. See simulators/gemmini/README.md.
+
     >>> sim = GemminiSimulator()
     >>> sim.roofline("gemmini/matmul-64x64x64")
     1024.0
     """
 
-    version = "gemmini-3"
+    version = "gemmini-4"
 
     def __init__(self, config: GemminiConfig | None = None):
         self.config = config
@@ -127,7 +132,10 @@ class GemminiSimulator:
         return spec.macs / float(dim * dim)
 
     def run(self, code: str, kernel: str, *, seeds=(0, 1), timeout: float = 30.0) -> SimResult:
-        """Compile `code` (a C `solution` function) for `kernel`, run it on each seed, check and time it."""
+        """Compile `code` (a C `solution` function) for `kernel`, run it on each seed, check and time it.
+
+        Correct only if every seed's outputs match numpy bit for bit; cycles and counters come from the first
+        seed. `timeout` (seconds) covers compilation and all seeds."""
         t0 = time.monotonic()
         try:
             spec = parse_kernel(kernel)
