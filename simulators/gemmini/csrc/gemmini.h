@@ -79,6 +79,7 @@ void gsim_mvin(int id, uintptr_t dram, uint64_t rs2, int line);
 void gsim_mvout(uintptr_t dram, uint64_t rs2, int line);
 void gsim_preload(uint64_t rs1, uint64_t rs2, int line);
 void gsim_compute(int preloaded, uint64_t rs1, uint64_t rs2, int line);
+void gsim_config(uint64_t rs1, uint64_t rs2, int line);
 void gsim_fence(int line);
 void gsim_flush(int skip, int line);
 void gsim_unsupported(const char *what, int line);
@@ -125,14 +126,25 @@ void negate_matrix();
 #define gemmini_compute_preloaded(A, BD) gemmini_extended_compute_preloaded(A, BD, DIM, DIM, DIM, DIM)
 #define gemmini_compute_accumulated(A, BD) gemmini_extended_compute_accumulated(A, BD, DIM, DIM, DIM, DIM)
 
+/* Configuration commands are packed into the CONFIG instruction's rs1/rs2 words (rs1[1:0]: 0 EX, 1 LD, 2 ST), as the
+ * real gemmini.h does, so candidate code pays for the same packing. Field widths truncate as in hardware. */
+static inline uint64_t gsim_f2b(float x) {
+  union { float f; uint32_t b; } u;
+  u.f = x;
+  return u.b;
+}
 #define gemmini_extended3_config_ex(dataflow, act, sys_shift, acc_scale, C_stride, A_stride, A_transpose, B_transpose, set_only_strides) \
-  gsim_config_ex((dataflow), (act), (sys_shift), (acc_scale), (C_stride), (A_stride), (A_transpose), (B_transpose), (set_only_strides), __LINE__)
+  gsim_config((gsim_f2b(acc_scale) << 32) | ((uint64_t)((A_stride) & 0xFFFF) << 16) | ((uint64_t)((B_transpose) & 1) << 9) | \
+              ((uint64_t)((A_transpose) & 1) << 8) | ((uint64_t)((set_only_strides) & 1) << 7) | ((uint64_t)((act) & 3) << 3) | \
+              ((uint64_t)((dataflow) & 1) << 2), \
+              ((uint64_t)((C_stride) & 0xFFFF) << 48) | (uint32_t)(sys_shift), __LINE__)
 #define gemmini_extended_config_ex(dataflow, act, sys_shift, A_stride, A_transpose, B_transpose) \
   gemmini_extended3_config_ex(dataflow, act, sys_shift, ACC_SCALE_IDENTITY, 1, A_stride, A_transpose, B_transpose, 0)
 #define gemmini_config_ex(dataflow, act, sys_shift) gemmini_extended_config_ex(dataflow, act, sys_shift, 1, 0, 0)
 
 #define gemmini_extended5_config_ld(stride, scale, shrunk, block_stride, pixel_repeats, id) \
-  gsim_config_ld((stride), (scale), (shrunk), (block_stride), (pixel_repeats), (id), __LINE__)
+  gsim_config((gsim_f2b(scale) << 32) | ((uint64_t)((block_stride) & 0xFFFF) << 16) | ((uint64_t)((pixel_repeats) & 0xFF) << 8) | \
+              ((uint64_t)((id) & 3) << 3) | ((uint64_t)((shrunk) & 1) << 2) | 1, (uint64_t)(stride), __LINE__)
 #define gemmini_extended4_config_ld(stride, scale, shrunk, block_stride, id) \
   gemmini_extended5_config_ld(stride, scale, shrunk, block_stride, 1, id)
 #define gemmini_extended3_config_ld(stride, scale, shrunk, id) gemmini_extended4_config_ld(stride, scale, shrunk, DIM, id)
@@ -141,8 +153,9 @@ void negate_matrix();
 #define gemmini_config_ld(stride) gemmini_extended_config_ld(stride, MVIN_SCALE_IDENTITY)
 
 #define gemmini_extended2_config_st(stride, act, scale, pool_stride, pool_size, pool_out_dim, porows, pocols, orows, ocols, upad, lpad) \
-  gsim_config_st((stride), (act), (scale), (pool_stride), (pool_size), __LINE__)
-#define gemmini_extended_config_st(stride, act, scale) gsim_config_st((stride), (act), (scale), 0, 0, __LINE__)
+  gsim_config(((uint64_t)((pool_size) & 3) << 6) | ((uint64_t)((pool_stride) & 3) << 4) | ((uint64_t)((act) & 3) << 2) | 2, \
+              (gsim_f2b(scale) << 32) | (uint32_t)(stride), __LINE__)
+#define gemmini_extended_config_st(stride, act, scale) gemmini_extended2_config_st(stride, act, scale, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 #define gemmini_config_st(stride) gemmini_extended_config_st(stride, NO_ACTIVATION, ACC_SCALE_IDENTITY)
 #define gemmini_config_norm(...) gsim_unsupported("gemmini_config_norm (I-BERT normalization)", __LINE__)
 #define gemmini_flush(skip) gsim_flush((skip), __LINE__)

@@ -750,6 +750,26 @@ void gsim_compute(int preloaded, uint64_t rs1, uint64_t rs2, int line) {
   compute_impl(preloaded, ADDR_OF(rs1), ADDR_OF(rs2), COLS_OF(rs1), ROWS_OF(rs1), COLS_OF(rs2), ROWS_OF(rs2), line);
 }
 
+static float b2f(uint64_t bits) {
+  union { uint32_t b; float f; } u;
+  u.b = (uint32_t)bits;
+  return u.f;
+}
+
+void gsim_config(uint64_t rs1, uint64_t rs2, int line) {
+  switch (rs1 & 3) {
+    case 0:
+      gsim_config_ex((rs1 >> 2) & 1, (rs1 >> 3) & 3, (uint32_t)rs2, b2f(rs1 >> 32), (rs2 >> 48) & 0xFFFF,
+                     (rs1 >> 16) & 0xFFFF, (rs1 >> 8) & 1, (rs1 >> 9) & 1, (rs1 >> 7) & 1, line);
+      break;
+    case 1:
+      gsim_config_ld(rs2, b2f(rs1 >> 32), (rs1 >> 2) & 1, (rs1 >> 16) & 0xFFFF, (rs1 >> 8) & 0xFF, (rs1 >> 3) & 3, line);
+      break;
+    case 2: gsim_config_st((uint32_t)rs2, (rs1 >> 2) & 3, b2f(rs2 >> 32), (rs1 >> 4) & 3, (rs1 >> 6) & 3, line); break;
+    default: gsim_unsupported("config_norm", line);
+  }
+}
+
 void gsim_fence(int line) {
   begin_instr(line);
   n_instr--; /* a RISC-V fence, not a Gemmini command */
