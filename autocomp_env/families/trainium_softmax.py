@@ -160,12 +160,13 @@ class Softmax(KnobFamily):
         return {**self.naive_schedule(kernel), "scale": "divide"}
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
-        C = kernel.spec["C"]
+        # exp(x - max) with the max folded into the activation bias; the row sum stays a separate VectorE
+        # reduce (fusing it into the activation serializes ScalarE behind it); scale by the reciprocal.
         return {
             "exp": "act_bias",
-            "sum": "act_reduce",
+            "sum": "separate",
             "scale": "recip_mul",
-            "fchunk": 512 if C % 512 == 0 and C > 512 else C,
+            "fchunk": kernel.spec["C"],
             "group": 1,
             "loop": "affine",
         }
