@@ -17,19 +17,13 @@ import numpy as np
 
 from autocomp_env.core import Plan
 
-# Env ids per (target, family) when the env module does not say; the env registers these ids.
-_FAMILY_IDS = {
-    ("gemmini", "linalg"): "autocomp/Gemmini-tinympc-v0",
-    ("gemmini", "tinympc"): "autocomp/Gemmini-tinympc-v0",
-}
-
 
 @dataclass(frozen=True)
 class EnvSpec:
     """How a worker process builds an env: picklable, so it crosses Ray boundaries (a live env does not)."""
 
     kernel: str
-    env_id: str | None = None  # None: derived from the kernel's target and family
+    env_id: str | None = None  # None: the id registered for the kernel's family (autocomp_env.env.env_id_for)
     kwargs: tuple[tuple[str, Any], ...] = ()  # extra gymnasium.make kwargs (budget, action_mode, ...)
     imports: tuple[str, ...] = ("autocomp_env",)  # modules that register the env id in a fresh process
 
@@ -38,25 +32,14 @@ class EnvSpec:
         return dataclasses.replace(self, kwargs=tuple(sorted(merged.items())))
 
 
-def env_id_for(kernel: str) -> str:
-    """The registered env id serving `kernel` (e.g. "gemmini/matmul-64x64x64" -> "autocomp/Gemmini-matmul-v0")."""
-    try:
-        env_mod = importlib.import_module("autocomp_env.env")
-        if hasattr(env_mod, "env_id_for"):
-            return env_mod.env_id_for(kernel)
-    except ImportError:
-        pass
-    from autocomp_env.kernels import get_kernel
-
-    k = get_kernel(kernel)
-    return _FAMILY_IDS.get((k.target, k.family), f"autocomp/{k.target.capitalize()}-{k.family}-v0")
-
-
 def make_env(spec: EnvSpec) -> gym.Env:
     for mod in spec.imports:
         importlib.import_module(mod)
-    env_id = spec.env_id or env_id_for(spec.kernel)
-    return gym.make(env_id, kernel=spec.kernel, **dict(spec.kwargs))
+    if spec.env_id is None:
+        from autocomp_env.env import env_id_for
+
+        return gym.make(env_id_for(spec.kernel), kernel=spec.kernel, **dict(spec.kwargs))
+    return gym.make(spec.env_id, kernel=spec.kernel, **dict(spec.kwargs))
 
 
 @dataclass(frozen=True)
