@@ -294,3 +294,14 @@ def test_chained_loops_without_a_fence_are_a_hazard():
 def test_read_cycles_reports_the_simulated_clock():
     code = TILED.replace("  fence();\n}", "  fence();\n  uint64_t t = read_cycles();\n  if (t == 0) C[0][0] ^= 1;\n}")
     assert run(code).correct
+
+
+def test_straight_line_cpu_code_is_charged_per_instruction():
+    terms = lambda j: " + ".join(f"Kinf[{i}][{j}] * x[{i}][0]" for i in range(12))  # noqa: E731
+    body = "".join(f"  u[{j}][0] = -({terms(j)} + d[{j}][0]);\n" for j in range(4))
+    r = run(
+        "void solution(float Kinf[NX][NU], float x[NX][1], float d[NU][1], float u[NU][1]) {\n" + body + "}\n",
+        "gemmini/tinympc-matvec-12x4",
+    )
+    assert r.correct and r.counters["cpu_basic_blocks"] <= 3
+    assert r.counters["cpu_instructions"] >= 2 * 48 and r.latency >= r.counters["cpu_instructions"]
