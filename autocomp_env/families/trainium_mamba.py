@@ -157,7 +157,7 @@ class Mamba(KnobFamily):
                 f"C_b = C_row.broadcast_to((128, {L}))",
             ]
         else:
-            pw = next(d for d in (512, 256, 128, 64, 32, 16, 8, 4, 2, 1) if L % d == 0)
+            pw = max(d for d in range(1, min(L, 512) + 1) if L % d == 0)  # one PSUM bank per piece
             q = f"q * {pw}:(q + 1) * {pw}"
             bc = [
                 "B_row = nl.load(B[ib, s:s + 1, :])",

@@ -1,5 +1,6 @@
 """Trainium row-wise normalization families: `rmsnorm` and `layernorm` (NKI v1 kernels).
 
+Rows go on partitions, 128 per tile (or 128*G with G rows per partition), columns on the free dim.
 Also home of `KnobFamily`, the schedule machinery shared by the Trainium norm, softmax, mamba and conv1d
 families: a schedule is a dict of knobs, each knob says which menu items may change it and in which
 direction, so `applicable`, `apply` and "try new parameter values"/"other methods" follow from the table.
@@ -121,8 +122,12 @@ _PLAN_RES = tuple((ITEM[name], re.compile(pat, re.I)) for name, pat in _PLAN_PAT
 
 
 class KnobFamily(Family):
-    """A Trainium family whose schedule space is a table of `Knob`s. Subclasses set `dims`, `flagship`,
-    `small_dims`, and implement `check`, `knobs`, `naive_schedule`, `emit`, `baselines`, `faults`."""
+    """A Trainium family whose schedule space is a table of `Knob`s. Subclasses set `name`, `dims` and
+    `small_dims`, and implement `check`, `knobs`, `naive_schedule`, `write` (code for a legal schedule),
+    `vendor_schedule`/`expert_schedule`/`baselines` and `faults`; `valid` and `implied` when knobs interact.
+
+    Shape errors in `kernel` are ValueErrors; schedules read back from code are made legal by `fit`, so a
+    hand-edited or stale marker never crashes `emit`, `applicable` or `apply`."""
 
     target = "trainium"
     menu = TRAINIUM
