@@ -104,7 +104,7 @@ def nc_matmul(
     if fp32:
         onezero = is_stationary_onezero or is_moving_onezero
         cyc *= s.cfg.fp32_matmul_factor // (2 if onezero else 1)
-    stat_key = (id(stationary.alloc), stationary.box)
+    stat_key = (stationary.alloc.acc, stationary.box)  # the object, not its id: ids of freed tiles are reused
     if s.tl.last_stationary != stat_key:
         cyc += s.cfg.mm_switch_cycles
         s.tl.last_stationary = stat_key
