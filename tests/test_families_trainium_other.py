@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -36,6 +37,15 @@ def run(code: str, kernel_name: str):
     return simulator().run(code, kernel_name, seeds=(0,))
 
 
+def run_all(codes, kernel_name: str, mode: str = "auto") -> list:
+    """Simulate several codes at once: each run is its own sandboxed process, so threads overlap them."""
+    if mode == "auto":
+        with ThreadPoolExecutor(3) as pool:
+            return list(pool.map(lambda c: run(c, kernel_name), codes))
+    with ThreadPoolExecutor(3) as pool:
+        return list(pool.map(lambda c: simulator().run(c, kernel_name, mode=mode), codes))
+
+
 def assert_correct(code: str, kernel_name: str, what: str):
     r = run(code, kernel_name)
     assert r.correct, f"{what}: {r.error}\n{code}"
@@ -47,9 +57,10 @@ def test_starting_code_and_baselines_are_correct(name):
     fam, k = fam_kernel(name)
     start = fam.starting_code(k)
     assert read_schedule(start) == fam.naive_schedule(k)
-    t0 = assert_correct(start, k.name, "starting code")
     base = fam.baselines(k)
     assert set(base) >= {"vendor", "expert"}
+    run_all([start, *base.values()], k.name)
+    t0 = assert_correct(start, k.name, "starting code")
     lat = {key: assert_correct(code, k.name, key) for key, code in base.items()}
     # The hand-tuned kernel beats both the naive start and the vendor-style code.
     assert lat["expert"] < t0
@@ -84,8 +95,12 @@ def test_every_applicable_item_changes_the_schedule_and_code(name):
 def test_every_applicable_item_on_the_starting_code_runs_correctly(name):
     fam, k = fam_kernel(name)
     start = fam.naive_schedule(k)
-    for item in np.flatnonzero(fam.applicable(k, start)):
-        t = fam.apply(k, start, int(item), {}, np.random.default_rng(int(item)))
+    moves = [
+        (item, fam.apply(k, start, int(item), {}, np.random.default_rng(int(item))))
+        for item in np.flatnonzero(fam.applicable(k, start))
+    ]
+    run_all({fam.emit(k, t.schedule) for _, t in moves}, k.name)
+    for item, t in moves:
         assert_correct(fam.emit(k, t.schedule), k.name, f"{fam.menu[item]} ({t.description})")
 
 
@@ -113,7 +128,9 @@ def test_every_knob_value_runs_correctly(name):
     # Every transformation only changes knob values, so covering each value with a correct run (on top of
     # the baselines) shows that the emitter writes correct code for every move.
     fam, k = fam_kernel(name)
-    for s in covering_schedules(fam, k):
+    cover = covering_schedules(fam, k)
+    run_all([fam.emit(k, s) for s in cover], k.name)
+    for s in cover:
         assert_correct(fam.emit(k, s), k.name, repr(s))
 
 
@@ -186,12 +203,13 @@ def test_parse_plan_understands_synonyms_and_numbers():
 def test_fault_injection_breaks_code(name):
     fam, k = fam_kernel(name)
     rng = np.random.default_rng(7)
-    results = []
+    bad_codes = []
     for i in range(4):
         code = fam.emit(k, reachable(fam, k, 3 * i, seed=i))
         bad, desc = fam.inject_fault(k, code, rng)
         assert bad != code and desc
-        results.append(run(bad, k.name).correct)
+        bad_codes.append(bad)
+    results = [r.correct for r in run_all(bad_codes, k.name)]
     assert sum(results) <= 1, results
 
 
@@ -214,13 +232,11 @@ def test_greedy_pass_over_the_knobs_improves_flagship_latency(name):
     t0 = best = simulator().run(fam.emit(k, s), k.name, mode="timing").latency
     for _ in range(2):
         for knob in fam.knobs(k):
-            for v in knob.values(k):
-                trial = fam.implied(k, s, knob.name, v)
-                if v == s[knob.name] or not fam.valid(k, trial):
-                    continue
-                lat = simulator().run(fam.emit(k, trial), k.name, mode="timing").latency
-                if lat < best:
-                    best, s = lat, trial
+            trials = [fam.implied(k, s, knob.name, v) for v in knob.values(k) if v != s[knob.name]]
+            trials = [t for t in trials if fam.valid(k, t)]
+            for r, trial in zip(run_all([fam.emit(k, t) for t in trials], k.name, "timing"), trials, strict=True):
+                if r.latency < best:
+                    best, s = r.latency, trial
         if best < 0.8 * t0:
             break
     assert best < 0.8 * t0, (best, t0)
