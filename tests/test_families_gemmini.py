@@ -226,7 +226,8 @@ def test_tinympc_items_are_masked_or_correct_and_the_space_gets_faster(sim, shap
     naive = check(sim, k, TINY.starting_code(k))
     base = TINY.baselines(k)
     assert check(sim, k, base["vendor"]) == naive
-    assert check(sim, k, base["expert"]) < naive * 0.8
+    # matvec is 48 MACs: fixed command and CPU costs dominate, so the gain is smallest there (~19%)
+    assert check(sim, k, base["expert"]) < naive * 0.85
     rng = np.random.default_rng(0)
     start = [TINY.naive_schedule(k)] if shape.startswith("backward") else [walk(TINY, k, rng, 3)]
     for s in start:
