@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import autocomp_env.families.trainium_conv1d  # noqa: F401  (registers the families)
 import autocomp_env.families.trainium_mamba  # noqa: F401
@@ -59,9 +60,11 @@ def search(name: str, beam: int, rounds: int, mode: str) -> dict:
     best = frontier[0]
     for _ in range(rounds):
         pool = {json.dumps(s, sort_keys=True): (lat, s) for lat, s in frontier}
-        for _, s in frontier:
-            for n in neighbours(fam, k, s):
-                pool[json.dumps(n, sort_keys=True)] = (latency(n), n)
+        todo = {json.dumps(n, sort_keys=True): n for _, s in frontier for n in neighbours(fam, k, s)}
+        with ThreadPoolExecutor(3) as ex:  # each simulation is its own sandboxed process
+            lats = list(ex.map(latency, todo.values()))
+        for (key, n), lat in zip(todo.items(), lats, strict=True):
+            pool[key] = (lat, n)
         frontier = sorted(pool.values(), key=lambda t: t[0])[:beam]
         if frontier[0][0] >= best[0]:
             break
