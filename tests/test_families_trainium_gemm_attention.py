@@ -190,3 +190,20 @@ def test_fit_adapts_a_flagship_schedule_to_a_small_shape():
     att = family_for("trainium", "attention")
     s = att.fit(att.kernel("128x256-bf16"), att.expert_schedule(att.kernel("128x4096-bf16")))
     assert att.valid(att.kernel("128x256-bf16"), s) and s["unroll"] == 2 and s["scores"] == "sbuf"
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"loads": "outer", "alloc": "hoisted", "acc": "psum", "bk": 1, "bm": 2, "inner": "kn", "order": "nm"},
+        {"loads": "block", "alloc": "hoisted", "bk": 1, "bn": 2, "coalesce": True, "loop": "sequential"},
+        {"loads": "inner", "bm": 2, "bn": 2, "inner": "kn", "mm": "nc_matmul", "evict": "vector", "tn": 256},
+        {"stat": "rhs", "tn": 256, "bm": 1, "bn": 2},
+    ],
+)
+def test_gemm_knob_combinations_are_correct(sim, knobs):
+    fam, k = fam_kernel("gemm")
+    s = dict(fam.naive_schedule(k), **knobs)
+    assert fam.valid(k, s)
+    r = run(sim, fam.emit(k, s), k.name)
+    assert r.correct, r.error
