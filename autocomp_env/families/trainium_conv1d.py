@@ -220,6 +220,8 @@ class Conv1d(KnobFamily):
         return [
             (r"x_t\[:, (\w+) \+ 1:", r"x_t[:, \1 + 2:", "wrong tap offset"),
             (r"x_t\[:, 1:(\d+)\]", r"x_t[:, 0:\1 - 1]", "wrong tap offset"),
+            (r"diag\[f \+ 1\]", r"diag[f]", "paired each shifted input with the previous tap's weights"),
+            (r"on_false_value=0\.0", r"on_false_value=1.0", "filter matrices not diagonal: channels mixed"),
             (r"x\[n, ([^,]+), 1:(\d+)\]\)", r"x[n, \1, 0:\2 - 1])", "wrong tap offset in a shifted load"),
             (r"w_t\[:, 1:2\]", r"w_t[:, 0:1]", "used filter tap 0 twice"),
             (r"op1=nl\.add, operand1=acc", r"op1=nl.subtract, operand1=acc", "subtracted the accumulator"),
@@ -242,6 +244,10 @@ def _diag_lines(F: int) -> list[str]:
     ]
 
 
+def _cols(start: str, n: int) -> str:
+    return f"0:{n}" if start == "0" else f"{start}:{start} + {n}"
+
+
 def _tensor_taps(s: dict[str, Any], F: int, j0: str, width: int, dst: str) -> list[str]:
     """Taps as matmuls diag(w_f) @ x_shifted accumulated in PSUM, pieces of <= 512 columns (one PSUM bank)."""
     first = 1 if s["engine"] == "mixed" else 0
@@ -250,7 +256,8 @@ def _tensor_taps(s: dict[str, Any], F: int, j0: str, width: int, dst: str) -> li
 
     def piece(c0: str, n: int) -> list[str]:
         base = c0 if j0 == "0" else (f"{j0} + {c0}" if c0 != "0" else j0)
-        lo = f"{base} + f + {first}" if first else f"{base} + f"
+        shift = f"f + {first}" if first else "f"
+        lo = shift if base == "0" else f"{base} + {shift}"
         taps = f"nl.affine_range({F - first})"
         dcol = f"f + {first}" if first else "f"
         lines = [
@@ -258,10 +265,10 @@ def _tensor_taps(s: dict[str, Any], F: int, j0: str, width: int, dst: str) -> li
             f"for f in {taps}:",
             f"    ps += nisa.nc_matmul(diag[{dcol}], x_t[:, {lo}:{lo} + {n}])",
         ]
-        cols = f"0:{n}" if c0 == "0" else f"{c0}:{c0} + {n}"
+        cols = _cols(c0, n)
         if first:
             lines.append(
-                f"acc[:, {cols}] = nisa.scalar_tensor_tensor(data=x_t[:, {base}:{base} + {n}], op0=nl.multiply, "
+                f"acc[:, {cols}] = nisa.scalar_tensor_tensor(data=x_t[:, {_cols(base, n)}], op0=nl.multiply, "
                 "operand0=w_t[:, 0:1], op1=nl.add, operand1=ps)  # tap 0 fused with the PSUM eviction"
             )
         else:

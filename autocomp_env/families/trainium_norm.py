@@ -603,7 +603,7 @@ class RMSNorm(KnobFamily):
             (r"mean = ss / (\d+)", r"mean = ss", "forgot to divide the sum of squares by C"),
             (r"scale=([0-9.e-]+)\)  # rsqrt", r"scale=1.0)  # rsqrt", "dropped the 1/C scale of the rsqrt"),
             (r"nl\.rsqrt\(mean\)", r"nl.sqrt(mean)", "used sqrt instead of rsqrt"),
-            (r"operand1=(g_tile[^)]*)\)", r"operand1=a_tile)", "multiplied by the input instead of gamma"),
+            (r"operand1=g_tile(\[[^\]]*\])?\)", r"operand1=a_tile\1)", "multiplied by the input instead of gamma"),
             (r"reshape\(\(1, (\d+)\)\)\)", r"reshape((1, \1))[:, ::-1])", "gamma loaded reversed"),
         ]
 
