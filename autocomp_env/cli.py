@@ -187,13 +187,16 @@ def _bench(cfg: dict[str, Any], suite: Any, agents: str, seeds: int | list[int],
     from agents.registry import make_agent
 
     names = [a.strip() for a in str(agents).split(",") if a.strip()]
+    kwargs = _agent_kwargs(cfg, names)
     for name in names:
         try:
-            make_agent(name)
+            make_agent(name, **kwargs[name])
         except KeyError as e:
             raise UserError(_msg(e), "`autocomp-env list agents` shows the agents") from None
-        except Exception:
-            pass  # constructible later with its arguments; only the name is checked here
+        except (ValueError, TypeError, OSError) as e:
+            raise UserError(
+                f"agent {name}: {_msg(e)}", "see `autocomp-env run --help` (--policy, --agent-kwargs)"
+            ) from None
     if cfg.get("budget") is None or int(cfg["budget"]) < 1:
         raise UserError("--budget must be a positive number of samples")
     out.mkdir(parents=True, exist_ok=True)
@@ -210,7 +213,7 @@ def _bench(cfg: dict[str, Any], suite: Any, agents: str, seeds: int | list[int],
     workers = int(cfg.get("workers") or 1)
     backend = cfg.get("backend") or ("ray" if workers > 1 else "serial")
     result = run_bench(
-        agents=names,
+        agents=kwargs,
         suite=suite,
         budget=int(cfg["budget"]),
         seeds=seeds,
@@ -229,6 +232,31 @@ def _bench(cfg: dict[str, Any], suite: Any, agents: str, seeds: int | list[int],
     if errors:
         print(f"{errors} job(s) failed; their errors are in {out / 'results.jsonl'}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def _agent_kwargs(cfg: dict[str, Any], names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per-agent constructor arguments: --agent-kwargs '{"beam": {"beam_size": 2}}' and --policy for `learned`."""
+    extra = cfg.get("agent_kwargs") or {}
+    if isinstance(extra, str):
+        try:
+            extra = json.loads(extra)
+        except json.JSONDecodeError as e:
+            raise UserError(
+                f"--agent-kwargs is not valid JSON: {e}", 'e.g. --agent-kwargs \'{"beam": {"beam_size": 2}}\''
+            ) from None
+    if not isinstance(extra, dict) or not all(isinstance(v, dict) for v in extra.values()):
+        raise UserError("--agent-kwargs must map agent names to argument objects", 'e.g. {"beam": {"beam_size": 2}}')
+    kwargs = {name: dict(extra.get(name, {})) for name in names}
+    if cfg.get("policy") and "learned" in kwargs:
+        policy = Path(cfg["policy"])
+        if not policy.with_suffix(".pt").is_file():
+            raise UserError(f"no trained policy at {policy}", "train one with `autocomp-env train --out runs/policy`")
+        kwargs["learned"].setdefault("policy", str(policy))
+    if "learned" in kwargs and "policy" not in kwargs["learned"]:
+        raise UserError(
+            "the learned agent needs --policy PATH", "train one with `autocomp-env train --out runs/policy`"
+        )
+    return kwargs
 
 
 def _write_best_code(out: Path) -> None:
@@ -341,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
         _opt(sp, "--model", default=None, help="LLM model name")
         _opt(sp, "--api-key", default=None, help="API key (default: $OPENAI_API_KEY / $AUTOCOMP_LLM_API_KEY)")
         _opt(sp, "--temperature", type=float, default=None, help="LLM sampling temperature")
+        _opt(sp, "--policy", default=None, help="a trained policy (from `autocomp-env train`) for the learned agent")
+        _opt(
+            sp, "--agent-kwargs", default=None, help='JSON of per-agent arguments, e.g. \'{"beam": {"beam_size": 2}}\''
+        )
         _opt(sp, "--out", default="runs", help="results folder (default ./runs)")
 
     sp = add("run", cmd_run, "Run one search (any agent, any code model) on one kernel.")
@@ -371,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(sp, "--suite", default="gemmini-exo-small", help="training suite")
     _opt(sp, "--episodes", type=int, default=200)
     _opt(sp, "--seed", type=int, default=0)
-    _opt(sp, "--out", default="runs/policy", help="where to save the policy")
+    _opt(sp, "--holdout", default=None, help="held-out kernels (suite or comma list); default: similar unseen shapes")
+    _opt(sp, "--out", default="runs/policy", help="where to save the policy (PATH.pt + PATH.json)")
 
     sp = add("replay", cmd_replay, "Replay a saved episode offline and check it reproduces the same numbers.")
     sp.add_argument("file", help="episode JSON (from a results folder)")

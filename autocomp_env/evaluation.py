@@ -27,7 +27,7 @@ from simulators.result import SimError, SimResult
 class Simulator(Protocol):
     version: str
 
-    def run(self, code: str, kernel: str, *, seeds: Sequence[int] = (0, 1)) -> SimResult: ...
+    def run(self, code: str, kernel: str, *, seeds: Sequence[int] = (0, 1), timeout: float = ...) -> SimResult: ...
 
     def roofline(self, kernel: str) -> float: ...
 
@@ -41,6 +41,17 @@ _INSTANCES: dict[str, Simulator] = {}
 
 # Relative slack on the roofline check: rooflines and latencies are floats computed different ways.
 ROOFLINE_SLACK = 1e-6
+# Wall-clock limit of one evaluation: the functional check of a full-size kernel runs every tile in numpy
+# (the 4096x8192x8192 Trainium GEMM takes minutes on 2 cores), so the limit grows with the work.
+BASE_TIMEOUT = {"gemmini": 30.0, "trainium": 60.0}
+SECONDS_PER_GMAC = {"gemmini": 0.05, "trainium": 1.0}
+
+
+def timeout_for(kernel: Kernel, seeds: int) -> float:
+    base = BASE_TIMEOUT.get(kernel.target, 60.0)
+    return base + seeds * SECONDS_PER_GMAC.get(kernel.target, 1.0) * kernel.macs / 1e9
+
+
 # Errors that depend on the machine's load, not on the code: never cached.
 _TRANSIENT = ("timeout",)
 
@@ -167,7 +178,7 @@ class Evaluator:
         sim = simulator_for(kernel.target)
         t0 = time.perf_counter()
         try:
-            result = sim.run(code, kernel.name, seeds=self.seeds)
+            result = sim.run(code, kernel.name, seeds=self.seeds, timeout=timeout_for(kernel, len(self.seeds)))
         except Exception as e:  # a simulator bug must surface as data, not kill the rollout
             result = SimResult(
                 False,

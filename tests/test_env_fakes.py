@@ -80,7 +80,7 @@ class ToySimulator:
     version = "toy-1"
     runs = 0
 
-    def run(self, code: str, kernel: str, *, seeds=(0, 1)) -> SimResult:
+    def run(self, code: str, kernel: str, *, seeds=(0, 1), timeout: float = 30.0) -> SimResult:
         ToySimulator.runs += 1
         n = int(kernel.split("-")[1])
         if "RAISE" in code:
