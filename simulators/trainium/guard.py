@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import string
 
 ALLOWED_MODULES = ("neuronxcc.nki", "numpy", "math")
 # Dunder attributes that open the usual escapes (frames, globals, subclasses, the import machinery).
@@ -59,27 +60,62 @@ _ESCAPE_ATTRS = {
     "DataSource",
     "open_memmap",
 }
-_INTERNAL_ATTRS = _ESCAPE_ATTRS | {
-    "alloc",
-    "sess",
-    "tl",
-    "acc",
-    "key",
-    "box",
-    "cfg",
-    "pending",
-    "fresh",
-    "updated",
-    "func",
-    "last_session",
-    "session",
-    "emit",
-    "dma",
-    "spill",
-    "runtime",
-    "timeline",
-    "api",
+# Frames, code objects and tracebacks of generators, coroutines and exceptions: through them a kernel reaches the
+# runner's frames, its locals (spec, arguments, result nonce) and the real builtins.
+_FRAME_ATTRS = {
+    "gi_frame",
+    "gi_code",
+    "gi_yieldfrom",
+    "cr_frame",
+    "cr_code",
+    "cr_await",
+    "cr_origin",
+    "ag_frame",
+    "ag_code",
+    "ag_await",
+    "f_back",
+    "f_globals",
+    "f_locals",
+    "f_builtins",
+    "f_code",
+    "f_trace",
+    "tb_frame",
+    "tb_next",
+    "co_code",
+    "co_consts",
+    "cell_contents",
+    "func_globals",
+    "func_closure",
+    "im_func",
+    "im_self",
+    "with_traceback",
+    "format_map",  # str.format_map reads attributes the AST does not show (see _format_fields)
 }
+_INTERNAL_ATTRS = (
+    _ESCAPE_ATTRS
+    | _FRAME_ATTRS
+    | {
+        "alloc",
+        "sess",
+        "tl",
+        "acc",
+        "key",
+        "box",
+        "cfg",
+        "pending",
+        "fresh",
+        "updated",
+        "func",
+        "last_session",
+        "session",
+        "emit",
+        "dma",
+        "spill",
+        "runtime",
+        "timeline",
+        "api",
+    }
+)
 
 
 def module_allowed(name: str) -> bool:
@@ -111,9 +147,38 @@ def scan(source: str) -> tuple[str, str, int | None] | None:
             (node.attr.startswith("_") and node.attr not in _ALLOWED_DUNDERS) or node.attr in _INTERNAL_ATTRS
         ):
             return "forbidden_import", f"access to attribute {node.attr!r} is not allowed in kernel code", node.lineno
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            # `np.isclose = ...` would change what the simulator itself computes with (the runner also checks
+            # afterwards that no module was altered); kernels have no need to set attributes.
+            return (
+                "forbidden_import",
+                f"setting or deleting attribute {node.attr!r} is not allowed in kernel code (modules are read-only)",
+                node.lineno,
+            )
+        elif isinstance(node, ast.Call) and _format_fields(node):
+            return (
+                "forbidden_import",
+                "str.format may only use plain fields ({}, {0}, {name}) in kernel code",
+                node.lineno,
+            )
         elif isinstance(node, ast.Name) and node.id in _BANNED_NAMES:
             return "forbidden_import", f"use of {node.id!r} is not allowed in kernel code", node.lineno
     return None
+
+
+def _format_fields(call: ast.Call) -> bool:
+    """True for `x.format(...)` where x is not a literal, or a literal with `{a.b}` / `{a[b]}` fields:
+    str.format reads attributes and items by name, out of sight of the AST check."""
+    f = call.func
+    if not (isinstance(f, ast.Attribute) and f.attr == "format"):
+        return False
+    if not (isinstance(f.value, ast.Constant) and isinstance(f.value.value, str)):
+        return True
+    try:
+        fields = [(name, spec) for _, name, spec, _ in string.Formatter().parse(f.value.value) if name is not None]
+    except ValueError:
+        return True
+    return any("." in n or "[" in n or "{" in (s or "") for n, s in fields)
 
 
 def safe_builtins(importer) -> dict:

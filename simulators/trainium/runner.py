@@ -1,13 +1,26 @@
 """Runs one candidate NKI kernel inside the sandbox: `python3 -I runner.py ROOT` in a temp dir holding
-solution.py and request.json; writes result.json. Everything the candidate does happens in this process."""
+solution.py and request.json; writes result.json (errors, the profile) and the kernel's raw outputs.
+Everything the candidate does happens in this process, so nothing here judges correctness: the host compares
+the outputs with its own reference (`TrainiumSimulator`), out of the candidate's reach."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
 import time
 import traceback
+import types
+
+CHUNK_BYTES = 32 << 20  # outputs are written in pieces below the sandbox's per-file limit
+# Modules whose functions the simulator computes with: a kernel that rebinds one is refused after the run.
+_WATCHED = ("numpy", "math", "ml_dtypes", "neuronxcc", "simulators", "json", "hashlib")
+
+
+def output_files(seed: int, max_bytes: int) -> list[str]:
+    """The file names an output of at most `max_bytes` bytes is written to (what the host reads back)."""
+    return [f"out{seed}-{i}.bin" for i in range(max(1, -(-max_bytes // CHUNK_BYTES)))]
 
 
 def _line_of(tb) -> int | None:
@@ -27,18 +40,68 @@ def main() -> int:
     req = json.load(open("request.json"))
     with open("solution.py") as f:
         source = f.read()
-    result = run(source, req)
+    result, outputs = run(source, req)
+    result["outputs"] = {str(seed): _write_output(seed, got) for seed, got in outputs.items()}
     result["nonce"] = nonce
     with open("result.json", "w") as f:
         json.dump(result, f)
     return 0
 
 
+def _write_output(seed: int, got) -> dict:
+    """Raw bytes of one output in CHUNK_BYTES files; the record says what they hold (and their hash, so the
+    host knows the runner wrote them)."""
+    import numpy as np
+
+    if got is None:
+        return {"kind": "none"}
+    if type(got) is not np.ndarray:
+        return {"kind": type(got).__name__}
+    if got.dtype.hasobject or got.dtype.fields is not None:
+        return {"kind": f"array of {got.dtype}"}
+    data = np.ascontiguousarray(got).tobytes()
+    names = output_files(seed, len(data))
+    for i, name in enumerate(names):
+        with open(name, "wb") as f:
+            f.write(data[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES])
+    return {
+        "kind": "array",
+        "dtype": got.dtype.name,
+        "shape": list(got.shape),
+        "nbytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def _snapshot() -> dict:
+    """The functions, classes and submodules of the watched modules, as objects (compared by identity)."""
+    snap = {}
+    for name, mod in list(sys.modules.items()):
+        if isinstance(mod, types.ModuleType) and name.split(".")[0] in _WATCHED:
+            d = vars(mod)
+            snap[name] = (mod, {k: v for k, v in d.items() if isinstance(v, types.ModuleType) or callable(v)})
+    return snap
+
+
+def _altered(snap: dict) -> str | None:
+    """The first watched module attribute the kernel rebound or deleted, if any."""
+    for name, (mod, attrs) in snap.items():
+        if sys.modules.get(name) is not mod:
+            return name
+        d = vars(mod)
+        for k, v in attrs.items():
+            if d.get(k) is not v:
+                return f"{name}.{k}"
+    return None
+
+
 def _err(kind: str, message: str, line=None) -> dict:
     return {"error": {"type": kind, "message": message[:4000], "line": line}}
 
 
-def run(source: str, req: dict) -> dict:
+def run(source: str, req: dict) -> tuple[dict, dict]:
+    """(result, outputs by seed). The result holds an error or the profile; outputs are whatever the kernel
+    returned for each functional seed (numpy arrays when it worked), judged by the host."""
     import math
 
     import neuronxcc.nki as nki
@@ -52,10 +115,12 @@ def run(source: str, req: dict) -> dict:
     from simulators.trainium.kernels import parse_kernel
     from simulators.trainium.nkisim.api import Kernel, run_kernel
     from simulators.trainium.nkisim.runtime import ConstraintError, NkiError
+    from simulators.trainium.nkisim.typing import Placeholder
 
+    outputs: dict = {}
     bad = scan(source)
     if bad:
-        return _err(*bad)
+        return _err(*bad), outputs
     code = compile(source, "solution.py", "exec")
     mods = {"neuronxcc": sys.modules["neuronxcc"], "neuronxcc.nki": nki, "numpy": np, "math": math}
 
@@ -81,6 +146,10 @@ def run(source: str, req: dict) -> dict:
     ns["range"] = nl.sequential_range  # the NKI compiler turns Python range() into sequential_range
     spec = parse_kernel(req["kernel"])
     cfg = TrainiumConfig.from_dict(req.get("config") or {})
+    # Inputs are made before any candidate code runs, so nothing it does at import time can shape them.
+    inputs = {int(seed): spec.inputs(int(seed)) for seed in req.get("functional_seeds", [])}
+    shapes = [Placeholder(*a) if isinstance(a, tuple) else a for a in spec.input_shapes()]
+    snap = _snapshot()
     out: dict = {"seeds": {}}
     try:
         exec(code, ns)
@@ -88,47 +157,42 @@ def run(source: str, req: dict) -> dict:
         if kern is None:
             kernels = [v for v in ns.values() if isinstance(v, Kernel)]
             if len(kernels) != 1:
-                return _err("runtime_error", "no kernel found: define an @nki.jit function named `solution`")
+                return _err("runtime_error", "no kernel found: define an @nki.jit function named `solution`"), {}
             kern = kernels[0]
         func = getattr(kern, "func", kern)
         if not callable(func):
-            return _err("runtime_error", "`solution` is not a function")
+            return _err("runtime_error", "`solution` is not a function"), {}
         profile = None
-        for seed in req.get("functional_seeds", []):
-            args = spec.inputs(seed)
+        for seed, args in inputs.items():
             t0 = time.time()
             got, sess = run_kernel(func, args, cfg=cfg, functional=True)
-            ok, msg = spec.check(got, spec.reference(args))
-            out["seeds"][str(seed)] = {"ok": ok, "message": msg, "seconds": round(time.time() - t0, 3)}
+            outputs[seed] = got
+            out["seeds"][str(seed)] = {"seconds": round(time.time() - t0, 3)}
             if profile is None:
                 profile = _profile(sess)
-            if not ok:
-                out.update(_err("wrong_output", f"seed {seed}: {msg}"))
-                out["profile"] = profile
-                return out
         if req.get("timing") and profile is None:
-            from simulators.trainium.nkisim.typing import Placeholder
-
-            args = [Placeholder(*a) if isinstance(a, tuple) else a for a in spec.input_shapes()]
             t0, c0 = time.time(), time.process_time()
-            _, sess = run_kernel(func, args, cfg=cfg, functional=False)
+            _, sess = run_kernel(func, shapes, cfg=cfg, functional=False)
             profile = _profile(sess)
             profile["timing_seconds"] = round(time.time() - t0, 3)
             profile["timing_cpu_seconds"] = round(time.process_time() - c0, 3)
         out["profile"] = profile
-        return out
     except ConstraintError as e:
-        return _err("constraint_error", str(e), _line_of(e.__traceback__))
+        return _err("constraint_error", str(e), _line_of(e.__traceback__)), {}
     except NkiError as e:
-        return _err(e.type, str(e), _line_of(e.__traceback__))
+        return _err(e.type, str(e), _line_of(e.__traceback__)), {}
     except MemoryError:
-        return _err("memory_limit", "the kernel ran out of memory")
+        return _err("memory_limit", "the kernel ran out of memory"), {}
     except RecursionError as e:
-        return _err("runtime_error", f"RecursionError: {e}", _line_of(e.__traceback__))
+        return _err("runtime_error", f"RecursionError: {e}", _line_of(e.__traceback__)), {}
     except SystemExit as e:
-        return _err("runtime_error", f"the kernel called exit({e.code})", _line_of(e.__traceback__))
+        return _err("runtime_error", f"the kernel called exit({e.code})", _line_of(e.__traceback__)), {}
     except Exception as e:  # noqa: BLE001  (any failure of candidate code is a structured error)
-        return _err("runtime_error", f"{type(e).__name__}: {e}", _line_of(e.__traceback__))
+        return _err("runtime_error", f"{type(e).__name__}: {e}", _line_of(e.__traceback__)), {}
+    changed = _altered(snap)
+    if changed:
+        return _err("sandbox_violation", f"the kernel altered {changed}: modules are read-only"), {}
+    return out, outputs
 
 
 def _profile(sess) -> dict:

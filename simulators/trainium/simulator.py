@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
+import math
 import os
 import secrets
 import signal
@@ -16,6 +18,7 @@ from ..result import SimResult
 from .config import TrainiumConfig
 from .guard import scan
 from .kernels import KernelSpec, parse_kernel
+from .runner import output_files
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
@@ -56,7 +59,12 @@ class TrainiumSimulator:
 
     # -- simulation --------------------------------------------------------------------------------------------------
     def run(self, code: str, kernel: str, *, seeds=(0, 1), mode: str = "auto", timeout: float = 60.0) -> SimResult:
+        """Simulate `code` on `kernel`; every result, failures included, carries the seconds this call took."""
         t0 = time.monotonic()
+        r = self._run(code, kernel, seeds, mode, timeout)
+        return dataclasses.replace(r, sim_seconds=time.monotonic() - t0)
+
+    def _run(self, code: str, kernel: str, seeds, mode: str, timeout: float) -> SimResult:
         try:
             spec = parse_kernel(kernel)
         except ValueError as e:
@@ -90,14 +98,7 @@ class TrainiumSimulator:
                 self._profile_cache[pkey] = res["profile"]
             if res.get("error"):
                 e = res["error"]
-                return SimResult(
-                    False,
-                    None,
-                    UNIT,
-                    error=_sim_error(e),
-                    counters=res.get("profile") or {},
-                    sim_seconds=time.monotonic() - t0,
-                )
+                return SimResult(False, None, UNIT, error=_sim_error(e), counters=res.get("profile") or {})
         checked = True
         for s in seeds:  # in timing mode, a correctness result already cached for this code still counts
             r = self._seed_cache.get((h, spec.name, s))
@@ -107,9 +108,12 @@ class TrainiumSimulator:
                 return SimResult.failure(UNIT, "wrong_output", f"seed {s}: {r['message']}")
         profile = dict(self._profile_cache[pkey])
         profile["checked"] = checked
-        latency = profile["latency_us"]
+        latency = profile.get("latency_us")
+        if type(latency) not in (int, float):
+            return SimResult.failure(UNIT, "sandbox_violation", f"the runner reported no latency ({latency!r})")
         floor = self.roofline(spec.name)
-        if latency < floor * (1 - 1e-9):  # the model cannot beat the roofline: tampering or a simulator bug
+        # The model cannot beat the roofline: a latency below it is tampering or a simulator bug.
+        if not math.isfinite(latency) or latency <= 0 or latency < floor * (1 - 1e-9):
             return SimResult.failure(
                 UNIT, "beyond_roofline", f"simulated {latency:.3f} us is below the roofline {floor:.3f} us"
             )
@@ -119,22 +123,24 @@ class TrainiumSimulator:
             unit=UNIT,
             utilization=self._utilization(spec, profile),
             counters=profile,
-            sim_seconds=time.monotonic() - t0,
         )
 
     def _utilization(self, spec: KernelSpec, p: dict) -> float:
         """MFU for matmul kernels; otherwise the fraction of the DMA/HBM ceiling used (MBU)."""
-        return p["mfu"] if spec.tensor_macs else p["mbu"]
+        return p.get("mfu") if spec.tensor_macs else p.get("mbu")
 
     def _sandboxed(self, code: str, spec: KernelSpec, seeds: list[int], timing: bool, timeout: float) -> dict:
         req = {"kernel": spec.name, "functional_seeds": seeds, "timing": timing, "config": self.config.to_dict()}
+        shape, _ = spec.output()
+        most = int(_prod(shape)) * 8  # the widest dtype an output may come back in
+        outs = tuple(n for s in seeds for n in output_files(s, most))
         nonce = secrets.token_hex(16)
         limits = sandbox.Limits(wall_seconds=timeout, cpu_seconds=int(max(1, timeout)), memory_bytes=6 << 30)
         out = sandbox.run(
             [sys.executable, "-I", _RUNNER, _ROOT],
             files={"solution.py": code, "request.json": json.dumps(req)},
             limits=limits,
-            read_back=("result.json",),
+            read_back=("result.json", *outs),
             # one BLAS thread: the machine is shared, and threaded OpenBLAS on tiny tiles is ~50x slower
             env={
                 "OPENBLAS_NUM_THREADS": "1",
@@ -160,7 +166,64 @@ class TrainiumSimulator:
             res = {}
         if not isinstance(res, dict) or res.get("nonce") != nonce:
             return {"error": {"type": "sandbox_violation", "message": "result file not written by the runner"}}
+        if res.get("error"):
+            return res
+        # Correctness is judged here, on the raw outputs, with the host's own inputs and reference.
+        judged = {}
+        for s in seeds:
+            try:
+                ok, msg = _judge(spec, s, (res.get("outputs") or {}).get(str(s)), out.files)
+            except _Forged as e:
+                return {"error": {"type": "sandbox_violation", "message": str(e)}}
+            seconds = ((res.get("seeds") or {}).get(str(s)) or {}).get("seconds")
+            judged[str(s)] = {"ok": ok, "message": msg, "seconds": seconds}
+            if not ok:
+                res["error"] = {"type": "wrong_output", "message": f"seed {s}: {msg}"}
+                break
+        res["seeds"] = judged
         return res
+
+
+class _Forged(Exception):
+    """The runner's output files do not match its record of them."""
+
+
+def _prod(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _judge(spec: KernelSpec, seed: int, rec, files: dict[str, bytes]) -> tuple[bool, str]:
+    """(ok, message) for the output the runner sent for `seed`, against the reference computed here."""
+    import numpy as np
+
+    if not isinstance(rec, dict):
+        raise _Forged(f"the runner sent no output for seed {seed}")
+    kind = rec.get("kind")
+    if kind == "none":
+        return spec.check(None, None)
+    if kind != "array":
+        return False, f"the kernel returned a {str(kind)[:100]}, not an HBM tensor"
+    want, _ = spec.output()
+    try:
+        dt = np.dtype(rec["dtype"])
+        shape = tuple(int(d) for d in rec["shape"])
+        nbytes = int(rec["nbytes"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise _Forged(f"bad output record for seed {seed}: {e}") from None
+    if not (dt.kind in "biuf" or dt.type.__module__.startswith("ml_dtypes")) or dt.itemsize > 8:
+        return False, f"the kernel returned an array of {dt}, not of numbers"
+    if shape != tuple(want):
+        return False, f"output shape {shape} != expected {tuple(want)}"
+    data = b"".join(files.get(n, b"") for n in output_files(seed, nbytes))
+    if len(data) != nbytes or nbytes != _prod(shape) * dt.itemsize:
+        raise _Forged(f"output of seed {seed}: {len(data)} bytes read back, the runner recorded {nbytes}")
+    if hashlib.sha256(data).hexdigest() != rec.get("sha256"):
+        raise _Forged(f"output of seed {seed} does not match the runner's hash")
+    got = np.frombuffer(data, dtype=dt).reshape(shape)
+    return spec.check(got, spec.reference(spec.inputs(seed)))
 
 
 def _sim_error(e: dict):
