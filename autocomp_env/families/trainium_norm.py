@@ -636,12 +636,14 @@ class LayerNorm(KnobFamily):
             hoist_knob("hoist_gb", "broadcast gamma and beta once outside the row loop"),
             Knob(
                 "stats",
-                "mean and variance",
-                lambda k: ("mean_var", "bn_stats"),
+                "mean and variance (two-pass; bn_stats/bn_aggr; row sums of x and x^2 on ScalarE)",
+                lambda k: ("mean_var", "bn_stats", "scalar_sums"),
                 {
                     ITEM["use bn_stats/bn_aggr for mean and variance"]: "bn_stats",
-                    ITEM["rewrite the algorithm to reduce total work"]: "bn_stats",
+                    ITEM["rewrite the algorithm to reduce total work"]: ("bn_stats", "scalar_sums"),
                     ITEM["eliminate redundant computation"]: "bn_stats",
+                    ITEM["software pipelining"]: "scalar_sums",
+                    ITEM["fuse operations"]: "scalar_sums",
                 },
             ),
             Knob(
@@ -689,12 +691,20 @@ class LayerNorm(KnobFamily):
         body = [] if s["hoist_gb"] else list(bcast)
         rows = "i * 128:(i + 1) * 128"
         bn = s["stats"] == "bn_stats"
+        sums = s["stats"] == "scalar_sums"
         if bn:
             body.append(f"stats = nl.ndarray((128, {6 * (C // bnw)}), dtype=nl.float32, buffer=nl.sbuf)")
+        if sums and nch > 1:
+            body += [
+                f"sx_part = nl.ndarray((128, {nch}), dtype=nl.float32, buffer=nl.sbuf)",
+                f"ssq_part = nl.ndarray((128, {nch}), dtype=nl.float32, buffer=nl.sbuf)",
+            ]
         if nch == 1:
             body.append(f"x_tile = nl.load(input_tensor[{rows}, :])")
             if bn:
                 body += [f"for b in nl.affine_range({C // bnw}):", *indent(self._bn("x_tile", "b", bnw), 4)]
+            if sums:
+                body += self._sums("x_tile", "sx", "ssq")
         else:
             cols = f"j * {fc}:(j + 1) * {fc}"
             body += [
@@ -708,8 +718,21 @@ class LayerNorm(KnobFamily):
                     f"    for b in nl.affine_range({per}):",
                     *indent(self._bn("x_tile", f"j * {per} + b", bnw), 8),
                 ]
+            if sums:
+                body += indent(self._sums(f"x_tile[:, {cols}]", "sx_j", "ssq_j"), 4)
+                body += ["    sx_part[:, j:j + 1] = sx_j", "    ssq_part[:, j:j + 1] = ssq_j"]
+                body += [
+                    "sx = nl.sum(sx_part, axis=[1], keepdims=True)",
+                    "ssq = nl.sum(ssq_part, axis=[1], keepdims=True)",
+                ]
         if bn:
             body += ["mv = nisa.bn_aggr(stats)  # [128, 2]: mean, variance", "mean = mv[:, 0:1]", "var = mv[:, 1:2]"]
+        elif sums:
+            body += [
+                "# var = E[x^2] - mean^2, from two ScalarE passes (VectorE is the busy engine here)",
+                f"mean = nl.multiply(sx, {1.0 / C!r})",
+                f"var = nl.subtract(nl.multiply(ssq, {1.0 / C!r}), nl.multiply(mean, mean))",
+            ]
         else:
             body += [
                 "mean = nl.mean(x_tile, axis=[1], keepdims=True)",
@@ -721,7 +744,7 @@ class LayerNorm(KnobFamily):
             body.append(
                 "nbias = nisa.tensor_scalar(data=mean, op0=nl.multiply, operand0=-1.0, op1=nl.multiply, operand1=rstd)"
             )
-        reuse = not bn and nch == 1
+        reuse = s["stats"] == "mean_var" and nch == 1
         if nch == 1:
             body += self._apply(s, "x_tile", "gamma_tile", "beta_tile", reuse)
             body.append(f"nl.store(out_tensor[{rows}, :], value=y)")
@@ -740,6 +763,15 @@ class LayerNorm(KnobFamily):
         L += indent(body, 8)
         L += ["    return out_tensor", "", schedule_comment(s, "python"), ""]
         return "\n".join(L)
+
+    @staticmethod
+    def _sums(x: str, sx: str, ssq: str) -> list[str]:
+        return [
+            f"{sx} = nl.ndarray((128, 1), dtype=nl.float32, buffer=nl.sbuf)",
+            f"{ssq} = nl.ndarray((128, 1), dtype=nl.float32, buffer=nl.sbuf)",
+            f"xc = nisa.activation_reduce(op=nl.copy, data={x}, reduce_op=nl.add, reduce_res={sx})  # row sums",
+            f"xsq = nisa.activation_reduce(op=nl.square, data={x}, reduce_op=nl.add, reduce_res={ssq})",
+        ]
 
     @staticmethod
     def _bn(x: str, k: str, w: int) -> list[str]:
