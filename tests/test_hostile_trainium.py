@@ -8,6 +8,7 @@ static AST check) on purpose: the OS sandbox must still contain them.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
@@ -21,8 +22,11 @@ import autocomp_env  # noqa: F401  (registers the envs)
 from autocomp_env import evaluation
 from autocomp_env.codemodel import OfflineCodeModel
 from autocomp_env.core import Generation
+from simulators import sandbox
 from simulators.result import ERROR_TYPES
 from simulators.trainium import TrainiumSimulator
+from simulators.trainium import simulator as trn_sim
+from simulators.trainium.kernels import parse_kernel
 
 KERNEL = "trainium/rmsnorm-128x512"
 TIMEOUT = 3.0  # hostile code only; honest code (with a schedule marker) gets the default
@@ -42,6 +46,15 @@ ESCAPE = (
 )
 LIBC = "np.ctypeslib.ctypes.CDLL(None)"  # native calls without `import ctypes`
 GUARD = {"forbidden_import"}  # what a stricter guard would answer instead
+# A kernel whose output is its input: wrong for rmsnorm, so only a faked check could pass it.
+COPY = (
+    "    out = nl.ndarray(a_tensor.shape, dtype=a_tensor.dtype, buffer=nl.shared_hbm)\n"
+    "    a = nl.load(a_tensor)\n"
+    "    nl.store(out, value=a)\n"
+    "    return out\n"
+)
+PATCH_ISCLOSE = "np.isclose = lambda a, b, **kw: np.ones(np.shape(a), bool)\n"
+GEN = "    def gen():\n        yield 1\n    g = gen()\n"
 
 
 def _body(*lines: str) -> str:
@@ -68,6 +81,27 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
     "builtins": (_body("__builtins__['open']('x')", "return a_tensor"), GUARD),
     "subclasses": (_body("().__class__.__bases__[0].__subclasses__()", "return a_tensor"), GUARD),
     "globals": (_body("globals()['np'] = None", "return a_tensor"), GUARD),
+    # Patching the numpy the runner checks with, or the functions the simulator computes timing with.
+    "patch_isclose": (PATCH_ISCLOSE + HDR + COPY, GUARD),
+    "patch_aliased": (HDR + "    m = np\n    m.prod = math.prod\n" + COPY, GUARD),
+    "delete_attr": (HDR + "    del nl.load\n" + COPY, GUARD),
+    # Frames of generators, coroutines and tracebacks lead to the runner's locals (nonce, spec) and builtins.
+    "gen_frame": (
+        HDR + "    def gen():\n        yield g.gi_frame.f_back.f_back.f_globals\n    g = gen()\n    next(g)\n" + COPY,
+        GUARD,
+    ),
+    "gen_code": (HDR + GEN + "    c = g.gi_code.co_consts\n" + COPY, GUARD),
+    "coroutine_frame": (HDR + "    async def co():\n        pass\n    f = co().cr_frame\n" + COPY, GUARD),
+    "traceback_frame": (
+        HDR
+        + "    try:\n        1 / 0\n    except ZeroDivisionError as e:\n        t = e.with_traceback(None)\n"
+        + COPY,
+        GUARD,
+    ),
+    "tb_frame": (HDR + "    def f(t):\n        return t.tb_frame.f_builtins\n" + COPY, GUARD),
+    "format_frame": (HDR + GEN + "    s = '{0.gi_frame.f_back.f_locals}'.format(g)\n" + COPY, GUARD),
+    "format_indirect": (HDR + GEN + "    t = '{0.gi_frame}'\n    s = t.format(g)\n" + COPY, GUARD),
+    "format_map": (HDR + GEN + "    s = '{g.gi_frame}'.format_map({'g': g})\n" + COPY, GUARD),
     "write_outside": (
         _body(*(f"np.savetxt({p!r}, np.zeros(2))" for p in OUTSIDE), "return a_tensor"),
         {"runtime_error", "wrong_output"} | GUARD,  # the home dir is a throwaway tmpfs under bubblewrap
@@ -159,6 +193,7 @@ def _assert_error(name: str, result) -> None:
 def test_simulator_contains_hostile_code(name, private_tmp, listener):
     r = TrainiumSimulator().run(_code(name, listener.getsockname()[1]), KERNEL, timeout=TIMEOUT)
     _assert_error(name, r)
+    assert r.sim_seconds > 0  # the env's simulator-seconds budget counts failures too
     _assert_contained(name, private_tmp, listener)
 
 
@@ -215,3 +250,119 @@ def test_env_penalizes_hostile_code_and_goes_on(private_tmp, listener, monkeypat
     _, reward, _, _, info = env.step(0)  # the offline model again: a normal, correct step
     assert info["correct"] and info["error_type"] is None and np.isfinite(reward)
     env.close()
+
+
+# -- correctness is judged on the host -------------------------------------------------------------------------------
+RMSNORM = open(os.path.join(os.path.dirname(trn_sim.__file__), "examples", "rmsnorm.py")).read()
+# Runs the real runner with the static guard switched off (as if a kernel had found a way past it), plus `extra`
+# (test code, standing for a runner the kernel took over), to show what still holds behind the guard.
+BOOT = """import sys
+root = sys.argv[1]
+sys.path[:0] = [root + "/simulators/trainium/shim", root]
+from simulators.trainium import guard, runner
+guard.scan = lambda source: None
+{extra}
+sys.exit(runner.main())
+"""
+
+
+def _unguarded(monkeypatch, extra: str = "") -> None:
+    real = sandbox.run
+
+    def run(argv, *, files=None, **kw):
+        assert argv[2] == trn_sim._RUNNER
+        files = {**(files or {}), "boot.py": BOOT.format(extra=extra)}
+        return real([argv[0], argv[1], "boot.py", *argv[3:]], files=files, **kw)
+
+    monkeypatch.setattr(trn_sim.sandbox, "run", run)
+    monkeypatch.setattr(trn_sim, "scan", lambda source: None)
+
+
+def test_unguarded_harness_runs_honest_code(monkeypatch):
+    _unguarded(monkeypatch)
+    r = TrainiumSimulator().run(RMSNORM, KERNEL)
+    assert r.correct and r.latency > 0, r.error
+
+
+def test_patched_numpy_in_the_runner_is_refused(monkeypatch):
+    _unguarded(monkeypatch)
+    r = TrainiumSimulator().run(PATCH_ISCLOSE + HDR + COPY, KERNEL, timeout=TIMEOUT)
+    assert not r.correct and r.error.type == "sandbox_violation" and "numpy.isclose" in r.error.message
+
+
+def test_patched_numpy_cannot_fake_correctness_even_unnoticed(monkeypatch):
+    # Without the runner's module check too, the host still compares the raw output with its own reference.
+    _unguarded(monkeypatch, "runner._altered = lambda snap: None")
+    r = TrainiumSimulator().run(PATCH_ISCLOSE + HDR + COPY, KERNEL, timeout=TIMEOUT)
+    assert not r.correct and r.error.type == "wrong_output" and "output mismatch" in r.error.message, r.error
+
+
+@pytest.mark.parametrize(
+    "latency, error",
+    [("float('nan')", "beyond_roofline"), ("1e-3", "beyond_roofline"), ("'fast'", "sandbox_violation")],
+)
+def test_forged_latency_is_refused(monkeypatch, latency, error):
+    _unguarded(monkeypatch, f"runner._profile = lambda sess: {{'latency_us': {latency}}}")
+    r = TrainiumSimulator().run(RMSNORM, KERNEL)
+    assert not r.correct and r.latency is None and r.error.type == error, r.error
+
+
+def _record(arr: np.ndarray, seed: int = 0) -> tuple[dict, dict]:
+    import hashlib
+
+    data = arr.tobytes()
+    rec = {"kind": "array", "dtype": arr.dtype.name, "shape": list(arr.shape), "nbytes": len(data)}
+    rec["sha256"] = hashlib.sha256(data).hexdigest()
+    return rec, {f"out{seed}-0.bin": data}
+
+
+def test_host_judge_compares_raw_outputs_with_its_own_reference():
+    spec = parse_kernel("trainium/rmsnorm-128x64")
+    args = spec.inputs(0)
+    good, files = _record(spec.reference(args))
+    assert trn_sim._judge(spec, 0, good, files) == (True, "")
+    ok, msg = trn_sim._judge(spec, 0, *_record(args[0]))  # output = input
+    assert not ok and "output mismatch" in msg
+    ok, msg = trn_sim._judge(spec, 0, *_record(spec.reference(args)[:64]))
+    assert not ok and "shape" in msg
+    assert not trn_sim._judge(spec, 0, {"kind": "none"}, {})[0]
+    assert "tuple" in trn_sim._judge(spec, 0, {"kind": "tuple"}, {})[1]
+    tampered = {k: b"\0" * len(v) for k, v in files.items()}
+    for rec, got in (
+        (good, tampered),
+        (good, {}),
+        ({**good, "nbytes": 4}, files),
+        ({"kind": "array"}, files),
+        (None, {}),
+    ):
+        with pytest.raises(trn_sim._Forged):
+            trn_sim._judge(spec, 0, rec, got)
+
+
+def test_latency_below_the_roofline_is_refused_on_the_cli_path(monkeypatch, tmp_path, capsys):
+    path = tmp_path / "rmsnorm.py"
+    path.write_text(RMSNORM)
+    assert trn_sim.main([str(path), "--kernel", KERNEL, "--json"]) == 0
+    honest = json.loads(capsys.readouterr().out)
+    assert honest["error"] is None and honest["latency_us"] > 0
+    monkeypatch.setattr(TrainiumSimulator, "roofline", lambda self, kernel: honest["latency_us"] * 2)
+    assert trn_sim.main([str(path), "--kernel", KERNEL, "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["error"]["type"] == "beyond_roofline" and d["latency_us"] is None
+
+
+# -- the simulator-seconds budget sees failures too ---------------------------------------------------------------------
+def test_failures_report_their_simulator_time():
+    sim = TrainiumSimulator()
+    r = sim.run(HDR + "    while True:\n        pass\n", KERNEL, timeout=2)
+    assert r.error.type == "timeout" and r.sim_seconds >= 2, r.sim_seconds
+    wrong = sim.run(HDR + COPY, KERNEL)
+    assert wrong.error.type == "wrong_output" and wrong.sim_seconds > 0.05  # a sandboxed run, not a lookup
+    for code, kernel, kind in (
+        (HDR + COPY, KERNEL, "wrong_output"),  # the cached failure
+        (PATCH_ISCLOSE + HDR + COPY, KERNEL, "forbidden_import"),
+        ("def (:", KERNEL, "compile_error"),
+        (HDR + COPY, "trainium/nope-1", "invalid_kernel"),
+    ):
+        r = sim.run(code, kernel)
+        assert r.error.type == kind and 0 < r.sim_seconds < wrong.sim_seconds, (kind, r.sim_seconds)
