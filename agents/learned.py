@@ -173,20 +173,17 @@ class LearnedPolicyAgent(Agent):
 
 
 def held_out_for(train_kernels: list[str], limit: int = 4) -> list[str]:
-    """Kernels with the same menu as `train_kernels` (the policy's action space) from the small suites,
-    excluding the training ones: the default evaluation set of `autocomp-env train`."""
+    """The default evaluation set of `autocomp-env train`: kernels of the small suites not trained on, of the
+    training kernels' families (other shapes), or if there are none, of any family with the same menu."""
     from autocomp_env import kernels as K
 
-    menus = {tuple(K.family_of(k).menu) for k in map(K.get_kernel, train_kernels)}
-    out: list[str] = []
-    for suite in K.SUITE_NAMES:
-        if not suite.endswith("-small"):
-            continue
-        for name in K.suite(suite):
-            k = K.get_kernel(name)
-            if tuple(K.family_of(k).menu) in menus and name not in train_kernels and name not in out:
-                out.append(name)
-    return out[:limit]
+    train = [K.get_kernel(k) for k in train_kernels]
+    names = dict.fromkeys(n for s in K.SUITE_NAMES if s.endswith("-small") for n in K.suite(s))
+    pool = [K.get_kernel(n) for n in names if n not in train_kernels]
+    families = {(k.target, k.family) for k in train}
+    menus = {tuple(K.family_of(k).menu) for k in train}
+    same_family = [k.name for k in pool if (k.target, k.family) in families]
+    return (same_family or [k.name for k in pool if tuple(K.family_of(k).menu) in menus])[:limit]
 
 
 def train_and_evaluate(
