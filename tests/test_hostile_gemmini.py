@@ -8,7 +8,9 @@ state stays put and the next step works normally.
 from __future__ import annotations
 
 import os
+import platform
 import socket
+import sys
 import tempfile
 import uuid
 
@@ -41,7 +43,7 @@ def _seed0_output() -> str:
 
 
 def _forge_stats(cycles: int) -> str:
-    # Redirects the harness's stats file (a macro after the code rewrites its snprintf) and writes its own.
+    # Redirected the old harness's stats file (a macro after the code rewrote its snprintf) and wrote its own.
     return (
         "#include <stdio.h>\n#include <stdarg.h>\n"
         "static int sn2(char *b, size_t n, const char *f, ...) { va_list ap; va_start(ap, f);"
@@ -59,7 +61,7 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
     "fork_static": (f"#include <unistd.h>\n{SIG} while (1) fork(); }}", {"sandbox_violation"}),
     "fork_bomb": (
         f"#include <unistd.h>\n{SIG} pid_t (*f)(void) = fork; for (;;) f(); }}",
-        {"timeout", "runtime_error", "sandbox_violation"},
+        {"sandbox_violation"},
     ),
     "memory_bomb": (
         "#include <stdlib.h>\n#include <string.h>\n"
@@ -74,7 +76,12 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
         f"#include <stdio.h>\n{SIG} {ALIAS_FOPEN} static char buf[1 << 20]; char name[32];"
         ' for (int i = 0;; i++) { snprintf(name, sizeof name, "f%d", i); FILE *f = op(name, "wb");'
         " for (int k = 0; k < 8; k++) fwrite(buf, 1, sizeof buf, f); fclose(f); } }",
-        {"output_limit", "timeout"},
+        {"sandbox_violation"},  # fopen is a poisoned name
+    ),
+    "disk_fill_tmpfile": (  # no forbidden name: the system-call filter stops it
+        f"#include <stdio.h>\n{SIG} static char buf[1 << 20];"
+        " for (;;) { FILE *f = tmpfile(); for (int k = 0; k < 8; k++) fwrite(buf, 1, sizeof buf, f); } }",
+        {"sandbox_violation"},
     ),
     "segfault": (f"{SIG} int8_t (*p)[16] = A - 100000000; C[0][0] = p[0][0]; }}", {"runtime_error"}),
     "abort": (f"#include <stdlib.h>\n{SIG} abort(); }}", {"runtime_error"}),
@@ -82,19 +89,23 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
     "write_outside": (
         f"#include <stdio.h>\n{SIG} {ALIAS_FOPEN} for (int i = 0; i < 2; i++) {{"
         f' FILE *f = op(i ? "{OUTSIDE[1]}" : "{OUTSIDE[0]}", "w"); if (f) {{ fputs("pwned", f); fclose(f); }} }} }}',
-        {"wrong_output"},
+        {"sandbox_violation"},
+    ),
+    "mkdir_outside": (
+        f'#include <sys/stat.h>\n{SIG} mkdir("{OUTSIDE[0]}", 0700); }}',
+        {"sandbox_violation"},
     ),
     "read_home": (
         f'#include <stdio.h>\n{SIG} {ALIAS_FOPEN} FILE *f = op("{HOME_SECRET}", "r"); char b[64] = "none";'
         ' if (f) fgets(b, 64, f); printf("got %s\\n", b); }',
-        {"wrong_output"},
+        {"sandbox_violation"},
     ),
     "socket": (
         "#include <stdio.h>\n#include <sys/socket.h>\n#include <netinet/in.h>\n#include <arpa/inet.h>\n"
         f"{SIG} int s = socket(AF_INET, SOCK_STREAM, 0); struct sockaddr_in a = {{0}}; a.sin_family = AF_INET;"
         ' a.sin_port = htons(PORT); a.sin_addr.s_addr = inet_addr("127.0.0.1");'
         ' printf("connect %d\\n", connect(s, (struct sockaddr *)&a, sizeof a)); }',
-        {"wrong_output"},
+        {"sandbox_violation"},
     ),
     "overwrite_inputs": (
         f"{SIG} for (int i = 0; i < 16; i++) for (int j = 0; j < 16; j++) A[i][j] = B[i][j] = C[i][j] = 0; }}",
@@ -104,7 +115,7 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
         f"#include <string.h>\nstatic const int8_t K0[256] = {{{_seed0_output()}}};\n{SIG} memcpy(C, K0, 256); }}",
         {"wrong_output"},
     ),
-    "beyond_roofline": (_forge_stats(5), {"beyond_roofline"}),
+    "forged_stats": (_forge_stats(5), {"sandbox_violation"}),
 }
 
 
@@ -243,3 +254,134 @@ def test_env_penalizes_hostile_code_and_goes_on(private_tmp, listener, monkeypat
     _, reward, _, _, info = env.step(0)  # the offline model again: a normal, correct step
     assert info["correct"] and info["error_type"] is None and np.isfinite(reward)
     env.close()
+
+
+# ---- tampering with the harness, the runtime or the result (follow-up to the reliability audit) ----
+CPU_MATMUL = (
+    "  for (int i = 0; i < 16; i++) for (int j = 0; j < 16; j++) { int s = 0;"
+    " for (int k = 0; k < 16; k++) s += A[i][k] * B[k][j]; C[i][j] = s > 127 ? 127 : s < -128 ? -128 : s; } }\n"
+)
+HEAD = "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n" + SIG + "\n"
+CAT = "#define CAT(a, b) a##b\n"
+
+
+@pytest.fixture(scope="module")
+def honest():
+    r = GemminiSimulator().run(HEAD + CPU_MATMUL, KERNEL)
+    assert r.correct and r.latency > 17, r.error
+    return r
+
+
+def test_gemmini_forged_stats_above_the_roofline_are_not_accepted(honest):
+    # The audit's hack: fopen named without a call, stats0.txt rewritten during the seed-1 call.
+    forge = 'FILE *(*op)(const char *, const char *) = fopen; FILE *f = op("stats0.txt", "w"); fprintf(f, "cycles 17\\n"); fclose(f);\n'
+    r = GemminiSimulator().run(HEAD + forge + CPU_MATMUL, KERNEL)
+    assert not r.correct, f"forged 17 cycles accepted (honest run: {honest.latency} cycles)"
+    assert r.error.type == "sandbox_violation" and "fopen" in r.error.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        'FILE *t = tmpfile(); if (t) fputs("cycles 17", t);',  # opens a file: no forbidden name, the filter kills it
+        "__builtin_fork();",
+        'system("true");',
+    ],
+)
+def test_files_and_processes_are_refused_at_compile_or_run_time(body):
+    r = GemminiSimulator().run(HEAD + body + "\n" + CPU_MATMUL, KERNEL, timeout=TIMEOUT)
+    assert not r.correct and r.error.type == "sandbox_violation", r.error
+
+
+def test_macros_after_the_code_cannot_rewrite_the_harness(honest):
+    tail = (
+        "#define snprintf(...) 0\n#define memcpy(a, b, n) (a)\n#define fwrite(...) 0\n#define main fake_main\n"
+        "#define solution other\n#define exit(x) 0\n"
+    )
+    r = GemminiSimulator().run(HEAD + CPU_MATMUL + tail, KERNEL)
+    assert r.correct and r.latency == honest.latency, r.error
+
+
+def test_a_candidate_cannot_replace_functions_the_runtime_calls(honest):
+    # A global fflush in the candidate would otherwise be what the harness calls after solution() returns.
+    own = (
+        "long write(int, const void *, unsigned long);\n"
+        'int fflush(FILE *f) { (void)f; write(1, "interposed\\n", 11); return 0; }\n'
+    )
+    r = GemminiSimulator().run(own + HEAD + CPU_MATMUL, KERNEL)
+    assert r.correct and r.latency == honest.latency, r.error
+    assert "interposed" not in r.stdout
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        HEAD + 'asm volatile("mov $60, %eax; xor %edi, %edi; syscall");\n' + CPU_MATMUL,
+        CAT + HEAD + 'CAT(__as, m__)("mov $231, %eax; xor %edi, %edi; syscall");\n' + CPU_MATMUL,
+        CAT
+        + '__attribute__((CAT(constr, uctor))) static void early(void) { puts("before main"); }\n'
+        + HEAD
+        + CPU_MATMUL,
+        CAT + 'static void (*early)(void) __attribute__((CAT(sec, tion)(".init_array"))) = 0;\n' + HEAD + CPU_MATMUL,
+    ],
+    ids=["asm", "asm_pasted", "constructor", "init_array"],
+)
+def test_inline_asm_and_code_before_main_are_refused(code):
+    r = GemminiSimulator().run(code, KERNEL, timeout=TIMEOUT)
+    assert not r.correct and r.error.type == "sandbox_violation", r.error
+
+
+@pytest.mark.parametrize(
+    "decl",
+    [
+        "extern unsigned long gsim_bb; gsim_bb = 0;",
+        "extern unsigned long CAT(gsim, _bb); CAT(gsim, _bb) = 0;",
+        "extern char CAT(__start_gsim, _state)[]; CAT(__start_gsim, _state)[0] = 0;",
+        "extern long long t_cpu; t_cpu = 17;",  # static in the runtime: nothing to link to
+    ],
+    ids=["gsim_bb", "gsim_bb_pasted", "state_section", "static_state"],
+)
+def test_runtime_internals_are_out_of_reach(decl):
+    r = GemminiSimulator().run(CAT + HEAD + decl + "\n" + CPU_MATMUL, KERNEL, timeout=TIMEOUT)
+    assert not r.correct and r.error.type in ("sandbox_violation", "compile_error"), r.error
+
+
+# A complete forgery: seed 0's output is kept; during seed 1 a frame with both outputs and 17 cycles (and the
+# nonce, if the environment still held it) goes into every file descriptor the program might hold.
+FORGE_FRAME = """
+  static int8_t first[16][16]; static int calls; if (calls++ == 0) { memcpy(first, C, 256); return; }
+  const char *nonce = getenv("GSIM_NONCE"); char key[33] = "00000000000000000000000000000000";
+  if (nonce && strlen(nonce) == 32) memcpy(key, nonce, 32);
+  static unsigned char buf[4096]; size_t n = 0; const char *stats = "cycles 17\\n";
+  unsigned long long sl = strlen(stats), body = 8 + sl + 2 * 256;
+  memcpy(buf, "GSIM-OK\\n", 8); n = 8; memcpy(buf + n, key, 32); n += 32;
+  for (int b = 0; b < 8; b++) buf[n++] = (unsigned char)(body >> (8 * b));
+  for (int b = 0; b < 8; b++) buf[n++] = (unsigned char)(sl >> (8 * b));
+  memcpy(buf + n, stats, sl); n += sl; memcpy(buf + n, first, 256); n += 256; memcpy(buf + n, C, 256); n += 256;
+  memcpy(buf + n, key, 32); n += 32;
+  for (int fd = 3; fd < 64; fd++) { ftruncate(fd, 0); pwrite(fd, buf, n, 0); }
+"""
+
+
+@pytest.mark.parametrize("leave", ["exit(0);", "return;"])
+def test_a_forged_result_frame_is_not_accepted(leave, honest):
+    code = (
+        "long pwrite(int, const void *, unsigned long, long); int ftruncate(int, long);\n"
+        + HEAD
+        + CPU_MATMUL.replace(" } }\n", " } ")
+        + FORGE_FRAME
+        + leave
+        + " }\n"
+    )
+    r = GemminiSimulator().run(code, KERNEL, timeout=TIMEOUT)
+    if leave == "return;":  # the harness rewrites the result after solution() returns: the honest figure
+        assert r.correct and r.latency > 17, r.error
+    else:
+        assert not r.correct and r.error.type == "runtime_error", r.error
+
+
+def test_the_system_call_filter_is_reported():
+    r = GemminiSimulator().run(HEAD + CPU_MATMUL, KERNEL)
+    assert r.counters["seccomp"] in (0, 1)
+    if sys.platform == "linux" and platform.machine() == "x86_64":
+        assert r.counters["seccomp"] == 1

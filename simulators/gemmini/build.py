@@ -17,7 +17,7 @@ from pathlib import Path
 from .config import GemminiConfig
 
 CSRC = Path(__file__).parent / "csrc"
-_SOURCES = ("gemmini.h", "runtime.c", "loops.inc", "library.inc")
+_SOURCES = ("gemmini.h", "runtime.c", "guard.inc", "loops.inc", "library.inc")
 # Names under which candidates may include the header (gemmini-rocc-tests layouts).
 _HEADER_ALIASES = tuple(
     f"{d}{n}" for d in ("", "include/") for n in ("gemmini.h", "gemmini_testutils.h", "gemmini_params.h")
@@ -57,7 +57,7 @@ def build_runtime(config: GemminiConfig) -> Path:
         params = params_header(config)
         (inc / "gsim_params.h").write_text(params)
         (inc / "include" / "gsim_params.h").write_text(params)
-        for name in ("runtime.c", "loops.inc", "library.inc"):
+        for name in ("runtime.c", "guard.inc", "loops.inc", "library.inc"):
             shutil.copyfile(CSRC / name, tmp / name)
         cmd = ["gcc", "-O3", "-std=gnu11", "-fno-strict-aliasing", "-I", str(inc), "-c", "runtime.c", "-o", "runtime.o"]
         subprocess.run(cmd, cwd=tmp, check=True, capture_output=True, text=True)

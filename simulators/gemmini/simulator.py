@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 import shutil
 import time
 from dataclasses import replace
@@ -22,6 +23,7 @@ _COMPILE_FAILED = 97
 # with ASLR, so cycles would not be reproducible without it.
 _NO_ASLR = "setarch -R " if shutil.which("setarch") else ""
 _OBJDUMP = shutil.which("objdump") is not None
+_OBJCOPY = shutil.which("objcopy") is not None
 _SIM_ERROR = 3
 # Candidate code may not reach the simulator's internals, files, processes or raw syscalls. This stops
 # accidents and casual score hacks; the sandbox, not this check, is what protects the host.
@@ -55,40 +57,125 @@ def _entry_alias(code: str) -> str:
     return f"#define {names.pop()} solution"
 
 
-def harness_source(spec: KernelSpec, code: str) -> str:
-    """The translation unit the candidate is compiled in: arrays, macros, the code, then main()."""
-    lines = ['#include "gemmini.h"']
+# Poisoned after the headers, before the candidate's code: any later use of these identifiers is a compile error
+# (gemmini.h's macros, defined earlier, may still expand to the runtime's names). Files, processes, raw system
+# calls, code that runs before main() or outside the counted path, symbol aliases, and the runtime's own names.
+_POISONED = (
+    "fopen fopen64 freopen fdopen open open64 openat openat2 creat creat64 tmpnam mkstemp syscall fork vfork "
+    "clone clone3 system popen dlopen dlmopen dlsym dlvsym mmap mmap64 mremap mprotect munmap execl execle execlp "
+    "execv execve execvp execvpe fexecve __builtin_fork __builtin_execl __builtin_execle __builtin_execlp "
+    "__builtin_execv __builtin_execve __builtin_execvp posix_spawn posix_spawnp socket socketpair connect bind ptrace prctl "
+    "seccomp kill asm __asm __asm__ constructor __constructor__ destructor __destructor__ section __section__ "
+    "ifunc __ifunc__ alias __alias__ weakref __weakref__ symver __symver__ no_sanitize_coverage "
+    "__no_sanitize_coverage__ no_instrument_function __no_instrument_function__ __sanitizer_cov_trace_pc "
+    "__start_gsim_state __stop_gsim_state __etext _end gsim_init gsim_reset gsim_seal gsim_stats gsim_finish "
+    "gsim_commit gsim_bb gsim_insns gsim_config_ex gsim_config_ld gsim_config_st gsim_mvin gsim_mvout gsim_preload "
+    "gsim_compute gsim_config gsim_fence gsim_flush gsim_unsupported gsim_read_cycles gsim_loop_ws "
+    "gsim_loop_conv_ws gsim_tiled_matmul_auto gsim_tiled_conv_auto gsim_f2b"
+)
+# Headers a candidate may include again after the poison (their guards make that a no-op).
+_PRE_INCLUDED = (
+    "assert.h",
+    "float.h",
+    "limits.h",
+    "stdarg.h",
+    "stdbool.h",
+    "stddef.h",
+    "stdint.h",
+    "stdio.h",
+    "stdlib.h",
+    "string.h",
+    "math.h",
+)
+# Global symbols of the candidate's object that stay global; every other one it defines becomes local, so it
+# cannot replace a function the runtime or harness calls (a candidate's own `fprintf` or `pwrite`).
+KEPT_GLOBAL = ("solution", "add_matrix", "negate_matrix")
+
+
+def solution_source(spec: KernelSpec, code: str) -> str:
+    """The candidate's translation unit: headers, kernel macros, the arrays (defined in the harness), the
+    poison list, then the code."""
+    lines = ['#include "gemmini.h"'] + [f"#include <{h}>" for h in _PRE_INCLUDED]
     lines += [f"#define {k} {v}" for k, v in spec.defines().items()]
     for a in spec.arrays:
         dims = "".join(f"[{s}]" for s in a.shape)
-        lines.append(f"static {a.ctype} {a.name}{dims} __attribute__((aligned(64)));")
+        lines.append(f"extern {a.ctype} {a.name}{dims} __attribute__((aligned(64)));")
     lines.append(f"{spec.signature()};")
+    lines.append(f"#pragma GCC poison {_POISONED}")
     lines.append(_entry_alias(code))
     lines.append('#line 1 "solution.c"')
     lines.append(code)
-    lines.append('#line 1 "harness.c"')
-    lines.append("void gsim_init(void *); void gsim_reset(void); void gsim_finish(const char *);")
-    lines.append(
-        "static void gsim_io_(const char *fmt, int s, const char *nm, void *p, size_t n, int wr) {"
-        " char path[128]; snprintf(path, sizeof path, fmt, s, nm);"
-        ' FILE *f = fopen(path, wr ? "wb" : "rb"); if (!f) { perror(path); exit(4); }'
-        " size_t k = wr ? fwrite(p, 1, n, f) : fread(p, 1, n, f); fclose(f); if (k != n) exit(4); }"
-    )
-    lines.append("int main(int argc, char **argv) {")
-    lines.append("  char probe; gsim_init(&probe); int seeds = argc > 1 ? atoi(argv[1]) : 1;")
-    lines.append("  for (int s = 0; s < seeds; s++) {")
-    for a in spec.arrays:
-        lines.append(f'    gsim_io_("in%d_%s.bin", s, "{a.name}", {a.name}, sizeof {a.name}, 0);')
-    lines.append("    gsim_reset();")
-    lines.append(f"    solution({', '.join(a.name for a in spec.arrays)});")
-    lines.append('    { char st[32]; snprintf(st, sizeof st, "stats%d.txt", s); gsim_finish(st); }')
-    for a in spec.arrays:
-        if a.role != "in":
-            lines.append(f'    gsim_io_("out%d_%s.bin", s, "{a.name}", {a.name}, sizeof {a.name}, 1);')
-    lines.append("  }")
-    lines.append("  return 0;")
-    lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def harness_main_source(spec: KernelSpec) -> str:
+    """The harness's own translation unit (no candidate macro can reach it): the arrays and main().
+
+    main reads every seed's inputs, opens the result channel and seals the process (guard.inc) before any
+    candidate code runs, then per seed: inputs in, solution(), stats and outputs into a buffer; last, one
+    framed write of that buffer. Run by hand (no GSIM_NONCE), it writes stats0.txt instead."""
+    lines = ['#include "gemmini.h"']
+    for a in spec.arrays:
+        dims = "".join(f"[{s}]" for s in a.shape)
+        lines.append(f"{a.ctype} {a.name}{dims} __attribute__((aligned(64)));")
+    lines.append(f"{spec.signature()};")
+    lines.append(
+        "void gsim_init(void *); void gsim_reset(void); int gsim_seal(void); size_t gsim_stats(char *, size_t);"
+        " void gsim_finish(const char *); void gsim_commit(const void *, size_t);"
+    )
+    names = [a.name for a in spec.arrays]
+    outs = [int(a.role != "in") for a in spec.arrays]
+    lines.append("int main(int argc, char **argv) {")
+    lines.append(f"  enum {{ NA = {len(names)} }};")
+    lines.append(f"  void *arr[NA] = {{{', '.join(names)}}};")
+    lines.append(f"  const size_t len[NA] = {{{', '.join(f'sizeof {n}' for n in names)}}};")
+    lines.append(f"  const char *nm[NA] = {{{', '.join(f'{chr(34)}{n}{chr(34)}' for n in names)}}};")
+    lines.append(f"  const int is_out[NA] = {{{', '.join(map(str, outs))}}};")
+    lines.append(
+        """  char probe; int seeds = argc > 1 ? atoi(argv[1]) : 1;
+  size_t per = 0, per_out = 0;
+  for (int i = 0; i < NA; i++) { per += len[i]; per_out += is_out[i] ? len[i] : 0; }
+  unsigned char *in = malloc(per * seeds), *res = malloc(8192 + per_out * seeds);
+  if (!in || !res) { fputs("harness: out of memory", stderr); return 4; }
+  for (int s = 0, off = 0; s < seeds; s++)
+    for (int i = 0; i < NA; off += len[i], i++) {
+      char path[128]; snprintf(path, sizeof path, "in%d_%s.bin", s, nm[i]);
+      FILE *f = fopen(path, "rb");
+      if (!f || fread(in + off, 1, len[i], f) != len[i]) { perror(path); return 4; }
+      fclose(f);
+    }
+  gsim_init(&probe);
+  gsim_seal();
+  size_t n = 8, stats_len = 0; /* payload: 8-byte stats length, the stats of seed 0, every seed's outputs */
+  for (int s = 0; s < seeds; s++) {
+    for (int i = 0, off = 0; i < NA; off += len[i], i++) memcpy(arr[i], in + s * per + off, len[i]);
+    gsim_reset();"""
+    )
+    lines.append(f"    solution({', '.join(names)});")
+    lines.append(
+        """    char scratch[4096];
+    size_t k = gsim_stats(s == 0 ? (char *)res + 8 : scratch, 4096);
+    if (s == 0) { for (int b = 0; b < 8; b++) res[b] = (unsigned char)((uint64_t)k >> (8 * b)); n += k; stats_len = k; }
+    for (int i = 0; i < NA; i++) if (is_out[i]) { memcpy(res + n, arr[i], len[i]); n += len[i]; }
+  }
+  gsim_commit(res, n);
+  FILE *f = fopen("stats0.txt", "wb"); /* run by hand */
+  if (f) { fwrite(res + 8, 1, stats_len, f); fclose(f); }
+  return 0;
+}"""
+    )
+    return "\n".join(lines) + "\n"
+
+
+def harness_files(spec: KernelSpec, code: str) -> dict[str, str]:
+    """The two translation units one evaluation compiles: solution.c (the candidate's) and harness.c."""
+    return {"solution.c": solution_source(spec, code), "harness.c": harness_main_source(spec)}
+
+
+def harness_source(spec: KernelSpec, code: str) -> str:
+    """Both units as one file, harness first (for benchmarks that compile without objcopy; the simulator
+    compiles them separately)."""
+    return harness_main_source(spec) + solution_source(spec, code)
 
 
 def _strip_comments(code: str) -> str:
@@ -114,7 +201,7 @@ class GemminiSimulator:
     1024.0
     """
 
-    version = "gemmini-4"
+    version = "gemmini-5"
 
     def __init__(self, config: GemminiConfig | None = None):
         self.config = config
@@ -158,35 +245,47 @@ class GemminiSimulator:
             )
         config = _config_for(spec, self.config)
         root = build_runtime(config)
-        files: dict[str, bytes | str] = {"harness.c": harness_source(spec, code)}
+        files: dict[str, bytes | str] = dict(harness_files(spec, code))
         cases = [case(spec, s) for s in seeds]
         inputs = [c[0] for c in cases]
         for si, inp in enumerate(inputs):
             for a in spec.arrays:
                 files[f"in{si}_{a.name}.bin"] = np.ascontiguousarray(inp[a.name], dtype=a.dtype).tobytes()
         outs = [a for a in spec.arrays if a.role != "in"]
-        read_back = ("cc.txt", "gsim_error.txt", "stats0.txt") + tuple(
-            f"out{si}_{a.name}.bin" for si in range(len(seeds)) for a in outs
-        )
+        flags = "-O1 -std=gnu11 -fno-strict-aliasing -w -Werror=implicit-function-declaration -fmax-errors=5"
+        keep = " ".join(f"-G {n}" for n in KEPT_GLOBAL)
+        localize = f"objcopy {keep} solution.o 2>> cc.txt || exit {_COMPILE_FAILED}; " if _OBJCOPY else ""
         cc = (
-            f"gcc -O1 -std=gnu11 -fno-strict-aliasing -w -Werror=implicit-function-declaration -fmax-errors=5 "
-            f"-fsanitize-coverage=trace-pc -I {root}/include harness.c {root}/libgsim.a -lm -o sim"
+            f"gcc -c {flags} -fsanitize-coverage=trace-pc -I {root}/include solution.c -o solution.o 2> cc.txt"
+            f" || exit {_COMPILE_FAILED}; {localize}"
+            f"gcc {flags} -I {root}/include harness.c solution.o {root}/libgsim.a -lm -Wl,-z,relro,-z,now -o sim"
+            f" 2>> cc.txt || exit {_COMPILE_FAILED}; "
         )
         # The disassembly gives each basic block's length, so the candidate's CPU work is charged per instruction.
         dis = "objdump -d --no-show-raw-insn sim > dis.txt 2> /dev/null; " if _OBJDUMP else ""
-        script = f"{cc} 2> cc.txt || exit {_COMPILE_FAILED}; {dis}exec {_NO_ASLR}./sim {len(seeds)}"
+        script = f"{cc}{dis}exec {_NO_ASLR}./sim {len(seeds)}"
         limits = sandbox.Limits(wall_seconds=timeout, cpu_seconds=max(1, math.ceil(timeout)))
+        nonce = secrets.token_hex(16)
         out = sandbox.run(
-            ["/bin/sh", "-c", script], files=files, limits=limits, read_back=read_back, ro_paths=(str(root),)
+            ["/bin/sh", "-c", script],
+            files=files,
+            limits=limits,
+            read_back=("cc.txt", "result.bin"),
+            ro_paths=(str(root),),
+            env={"GSIM_NONCE": nonce},
         )
         stdout = out.stdout[-4000:]
         if out.timed_out or out.signal in (24,):  # SIGXCPU: the CPU-time limit
             return SimResult.failure(UNIT, "timeout", f"no result within {timeout:g} s (compile + run)")
         if out.returncode == _COMPILE_FAILED:
             return _compile_error(out.files.get("cc.txt", b"").decode("utf-8", "replace"))
-        err = out.files.get("gsim_error.txt")
-        if err is not None:
-            parts = err.decode("utf-8", "replace").split("\n", 3)
+        if out.signal == 31:  # SIGSYS: the seccomp filter killed a forbidden system call
+            return SimResult.failure(
+                UNIT, "sandbox_violation", "the program made a forbidden system call (files, processes, sockets)"
+            )
+        kind, payload = _unframe(out.files.get("result.bin", b""), nonce.encode())
+        if kind == "error":
+            parts = payload.decode("utf-8", "replace").split("\n", 3)
             etype, instr, line, msg = (parts + ["", "", "", ""])[:4]
             return SimResult(
                 correct=False,
@@ -202,17 +301,24 @@ class GemminiSimulator:
         if out.returncode != 0:
             detail = out.stderr.strip()[-500:]
             return SimResult.failure(UNIT, "runtime_error", f"the program exited with status {out.returncode} {detail}")
+        if kind != "ok":
+            return SimResult.failure(
+                UNIT, "runtime_error", "the program ended before the harness wrote its result (exit() in the code?)"
+            )
+        stats_len = int.from_bytes(payload[:8], "little")
+        stats, pos = payload[8 : 8 + stats_len], 8 + stats_len
+        if len(payload) != pos + len(seeds) * sum(a.size * a.dtype.itemsize for a in outs):
+            return SimResult.failure(UNIT, "runtime_error", "the harness's result has the wrong size")
         for si in range(len(seeds)):
             expected = cases[si][1]
             for a in outs:
-                raw = out.files.get(f"out{si}_{a.name}.bin")
-                if raw is None or len(raw) != a.size * a.dtype.itemsize:
-                    return SimResult.failure(UNIT, "runtime_error", f"output {a.name} was not written back")
-                got = np.frombuffer(raw, dtype=a.dtype).reshape(a.shape)
+                n = a.size * a.dtype.itemsize
+                got = np.frombuffer(payload[pos : pos + n], dtype=a.dtype).reshape(a.shape)
+                pos += n
                 msg = _compare(spec, a.name, got, expected[a.name], seeds[si])
                 if msg:
                     return SimResult(False, None, UNIT, error=_sim_error("wrong_output", msg), stdout=stdout)
-        counters = _parse_stats(out.files.get("stats0.txt", b""))
+        counters = _parse_stats(stats)
         cycles = float(counters.get("cycles", 0))
         roof = spec.macs / float(config.dim**2)
         if cycles < roof:
@@ -242,7 +348,14 @@ def _sim_error(etype: str, msg: str, line: str | int | None = None, instr: str |
     return SimError(etype or "runtime_error", msg, line=num(line), instruction=num(instr))
 
 
+_POISON_ERR = re.compile(r'(?:solution\.c:(\d+):)?[^\n]*attempt to use poisoned "(\w+)"')
+
+
 def _compile_error(text: str) -> SimResult:
+    p = _POISON_ERR.search(text)
+    if p:  # a forbidden name reached the compiler (through a macro, a header or a function pointer)
+        line = int(p.group(1)) if p.group(1) else None
+        return SimResult.failure(UNIT, "sandbox_violation", f"candidate code may not use {p.group(2)}", line=line)
     m = _GCC_ERR.search(text)
     if m:
         return SimResult.failure(UNIT, "compile_error", text.strip()[-2000:], line=int(m.group(1)))
@@ -266,6 +379,19 @@ def _compare(spec: KernelSpec, name: str, got: np.ndarray, want: np.ndarray, see
         f"{name}{where} = {g[idx]!r} but the reference is {w[idx]!r} "
         f"({int(bad.sum())} of {bad.size} elements differ, seed {seed})"
     )
+
+
+def _unframe(raw: bytes, nonce: bytes) -> tuple[str, bytes]:
+    """("ok" | "error", payload) from the harness's framed result.bin, or ("", b"") when it is missing or not
+    framed with this run's nonce (the candidate wrote it, or exited before the harness could)."""
+    head = 8 + len(nonce) + 8
+    if len(raw) < head + len(nonce) or raw[8 : 8 + len(nonce)] != nonce or not raw.endswith(nonce):
+        return "", b""
+    n = int.from_bytes(raw[8 + len(nonce) : head], "little")
+    if len(raw) != head + n + len(nonce):
+        return "", b""
+    kind = {b"GSIM-OK\n": "ok", b"GSIM-ER\n": "error"}.get(raw[:8], "")
+    return kind, raw[head : head + n]
 
 
 def _parse_stats(raw: bytes) -> dict[str, int]:

@@ -45,7 +45,7 @@ static GS uint64_t last_fence_instr, mvouts_since_fence;
 static GS uint64_t n_instr;
 static GS int cur_line;
 static GS int src_kind = SRC_CPU;
-GS uint64_t gsim_bb; /* basic blocks executed by candidate code (gcc -fsanitize-coverage=trace-pc) */
+static GS uint64_t gsim_bb; /* basic blocks executed by candidate code (gcc -fsanitize-coverage=trace-pc) */
 static GS uint64_t bb_seen;
 /* Instructions per basic block of the candidate, read from its disassembly (dis.txt, made after linking):
  * an open-addressing table from the block's start (the trace call's return address) to its length. */
@@ -82,6 +82,8 @@ static GS struct {
   uint64_t fsm_instr, macs_issued, bb, insns;
 } ctr;
 
+#include "guard.inc"
+
 /* ---------------- errors ---------------- */
 __attribute__((noreturn, format(printf, 2, 3))) static void fail(const char *type, const char *fmt, ...) {
   char msg[1024];
@@ -89,6 +91,11 @@ __attribute__((noreturn, format(printf, 2, 3))) static void fail(const char *typ
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (chan_fd >= 0) {
+    char rec[1200];
+    int k = snprintf(rec, sizeof rec, "%s\n%llu\n%d\n%s\n", type, (unsigned long long)n_instr, cur_line, msg);
+    chan_commit("GSIM-ER\n", rec, k < 0 ? 0 : (size_t)k < sizeof rec ? (size_t)k : sizeof rec - 1);
+  }
   FILE *f = fopen("gsim_error.txt", "w");
   if (f) {
     fprintf(f, "%s\n%llu\n%d\n%s\n", type, (unsigned long long)n_instr, cur_line, msg);
@@ -855,6 +862,7 @@ void gsim_reset(void) {
 
 void gsim_init(void *stack_probe) {
   fesetround(FE_TONEAREST);
+  chan_open();
   load_block_sizes("dis.txt");
   spad = calloc((size_t)GSIM_SP_ROWS * DIM, sizeof(elem_t));
   acc = calloc((size_t)GSIM_ACC_ROWS * DIM, sizeof(acc_t));
@@ -871,16 +879,20 @@ void gsim_init(void *stack_probe) {
   gsim_reset();
 }
 
-/* The harness calls this after the solution returns: a final fence, then the figures. */
-void gsim_finish(const char *path) {
+/* The harness calls this after each seed's solution returns: a final fence (it also writes pending OS
+ * results), then the figures as "name value" lines into buf. Returns the length written. */
+size_t gsim_stats(char *buf, size_t cap) {
   sync_cpu();
   gsim_fence(0);
-  FILE *f = fopen(path, "w");
-  if (!f) fail("runtime_error", "cannot write %s", path);
   uint64_t sp_touched = 0, acc_touched = 0;
   for (int i = 0; i < GSIM_SP_ROWS; i++) sp_touched += touch[0][i];
   for (int i = 0; i < GSIM_ACC_ROWS; i++) acc_touched += touch[1][i];
-#define P(k, v) fprintf(f, "%s %llu\n", k, (unsigned long long)(v))
+  size_t n = 0;
+#define P(k, v) \
+  do { \
+    int w_ = snprintf(buf + n, cap - n, "%s %llu\n", k, (unsigned long long)(v)); \
+    if (w_ > 0 && (size_t)w_ < cap - n) n += (size_t)w_; \
+  } while (0)
   P("cycles", t_cpu); P("instructions", n_instr); P("fsm_instructions", ctr.fsm_instr);
   P("n_mvin", ctr.n_mvin); P("n_mvout", ctr.n_mvout); P("n_preload", ctr.n_preload); P("n_compute", ctr.n_compute);
   P("n_config", ctr.n_config); P("n_fence", ctr.n_fence); P("n_loop_ws", ctr.n_loop_ws); P("n_loop_conv_ws", ctr.n_loop_conv);
@@ -893,6 +905,23 @@ void gsim_finish(const char *path) {
   P("stall_dma_window", ctr.window_stall); P("bank_conflict_cycles", ctr.bank_conflict);
   P("spad_rows_touched", sp_touched); P("acc_rows_touched", acc_touched);
   P("cpu_basic_blocks", ctr.bb); P("cpu_instructions", bb_key ? ctr.insns : 0); P("macs_issued", ctr.macs_issued);
+  P("seccomp", sealed);
 #undef P
+  return n;
+}
+
+/* Hand-run programs (tests, benchmarks): the stats into a file. */
+void gsim_finish(const char *path) {
+  char buf[4096];
+  size_t n = gsim_stats(buf, sizeof buf);
+  FILE *f = fopen(path, "w");
+  if (!f) fail("runtime_error", "cannot write %s", path);
+  fwrite(buf, 1, n, f);
   fclose(f);
+}
+
+/* The harness's last call: the stats and outputs through the result channel (see guard.inc), then exit.
+ * Returns (having done nothing) only when no channel is open, i.e. when run by hand. */
+void gsim_commit(const void *payload, size_t n) {
+  if (chan_fd >= 0) chan_commit("GSIM-OK\n", payload, n);
 }
