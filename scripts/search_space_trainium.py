@@ -32,6 +32,19 @@ def key(s: dict) -> str:
     return json.dumps(s, sort_keys=True)
 
 
+def timed(sim, code: str, kernel: str, log) -> float:
+    """Timing-only latency, or inf (logged) when the simulator reports or raises an error."""
+    try:
+        r = sim.run(code, kernel, mode="timing")
+    except Exception as e:  # a simulator bug must not end a long search
+        log(f"  simulator raised {type(e).__name__}: {e}")
+        return float("inf")
+    if r.latency is None:
+        log(f"  failed: {r.error}")
+        return float("inf")
+    return r.latency
+
+
 def beam_search(fam, kernel, sim, beam_width: int, steps: int, log) -> tuple[dict, dict[str, float]]:
     """Returns (naive schedule, {schedule json: latency}) of everything timed."""
     seen: dict[str, float] = {}
@@ -39,10 +52,7 @@ def beam_search(fam, kernel, sim, beam_width: int, steps: int, log) -> tuple[dic
     def latency(s: dict) -> float:
         k = key(s)
         if k not in seen:
-            r = sim.run(fam.emit(kernel, s), kernel.name, mode="timing")
-            seen[k] = r.latency if r.latency is not None else float("inf")
-            if r.latency is None:
-                log(f"  failed: {s} {r.error}")
+            seen[k] = timed(sim, fam.emit(kernel, s), kernel.name, log)
         return seen[k]
 
     t0 = time.time()
@@ -98,13 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         for k, _ in ranked:
             s = fam.fit(kernel, json.loads(k))
             if key(s) not in full:
-                r = sim.run(fam.emit(kernel, s), kernel.name, mode="timing")
-                full[key(s)] = r.latency if r.latency is not None else float("inf")
+                full[key(s)] = timed(sim, fam.emit(kernel, s), kernel.name, log)
                 log(f"  full size: {full[key(s)]:.1f} us  {key(s)}")
             if len(full) == args.top:
                 break
-        naive_full = sim.run(fam.emit(kernel, fam.naive_schedule(kernel)), kernel.name, mode="timing").latency
-        naive_full = naive_full if naive_full is not None else float("inf")
+        naive_full = timed(sim, fam.emit(kernel, fam.naive_schedule(kernel)), kernel.name, log)
         best_key, best_lat = min(full.items(), key=lambda kv: kv[1])
     else:
         naive_full = seen[key(naive)]
