@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from autocomp_env.core import Kernel
-from autocomp_env.families.base import Family, Transform, read_schedule, register, schedule_comment
+from autocomp_env.families.base import Family, Transform, register, schedule_comment
 from autocomp_env.menus import TRAINIUM
 
 P = 128  # partitions; also the stationary free size and the contraction tile
@@ -76,7 +76,7 @@ def parse_dims(shape: str, n: int, suffix: str | None, family: str) -> tuple[int
         body = body[: -len(suffix) - 1]
     parts = body.split("x")
     if len(parts) != n or not all(p.isdigit() and int(p) > 0 for p in parts):
-        want = "x".join("N" * 1 for _ in range(n))
+        want = "x".join(["N"] * n)
         raise ValueError(f"bad {family} shape {shape!r}: expected {n} positive integers like {want}")
     return tuple(int(p) for p in parts)
 
@@ -183,7 +183,7 @@ def parse_plan_items(text: str, allowed: set[int]) -> list[tuple[int, dict[str, 
 # --- fault injection ---------------------------------------------------------------------------------------------
 def inject_from(code: str, faults: list[tuple[str, str, str]], rng: np.random.Generator) -> tuple[str, str]:
     """Apply one of `faults` = [(regex, replacement, description)] that matches `code` (chosen by rng)."""
-    body = "\n".join(line for line in code.splitlines())
+    body = code
     options = [(rx, rep, desc) for rx, rep, desc in faults if re.search(rx, body)]
     if not options:
         # Last resort: drop the final store, so the output stays unwritten.
@@ -193,6 +193,8 @@ def inject_from(code: str, faults: list[tuple[str, str, str]], rng: np.random.Ge
             i = idx[-1]
             lines[i] = re.sub(r"nl\.store\(", "pass  # nl.store(", lines[i], count=1)
             return "\n".join(lines) + "\n", "dropped the final store"
+        if re.search(r"^\s+return \w+", body, re.M):
+            return re.sub(r"^(\s+)return \w+", r"\1return None", body, count=1, flags=re.M), "returned nothing"
         return body + "\nraise RuntimeError('broken')\n", "broken code"
     rx, rep, desc = options[int(rng.integers(len(options)))]
     matches = list(re.finditer(rx, body))
@@ -761,10 +763,6 @@ class TrainiumGemm(Family):
 
     def inject_fault(self, kernel: Kernel, code: str, rng: np.random.Generator) -> tuple[str, str]:
         return inject_from(code, GEMM_FAULTS, rng)
-
-
-def schedule_of(code: str) -> dict[str, Any] | None:
-    return read_schedule(code)
 
 
 register(TrainiumGemm())
