@@ -101,6 +101,10 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
     "tb_frame": (HDR + "    def f(t):\n        return t.tb_frame.f_builtins\n" + COPY, GUARD),
     "format_frame": (HDR + GEN + "    s = '{0.gi_frame.f_back.f_locals}'.format(g)\n" + COPY, GUARD),
     "format_indirect": (HDR + GEN + "    t = '{0.gi_frame}'\n    s = t.format(g)\n" + COPY, GUARD),
+    # Standard modules that numpy imports, reachable as attributes: inspect gives frames, operator any attribute.
+    "inspect_frame": (HDR + "    f = np.ma.core.inspect.currentframe()\n" + COPY, GUARD),
+    "operator_getattr": (HDR + "    c = np.random.mtrand.operator.attrgetter('__class__')(())\n" + COPY, GUARD),
+    "types_function": (HDR + "    t = nki.types.FunctionType\n" + COPY, GUARD),
     "format_map": (HDR + GEN + "    s = '{g.gi_frame}'.format_map({'g': g})\n" + COPY, GUARD),
     "write_outside": (
         _body(*(f"np.savetxt({p!r}, np.zeros(2))" for p in OUTSIDE), "return a_tensor"),
@@ -250,6 +254,57 @@ def test_env_penalizes_hostile_code_and_goes_on(private_tmp, listener, monkeypat
     _, reward, _, _, info = env.step(0)  # the offline model again: a normal, correct step
     assert info["correct"] and info["error_type"] is None and np.isfinite(reward)
     env.close()
+
+
+# What the kernel's names lead to, attribute after attribute (as the guard lets it): only numpy, math and the NKI
+# modules, never a frame, the builtins module, a banned builtin or another module. Runs in a plain child process
+# (it imports the shim), walking our own modules: no candidate code.
+REACH = """import builtins, json, sys, types
+sys.path[:0] = [sys.argv[1] + "/simulators/trainium/shim", sys.argv[1]]
+import math
+import numpy as np
+import neuronxcc.nki as nki, neuronxcc.nki.isa as nisa, neuronxcc.nki.language as nl, neuronxcc.nki.typing as nt
+from simulators.trainium.guard import _BANNED_NAMES, _INTERNAL_ATTRS
+bad = {id(getattr(builtins, n)): n for n in _BANNED_NAMES if hasattr(builtins, n)}
+bad[id(builtins)] = "builtins"
+todo = [(k, v) for k, v in dict(nki=nki, nl=nl, nisa=nisa, nt=nt, np=np, math=math).items()]
+todo += [("np." + n, getattr(np, n)) for n in ("typing", "char", "rec", "strings", "dtypes", "exceptions", "matlib")]
+seen, found = set(), []
+while todo:
+    path, obj = todo.pop()
+    if id(obj) in seen:
+        continue
+    seen.add(id(obj))
+    if id(obj) in bad or isinstance(obj, (types.FrameType, types.CodeType, types.TracebackType)):
+        found.append(path)
+        continue
+    if isinstance(obj, types.ModuleType) and obj.__name__.split(".")[0] not in ("numpy", "math", "neuronxcc", "simulators", "ml_dtypes"):
+        found.append(path)
+        continue
+    if isinstance(obj, (int, float, str, bytes, np.ndarray, np.generic)) or obj is None:
+        continue
+    try:
+        names = dir(obj)
+    except Exception:
+        continue
+    for n in names:
+        if not n.startswith("_") and n not in _INTERNAL_ATTRS:
+            try:
+                todo.append((path + "." + n, getattr(obj, n)))
+            except Exception:
+                pass
+print(json.dumps({"found": found, "seen": len(seen)}))
+"""
+
+
+def test_kernel_names_reach_no_escape_by_attribute():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", REACH, trn_sim._ROOT], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    d = json.loads(out.stdout)
+    assert d["found"] == [] and d["seen"] > 1000, d["found"][:20]
 
 
 # -- correctness is judged on the host -------------------------------------------------------------------------------

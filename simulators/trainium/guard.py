@@ -59,6 +59,21 @@ _ESCAPE_ATTRS = {
     "fromregex",
     "DataSource",
     "open_memmap",
+    # Standard modules numpy and the shim import, reachable as attributes (np.ma.core.inspect, nki.types, ...):
+    # inspect and operator read any attribute (frames, globals), types builds functions with chosen globals.
+    "inspect",
+    "operator",
+    "functools",
+    "types",
+    "warnings",
+    "abc",
+    "re",
+    "textwrap",
+    "numbers",
+    "itertools",
+    "collections",
+    "contextlib",
+    "ast",
 }
 # Frames, code objects and tracebacks of generators, coroutines and exceptions: through them a kernel reaches the
 # runner's frames, its locals (spec, arguments, result nonce) and the real builtins.
@@ -86,6 +101,8 @@ _FRAME_ATTRS = {
     "cell_contents",
     "func_globals",
     "func_closure",
+    "func_code",
+    "func_dict",
     "im_func",
     "im_self",
     "with_traceback",
