@@ -20,7 +20,7 @@ import numpy as np
 
 from agents.base import EpisodeResult
 from agents.results import ResultStore
-from agents.rollouts import jobs_for, run_jobs
+from agents.rollouts import _describe, jobs_for, run_jobs
 
 COLUMNS = (
     "agent",
@@ -179,7 +179,7 @@ def run_bench(
         "seeds": seeds,
         "workers": workers,
         "backend": backend,
-        "env_kwargs": env_kw,
+        "env_kwargs": json.loads(json.dumps(env_kw, default=_describe)),  # live objects (an LLM model) as config
         "bench_wall_seconds": wall,
     }
     files = {
