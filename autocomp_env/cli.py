@@ -403,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     _opt(sp, "--suite", default="gemmini-exo-small", help="training suite")
     _opt(sp, "--episodes", type=int, default=200)
     _opt(sp, "--seed", type=int, default=0)
+    _opt(sp, "--steps", type=int, default=12, help="samples per training episode")
+    _opt(sp, "--eval-seeds", type=int, default=8, help="seeds per held-out kernel in the final comparison")
     _opt(sp, "--holdout", default=None, help="held-out kernels (suite or comma list); default: similar unseen shapes")
     _opt(sp, "--out", default="runs/policy", help="where to save the policy (PATH.pt + PATH.json)")
 

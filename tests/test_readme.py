@@ -32,6 +32,8 @@ def shrink(cmd: str) -> list[str]:
     """Small settings: tiny budgets, small suites, one seed. Paths stay as written (relative to the work dir)."""
     args = shlex.split(cmd)[1:]
     small = {"--budget": "2", "--seeds": "1", "--episodes": "4"}
+    if args[0] == "train":
+        args += ["--eval-seeds", "1"]
     for i, a in enumerate(args[:-1]):
         if a in small:
             args[i + 1] = small[a]
