@@ -385,3 +385,23 @@ def test_the_system_call_filter_is_reported():
     assert r.counters["seccomp"] in (0, 1)
     if sys.platform == "linux" and platform.machine() == "x86_64":
         assert r.counters["seccomp"] == 1
+
+
+def test_a_claim_below_the_roofline_is_flagged(monkeypatch):
+    # Whatever slips past the layers above, the host refuses fewer cycles than the ideal: a valid frame (the
+    # harness's own format and nonce) with correct outputs and 5 cycles (the roofline of 16^3 is 16).
+    nonce = "ab" * 16
+    outs = b"".join(np.ascontiguousarray(case(parse_kernel(KERNEL), s)[1]["C"]).tobytes() for s in (0, 1))
+    stats = b"cycles 5\n"
+    payload = len(stats).to_bytes(8, "little") + stats + outs
+    frame = b"GSIM-OK\n" + nonce.encode() + len(payload).to_bytes(8, "little") + payload + nonce.encode()
+    fake = sandbox.Outcome(0, None, "", "", False, 0.1, False, files={"result.bin": frame})
+    monkeypatch.setattr("simulators.gemmini.simulator.secrets.token_hex", lambda n: nonce)
+    monkeypatch.setattr(sandbox, "run", lambda *a, **kw: fake)
+    r = GemminiSimulator().run(HEAD + CPU_MATMUL, KERNEL)
+    assert not r.correct and r.error.type == "beyond_roofline", r.error
+    good = frame.replace(b"cycles 5\n", b"cycles 50")
+    monkeypatch.setattr(
+        sandbox, "run", lambda *a, **kw: sandbox.Outcome(0, None, "", "", False, 0.1, False, files={"result.bin": good})
+    )
+    assert GemminiSimulator().run(HEAD + CPU_MATMUL, KERNEL).latency == 50  # the same frame, above it: accepted
