@@ -276,7 +276,9 @@ def _write_best_code(out: Path) -> None:
 
 def cmd_run(cfg: dict[str, Any]) -> int:
     kernel = _kernel(cfg["kernel"])
-    out = Path(cfg["out"]) / f"{cfg['agent']}-{kernel.name.replace('/', '_')}-seed{cfg['seed']}"
+    model = "" if (cfg.get("code_model") or "offline") == "offline" else f"-llm-{cfg.get('model') or 'default'}"
+    name = f"{cfg['agent']}{model}-{kernel.name.replace('/', '_')}-seed{cfg['seed']}".replace(":", "_")
+    out = Path(cfg["out"]) / name
     return _bench(cfg, [kernel.name], cfg["agent"], [int(cfg["seed"])], out)
 
 
