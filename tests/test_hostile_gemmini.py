@@ -346,11 +346,12 @@ def test_runtime_internals_are_out_of_reach(decl):
     assert not r.correct and r.error.type in ("sandbox_violation", "compile_error"), r.error
 
 
-# A complete forgery: seed 0's output is kept; during seed 1 a frame with both outputs and 17 cycles (and the
-# nonce, if the environment still held it) goes into every file descriptor the program might hold.
+# A complete forgery: seed 0's output is kept; during seed 1 a frame with both outputs and 17 cycles goes into
+# every file descriptor the program might hold. The nonce is its one missing piece: it is drawn after
+# compilation and lives in no file or variable the candidate can open or name (the environment is tried).
 FORGE_FRAME = """
   static int8_t first[16][16]; static int calls; if (calls++ == 0) { memcpy(first, C, 256); return; }
-  const char *nonce = getenv("GSIM_NONCE"); char key[33] = "00000000000000000000000000000000";
+  const char *nonce = getenv("GSIM_CHANNEL"); char key[33] = "00000000000000000000000000000000";
   if (nonce && strlen(nonce) == 32) memcpy(key, nonce, 32);
   static unsigned char buf[4096]; size_t n = 0; const char *stats = "cycles 17\\n";
   unsigned long long sl = strlen(stats), body = 8 + sl + 2 * 256;
@@ -395,13 +396,13 @@ def test_a_claim_below_the_roofline_is_flagged(monkeypatch):
     stats = b"cycles 5\n"
     payload = len(stats).to_bytes(8, "little") + stats + outs
     frame = b"GSIM-OK\n" + nonce.encode() + len(payload).to_bytes(8, "little") + payload + nonce.encode()
-    fake = sandbox.Outcome(0, None, "", "", False, 0.1, False, files={"result.bin": frame})
-    monkeypatch.setattr("simulators.gemmini.simulator.secrets.token_hex", lambda n: nonce)
+    fake = sandbox.Outcome(0, None, "", "", False, 0.1, False, files={"result.bin": frame, "nonce.txt": nonce.encode()})
     monkeypatch.setattr(sandbox, "run", lambda *a, **kw: fake)
     r = GemminiSimulator().run(HEAD + CPU_MATMUL, KERNEL)
     assert not r.correct and r.error.type == "beyond_roofline", r.error
     good = frame.replace(b"cycles 5\n", b"cycles 50")
+    files = {"result.bin": good, "nonce.txt": nonce.encode()}
     monkeypatch.setattr(
-        sandbox, "run", lambda *a, **kw: sandbox.Outcome(0, None, "", "", False, 0.1, False, files={"result.bin": good})
+        sandbox, "run", lambda *a, **kw: sandbox.Outcome(0, None, "", "", False, 0.1, False, files=files)
     )
     assert GemminiSimulator().run(HEAD + CPU_MATMUL, KERNEL).latency == 50  # the same frame, above it: accepted
