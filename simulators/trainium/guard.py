@@ -51,6 +51,8 @@ _ESCAPE_ATTRS = {
     "savez",
     "savez_compressed",
     "savetxt",
+    "dump",  # ndarray.dump pickles to a file
+    "dumps",
     "tofile",
     "memmap",
     "fromfile",
