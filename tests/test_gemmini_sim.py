@@ -305,3 +305,25 @@ def test_straight_line_cpu_code_is_charged_per_instruction():
     )
     assert r.correct and r.counters["cpu_basic_blocks"] <= 3
     assert r.counters["cpu_instructions"] >= 2 * 48 and r.latency >= r.counters["cpu_instructions"]
+
+
+def test_the_single_file_harness_runs_by_hand(tmp_path):
+    # Benchmarks compile harness_source() themselves and run ./sim with no result channel: stats0.txt, no filter.
+    import subprocess
+
+    from simulators.gemmini.build import build_runtime
+    from simulators.gemmini.config import DEFAULT
+    from simulators.gemmini.kernels import case
+    from simulators.gemmini.simulator import harness_source
+
+    spec = parse_kernel(MM)
+    root = build_runtime(DEFAULT)
+    (tmp_path / "h.c").write_text(harness_source(spec, TILED))
+    for a in spec.arrays:
+        (tmp_path / f"in0_{a.name}.bin").write_bytes(case(spec, 0)[0][a.name].tobytes())
+    cc = ["gcc", "-O1", "-w", "-fsanitize-coverage=trace-pc", "-I", f"{root}/include", "h.c", f"{root}/libgsim.a"]
+    subprocess.run(cc + ["-lm", "-o", "sim"], cwd=tmp_path, check=True)
+    subprocess.run(["./sim", "1"], cwd=tmp_path, check=True, env={"PATH": "/usr/bin:/bin"})
+    stats = dict(line.split() for line in (tmp_path / "stats0.txt").read_text().splitlines())
+    assert int(stats["cycles"]) > 0 and stats["seccomp"] == "0" and stats["n_compute"] == "12"
+    assert not (tmp_path / "result.bin").exists()
