@@ -224,6 +224,8 @@ def _bench(cfg: dict[str, Any], suite: Any, agents: str, seeds: int | list[int],
         env_kwargs=env_kwargs,
     )
     _write_best_code(out)
+    print(_per_kernel_table(out))
+    print()
     print(format_table(result["rows"]))
     for kind, path in result["files"].items():
         print(f"{kind}: {path}")
@@ -257,6 +259,35 @@ def _agent_kwargs(cfg: dict[str, Any], names: list[str]) -> dict[str, dict[str, 
             "the learned agent needs --policy PATH", "train one with `autocomp-env train --out runs/policy`"
         )
     return kwargs
+
+
+def _per_kernel_table(out: Path) -> str:
+    """Best result per (kernel, agent), seeds averaged geometrically: what each search reached."""
+    import math
+
+    from agents.results import ResultStore
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in ResultStore(out).records():
+        res = r.get("result")
+        if r.get("status") == "ok" and res:
+            groups.setdefault((res["kernel"], res["agent"]), []).append(res)
+
+    def gm(xs: list[float]) -> float:
+        return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+    lines = [
+        f"{'kernel':34s} {'agent':8s} {'start':>12s} {'best':>12s} {'vs start':>9s} {'vs vendor':>9s} {'roofline':>9s}"
+    ]
+    for (kernel, agent), rs in groups.items():
+        best = gm([r["best_latency"] for r in rs])
+        base = rs[0]["baselines"]
+        vendor = f"{base['vendor'] / best:8.2f}x" if base.get("vendor") else "        -"
+        lines.append(
+            f"{kernel:34s} {agent:8s} {rs[0]['start_latency']:>9,.0f} {rs[0]['unit']:2s} {best:>9,.0f} {rs[0]['unit']:2s}"
+            f" {rs[0]['start_latency'] / best:8.2f}x {vendor} {base['roofline'] / best:8.1%}"
+        )
+    return "\n".join(lines)
 
 
 def _write_best_code(out: Path) -> None:
