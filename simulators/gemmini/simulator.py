@@ -64,7 +64,7 @@ _POISONED = (
     "clone clone3 system popen dlopen dlmopen dlsym dlvsym mmap mmap64 mremap mprotect munmap execl execle execlp "
     "execv execve execvp execvpe fexecve __builtin_fork __builtin_execl __builtin_execle __builtin_execlp "
     "__builtin_execv __builtin_execve __builtin_execvp posix_spawn posix_spawnp socket socketpair connect bind ptrace prctl "
-    "seccomp kill asm __asm __asm__ constructor __constructor__ destructor __destructor__ section __section__ "
+    "seccomp asm __asm __asm__ constructor __constructor__ destructor __destructor__ section __section__ "
     "ifunc __ifunc__ alias __alias__ weakref __weakref__ symver __symver__ no_sanitize_coverage "
     "__no_sanitize_coverage__ no_instrument_function __no_instrument_function__ __sanitizer_cov_trace_pc "
     "__start_gsim_state __stop_gsim_state __etext _end gsim_init gsim_reset gsim_seal gsim_stats gsim_finish "
