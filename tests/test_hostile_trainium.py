@@ -102,6 +102,9 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
     "format_frame": (HDR + GEN + "    s = '{0.gi_frame.f_back.f_locals}'.format(g)\n" + COPY, GUARD),
     "format_indirect": (HDR + GEN + "    t = '{0.gi_frame}'\n    s = t.format(g)\n" + COPY, GUARD),
     # Standard modules that numpy imports, reachable as attributes: inspect gives frames, operator any attribute.
+    # numpy's module-level tables: np.sctypeDict maps dtype names to types (editing it retypes 'float32' arrays).
+    "edit_numpy_table": ("np.sctypeDict['float32'] = np.float16\n" + HDR + COPY, {"sandbox_violation"}),
+    "clear_numpy_table": (HDR + "    np.typecodes.clear()\n" + COPY, {"sandbox_violation"}),
     "inspect_frame": (HDR + "    f = np.ma.core.inspect.currentframe()\n" + COPY, GUARD),
     "operator_getattr": (HDR + "    c = np.random.mtrand.operator.attrgetter('__class__')(())\n" + COPY, GUARD),
     "types_function": (HDR + "    t = nki.types.FunctionType\n" + COPY, GUARD),

@@ -74,23 +74,51 @@ def _write_output(seed: int, got) -> dict:
 
 
 def _snapshot() -> dict:
-    """The functions, classes and submodules of the watched modules, as objects (compared by identity)."""
+    """The functions, classes and submodules of the watched modules, as objects (compared by identity), and a
+    shallow copy of numpy's module-level tables (np.sctypeDict maps dtype names: editing it retypes arrays)."""
     snap = {}
     for name, mod in list(sys.modules.items()):
         if isinstance(mod, types.ModuleType) and name.split(".")[0] in _WATCHED:
-            d = vars(mod)
-            snap[name] = (mod, {k: v for k, v in d.items() if isinstance(v, types.ModuleType) or callable(v)})
+            attrs, tables = {}, {}
+            for k, v in vars(mod).items():
+                if isinstance(v, types.ModuleType) or callable(v):
+                    attrs[k] = v
+                elif not k.startswith("__") and name.split(".")[0] != "simulators" and _table(v) is not None:
+                    tables[k] = (v, _table(v))
+            snap[name] = (mod, attrs, tables)
     return snap
 
 
+def _table(v):
+    """A comparable shallow copy of a mutable container (None for anything else)."""
+    import numpy as np
+
+    if type(v) is dict:
+        return [x for kv in v.items() for x in kv]
+    if type(v) in (list, set):
+        return list(v)
+    if type(v) is np.ndarray and v.dtype != object:
+        return (v.shape, v.dtype, v.tobytes())
+    return None
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, tuple):  # an array's shape, dtype, bytes
+        return a == b
+    return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+
+
 def _altered(snap: dict) -> str | None:
-    """The first watched module attribute the kernel rebound or deleted, if any."""
-    for name, (mod, attrs) in snap.items():
+    """The first watched module attribute the kernel rebound, deleted or edited, if any."""
+    for name, (mod, attrs, tables) in snap.items():
         if sys.modules.get(name) is not mod:
             return name
         d = vars(mod)
         for k, v in attrs.items():
             if d.get(k) is not v:
+                return f"{name}.{k}"
+        for k, (v, copy) in tables.items():
+            if d.get(k) is not v or not _same(_table(v), copy):
                 return f"{name}.{k}"
     return None
 
