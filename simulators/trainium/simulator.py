@@ -30,7 +30,8 @@ class TrainiumSimulator:
     """A functional + cycle-approximate trn1 NeuronCore-v2 simulator for NKI v1 kernels.
 
     `run(code, kernel)` executes the candidate (an `@nki.jit def solution(...)`, imports optional) in the
-    sandbox. mode="auto": a functional check on each seed not yet checked for this code (real shapes, seeded
+    sandbox; its raw outputs are compared with the reference here, in the host process, out of the kernel's
+    reach. mode="auto": a functional check on each seed not yet checked for this code (real shapes, seeded
     inputs, numpy reference) plus the latency from the same trace; mode="timing": latency only, from a trace
     without data (`counters["checked"]` says whether correctness on `seeds` is known from the cache; if not,
     `correct` is True only in the sense "ran without error"); mode="functional": both, no caching.
