@@ -43,6 +43,8 @@ class EpisodeResult:
     best_plans: tuple[str, ...]
     config: dict[str, Any] = field(default_factory=dict)
     best_code: str = ""  # what `autocomp-env validate results.jsonl` re-simulates
+    # one record per sample: plan, correct, candidate latency, best so far, reward, error type, note
+    steps: tuple[dict[str, Any], ...] = ()
 
     @property
     def best_speedup(self) -> float:
@@ -60,6 +62,7 @@ class EpisodeResult:
         d = dataclasses.asdict(self)
         d["trace"] = [list(t) for t in self.trace]
         d["best_plans"] = list(self.best_plans)
+        d["steps"] = [dict(x) for x in self.steps]
         return d
 
     def to_json(self) -> str:
@@ -71,6 +74,7 @@ class EpisodeResult:
         kw = {k: v for k, v in d.items() if k in names}
         kw["trace"] = tuple((int(s), float(b)) for s, b in kw["trace"])
         kw["best_plans"] = tuple(kw["best_plans"])
+        kw["steps"] = tuple(kw.get("steps", ()))
         return EpisodeResult(**kw)
 
 
@@ -84,6 +88,7 @@ class Tracker:
         self.samples = 0
         self.failures = 0
         self.trace: list[tuple[int, float]] = []
+        self.steps: list[dict[str, Any]] = []
         self.start_time = time.perf_counter()
         self.env_exhausted = False
         self.best_latency = math.inf
@@ -113,6 +118,18 @@ class Tracker:
             self.best_plans = (*chain, out.plan)
             self.best_code = getattr(self.env.unwrapped, "code", None) or out.obs.get("code", "")
         self.trace.append((self.samples, self.best_latency))
+        self.steps.append(
+            {
+                "sample": self.samples,
+                "plan": out.plan,
+                "correct": out.correct,
+                "latency": out.latency,
+                "best_latency": self.best_latency,
+                "reward": float(out.reward),
+                "error_type": out.error_type,
+                "note": out.info.get("note") or "",
+            }
+        )
         # budget gone, or nothing left to gain (the env terminates at the roofline)
         self.env_exhausted = self.env_exhausted or out.budget_exhausted or out.terminated
         return out
@@ -137,6 +154,7 @@ class Tracker:
             dollars=float(u["dollars"]),
             wall_seconds=time.perf_counter() - self.start_time,
             trace=tuple(self.trace),
+            steps=tuple(self.steps),
             best_plans=self.best_plans,
             config=config,
             best_code=self.best_code,

@@ -291,10 +291,18 @@ def _per_kernel_table(out: Path) -> str:
 
 
 def _write_best_code(out: Path) -> None:
-    from agents.results import ResultStore
+    """best/<kernel>__<agent>__seed<n>.c|py, and trajectory.jsonl: every sample of every episode."""
+    from agents.results import ResultStore, write_atomic
 
     best = out / "best"
     best.mkdir(exist_ok=True)
+    lines = []
+    for r in ResultStore(out).records():
+        res = r.get("result") or {}
+        for step in res.get("steps", ()):
+            head = {"agent": res.get("agent"), "kernel": res.get("kernel"), "seed": res.get("seed")}
+            lines.append(json.dumps(head | step, sort_keys=True))
+    write_atomic(out / "trajectory.jsonl", "".join(line + "\n" for line in lines))
     for r in ResultStore(out).records():
         res = r.get("result") or r
         code, kernel = res.get("best_code"), res.get("kernel")

@@ -91,12 +91,14 @@ def test_run_writes_a_self_contained_folder_and_config_flags_win(tmp_path):
     folder = tmp_path / "random-gemmini_matmul-32x32x32-seed0"
     saved = json.loads((folder / "config.json").read_text())
     assert saved["budget"] == 3 and saved["agent"] == "random"  # flag over file, file over default
-    for name in ("results.jsonl", "leaderboard.json", "leaderboard.csv", "speedup_vs_samples.png"):
+    for name in ("results.jsonl", "trajectory.jsonl", "leaderboard.json", "leaderboard.csv", "speedup_vs_samples.png"):
         assert (folder / name).is_file(), name
     (code,) = list((folder / "best").iterdir())
     assert "void solution" in code.read_text()
     record = json.loads((folder / "results.jsonl").read_text().splitlines()[0])
     assert record["status"] == "ok"
+    steps = [json.loads(line) for line in (folder / "trajectory.jsonl").read_text().splitlines()]
+    assert [s["sample"] for s in steps] == [1, 2, 3] and all("plan" in s and "correct" in s for s in steps)
 
 
 def test_api_keys_are_not_saved_with_results(tmp_path):
