@@ -50,8 +50,8 @@ def test_the_readme_shows_the_two_commands_and_ci_runs_the_test_one():
     assert test_cmd in (ROOT / ".ci" / "run").read_text()
 
 
-def test_the_python_example_runs(tmp_path):
-    (example,) = [b for b in blocks("python") if "gym.make(" in b and "env.step" in b][:1]
+@pytest.mark.parametrize("example", [b for b in blocks("python") if "gym.make(" in b], ids=["env-loop", "agent"])
+def test_the_python_examples_run(example, tmp_path):
     r = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "speedup" in r.stdout
