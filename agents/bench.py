@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import textwrap
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -109,7 +110,7 @@ def plot(records: list[dict[str, Any]], path: str | Path, title: str = "") -> Pa
         ax.plot(grid, speedup_curve(res, grid), label=agent)
     ax.set_xlabel("samples spent")
     ax.set_ylabel("best speedup over starting code (geomean)")
-    ax.set_title(title)
+    ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -189,7 +190,8 @@ def run_bench(
     }
     png = Path(out_dir) / "speedup_vs_samples.png"
     tmp = png.with_name(".tmp_" + png.name)
-    plot(records, tmp, f"{config['suite']} @ {budget} samples")
+    name = config["suite"] if isinstance(config["suite"], str) else ", ".join(config["suite"])
+    plot(records, tmp, f"{name} @ {budget} samples")
     tmp.replace(png)
     files["png"] = str(png)
     return {"rows": rows, "config": config, "files": files}
