@@ -45,6 +45,8 @@ class EpisodeResult:
     best_code: str = ""  # what `autocomp-env validate results.jsonl` re-simulates
     # one record per sample: plan, correct, candidate latency, best so far, reward, error type, note
     steps: tuple[dict[str, Any], ...] = ()
+    # the env's final EpisodeState as JSON: `autocomp-env replay` re-runs it offline (empty for other envs)
+    episode: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best_speedup(self) -> float:
@@ -76,6 +78,12 @@ class EpisodeResult:
         kw["best_plans"] = tuple(kw["best_plans"])
         kw["steps"] = tuple(kw.get("steps", ()))
         return EpisodeResult(**kw)
+
+
+def _episode_state(env: gym.Env) -> dict[str, Any]:
+    get_state = getattr(env.unwrapped, "get_state", None)
+    state = get_state() if callable(get_state) else None
+    return state.to_dict() if hasattr(state, "to_dict") else {}
 
 
 class Tracker:
@@ -155,6 +163,7 @@ class Tracker:
             wall_seconds=time.perf_counter() - self.start_time,
             trace=tuple(self.trace),
             steps=tuple(self.steps),
+            episode=_episode_state(self.env),
             best_plans=self.best_plans,
             config=config,
             best_code=self.best_code,

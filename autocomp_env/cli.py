@@ -303,6 +303,13 @@ def _write_best_code(out: Path) -> None:
             head = {"agent": res.get("agent"), "kernel": res.get("kernel"), "seed": res.get("seed")}
             lines.append(json.dumps(head | step, sort_keys=True))
     write_atomic(out / "trajectory.jsonl", "".join(line + "\n" for line in lines))
+    episodes = out / "episodes"  # replayable with `autocomp-env replay`
+    episodes.mkdir(exist_ok=True)
+    for r in ResultStore(out).records():
+        res = r.get("result") or {}
+        if res.get("episode"):
+            name = f"{res['kernel'].replace('/', '_')}__{res.get('agent')}__seed{res.get('seed')}.json"
+            write_atomic(episodes / name, json.dumps(res["episode"], indent=1, sort_keys=True))
     for r in ResultStore(out).records():
         res = r.get("result") or r
         code, kernel = res.get("best_code"), res.get("kernel")

@@ -99,6 +99,11 @@ def test_run_writes_a_self_contained_folder_and_config_flags_win(tmp_path):
     assert record["status"] == "ok"
     steps = [json.loads(line) for line in (folder / "trajectory.jsonl").read_text().splitlines()]
     assert [s["sample"] for s in steps] == [1, 2, 3] and all("plan" in s and "correct" in s for s in steps)
+    (episode,) = list((folder / "episodes").iterdir())
+    r = cli("replay", str(episode))
+    assert r.returncode == 0 and "reproduced" in r.stdout, r.stderr
+    r = cli("validate", str(folder / "results.jsonl"))
+    assert r.returncode == 0 and "1/1 claims validated" in r.stdout, r.stderr
 
 
 def test_api_keys_are_not_saved_with_results(tmp_path):
