@@ -210,12 +210,6 @@ class Conv1d(KnobFamily):
         # taps 1.. as diag(w_f) matmuls in PSUM on TensorE, tap 0 fused into the eviction on VectorE
         return {**self.naive_schedule(kernel), "x_load": "once", "w_load": "per_tile", "tap": "stt", "engine": "mixed"}
 
-    def baselines(self, kernel: Kernel) -> dict[str, str]:
-        return {
-            "vendor": self.emit(kernel, self.vendor_schedule(kernel)),
-            "expert": self.emit(kernel, self.expert_schedule(kernel)),
-        }
-
     def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
         return [
             (r"x_t\[:, (\w+) \+ 1:", r"x_t[:, \1 + 2:", "wrong tap offset"),

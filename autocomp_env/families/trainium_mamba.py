@@ -256,12 +256,6 @@ class Mamba(KnobFamily):
             "bcast": "broadcast_to",
         }
 
-    def baselines(self, kernel: Kernel) -> dict[str, str]:
-        return {
-            "vendor": self.emit(kernel, self.vendor_schedule(kernel)),
-            "expert": self.emit(kernel, self.expert_schedule(kernel)),
-        }
-
     def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
         return [
             (r"initial=0,", r"initial=1.0,", "scan started from 1 instead of 0"),

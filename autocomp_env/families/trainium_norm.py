@@ -260,6 +260,19 @@ class KnobFamily(Family):
     # Names of numeric knobs that a number in a plan clause may set (apply keeps it only if legal).
     number_params: tuple[str, ...] = ()
 
+    # --- baselines: each family names its vendor and expert schedules -------------------------------
+    def vendor_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def baselines(self, kernel: Kernel) -> dict[str, str]:
+        return {
+            "vendor": self.emit(kernel, self.vendor_schedule(kernel)),
+            "expert": self.emit(kernel, self.expert_schedule(kernel)),
+        }
+
     # --- faults --------------------------------------------------------------------------------------
     def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
         """(regex, replacement, description) bugs that break this family's code."""
@@ -592,12 +605,6 @@ class RMSNorm(KnobFamily):
             "loop": "affine",
         }
 
-    def baselines(self, kernel: Kernel) -> dict[str, str]:
-        return {
-            "vendor": self.emit(kernel, self.vendor_schedule(kernel)),
-            "expert": self.emit(kernel, self.expert_schedule(kernel)),
-        }
-
     def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
         return [
             (r"mean = ss / (\d+)", r"mean = ss", "forgot to divide the sum of squares by C"),
@@ -812,12 +819,6 @@ class LayerNorm(KnobFamily):
             "fchunk": C,  # whole rows: at 8192 columns chunking only adds instructions
             "group": 1,
             "loop": "affine",
-        }
-
-    def baselines(self, kernel: Kernel) -> dict[str, str]:
-        return {
-            "vendor": self.emit(kernel, self.vendor_schedule(kernel)),
-            "expert": self.emit(kernel, self.expert_schedule(kernel)),
         }
 
     def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:

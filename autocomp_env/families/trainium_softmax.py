@@ -171,12 +171,6 @@ class Softmax(KnobFamily):
             "loop": "affine",
         }
 
-    def baselines(self, kernel: Kernel) -> dict[str, str]:
-        return {
-            "vendor": self.emit(kernel, self.vendor_schedule(kernel)),
-            "expert": self.emit(kernel, self.expert_schedule(kernel)),
-        }
-
     def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
         # Softmax is invariant to any per-row shift of x, so these bugs break the exponent or the normalization.
         return [
