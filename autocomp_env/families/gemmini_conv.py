@@ -483,13 +483,7 @@ class GemminiConv(ScheduleFamily):
         return self.small_shape_of(*dims(kernel))
 
     def baselines(self, kernel: Kernel) -> dict[str, str]:
-        from simulators.gemmini import vendor_code
-
-        return {
-            "vendor": vendor_code(kernel.name, fsm=False),
-            "vendor_fsm": vendor_code(kernel.name, fsm=True),
-            "expert": self.emit(kernel, expert_schedule(kernel)),
-        }
+        return self.library_baselines(kernel, expert_schedule(kernel))
 
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
         return naive_schedule(kernel)
