@@ -223,8 +223,11 @@ def _bench(cfg: dict[str, Any], suite: Any, agents: str, seeds: int | list[int],
         address=cfg.get("address"),
         env_kwargs=env_kwargs,
     )
-    _write_best_code(out)
-    print(_per_kernel_table(out))
+    from agents.results import ResultStore
+
+    records = ResultStore(out).records()
+    _write_episode_files(out, records)
+    print(_per_kernel_table(records))
     print()
     print(format_table(result["rows"]))
     for kind, path in result["files"].items():
@@ -261,14 +264,12 @@ def _agent_kwargs(cfg: dict[str, Any], names: list[str]) -> dict[str, dict[str, 
     return kwargs
 
 
-def _per_kernel_table(out: Path) -> str:
+def _per_kernel_table(records: list[dict[str, Any]]) -> str:
     """Best result per (kernel, agent), seeds averaged geometrically: what each search reached."""
     import math
 
-    from agents.results import ResultStore
-
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in ResultStore(out).records():
+    for r in records:
         res = r.get("result")
         if r.get("status") == "ok" and res:
             groups.setdefault((res["kernel"], res["agent"]), []).append(res)
@@ -290,34 +291,28 @@ def _per_kernel_table(out: Path) -> str:
     return "\n".join(lines)
 
 
-def _write_best_code(out: Path) -> None:
-    """best/<kernel>__<agent>__seed<n>.c|py, and trajectory.jsonl: every sample of every episode."""
-    from agents.results import ResultStore, write_atomic
+def _write_episode_files(out: Path, records: list[dict[str, Any]]) -> None:
+    """From the results store: best/<stem>.c|py, episodes/<stem>.json (replayable) and trajectory.jsonl
+    (every sample of every episode), where <stem> is <kernel>__<agent>__seed<n>."""
+    from agents.results import write_atomic
 
-    best = out / "best"
-    best.mkdir(exist_ok=True)
+    (out / "best").mkdir(exist_ok=True)
+    (out / "episodes").mkdir(exist_ok=True)
     lines = []
-    for r in ResultStore(out).records():
+    for r in records:
         res = r.get("result") or {}
-        for step in res.get("steps", ()):
-            head = {"agent": res.get("agent"), "kernel": res.get("kernel"), "seed": res.get("seed")}
-            lines.append(json.dumps(head | step, sort_keys=True))
-    write_atomic(out / "trajectory.jsonl", "".join(line + "\n" for line in lines))
-    episodes = out / "episodes"  # replayable with `autocomp-env replay`
-    episodes.mkdir(exist_ok=True)
-    for r in ResultStore(out).records():
-        res = r.get("result") or {}
-        if res.get("episode"):
-            name = f"{res['kernel'].replace('/', '_')}__{res.get('agent')}__seed{res.get('seed')}.json"
-            write_atomic(episodes / name, json.dumps(res["episode"], indent=1, sort_keys=True))
-    for r in ResultStore(out).records():
-        res = r.get("result") or r
-        code, kernel = res.get("best_code"), res.get("kernel")
-        if not code or not kernel:
+        kernel = res.get("kernel")
+        if not kernel:
             continue
-        ext = ".c" if kernel.startswith("gemmini/") else ".py"
-        name = f"{kernel.replace('/', '_')}__{res.get('agent')}__seed{res.get('seed')}{ext}"
-        (best / name).write_text(code)
+        head = {"agent": res.get("agent"), "kernel": kernel, "seed": res.get("seed")}
+        lines += [json.dumps(head | step, sort_keys=True) for step in res.get("steps", ())]
+        stem = f"{kernel.replace('/', '_')}__{res.get('agent')}__seed{res.get('seed')}"
+        if res.get("best_code"):
+            ext = ".c" if kernel.startswith("gemmini/") else ".py"
+            (out / "best" / f"{stem}{ext}").write_text(res["best_code"])
+        if res.get("episode"):
+            write_atomic(out / "episodes" / f"{stem}.json", json.dumps(res["episode"], indent=1, sort_keys=True))
+    write_atomic(out / "trajectory.jsonl", "".join(line + "\n" for line in lines))
 
 
 def cmd_run(cfg: dict[str, Any]) -> int:
