@@ -66,7 +66,7 @@ class SimResult:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @staticmethod
-    def from_dict(d: dict[str, Any]) -> "SimResult":
+    def from_dict(d: dict[str, Any]) -> SimResult:
         err = d.get("error")
         return SimResult(
             correct=bool(d["correct"]),
@@ -80,5 +80,5 @@ class SimResult:
         )
 
     @staticmethod
-    def failure(unit: str, type: str, message: str, **kw: Any) -> "SimResult":
+    def failure(unit: str, type: str, message: str, **kw: Any) -> SimResult:
         return SimResult(correct=False, latency=None, unit=unit, error=SimError(type, message, **kw))

@@ -307,23 +307,67 @@ def test_straight_line_cpu_code_is_charged_per_instruction():
     assert r.counters["cpu_instructions"] >= 2 * 48 and r.latency >= r.counters["cpu_instructions"]
 
 
-def test_the_single_file_harness_runs_by_hand(tmp_path):
-    # Benchmarks compile harness_source() themselves and run ./sim with no result channel: stats0.txt, no filter.
+def test_the_harness_runs_by_hand(tmp_path):
+    # Benchmarks run compile_script() and the cached harness themselves: no result channel, so stats0.txt and
+    # no seccomp filter.
     import subprocess
 
-    from simulators.gemmini.build import build_runtime
+    from simulators.gemmini.build import build_runtime, harness_binary
     from simulators.gemmini.config import DEFAULT
     from simulators.gemmini.kernels import case
-    from simulators.gemmini.simulator import harness_source
+    from simulators.gemmini.simulator import compile_script, harness_main_source, solution_source
 
     spec = parse_kernel(MM)
     root = build_runtime(DEFAULT)
-    (tmp_path / "h.c").write_text(harness_source(spec, TILED))
+    (tmp_path / "solution.c").write_text(solution_source(spec, TILED))
     for a in spec.arrays:
         (tmp_path / f"in0_{a.name}.bin").write_bytes(case(spec, 0)[0][a.name].tobytes())
-    cc = ["gcc", "-O1", "-w", "-fsanitize-coverage=trace-pc", "-I", f"{root}/include", "h.c", f"{root}/libgsim.a"]
-    subprocess.run(cc + ["-lm", "-o", "sim"], cwd=tmp_path, check=True)
-    subprocess.run(["./sim", "1"], cwd=tmp_path, check=True, env={"PATH": "/usr/bin:/bin"})
+    subprocess.run(["/bin/sh", "-c", compile_script(root)], cwd=tmp_path, check=True)
+    harness = harness_binary(root, harness_main_source(spec))
+    subprocess.run([str(harness), "1"], cwd=tmp_path, check=True, env={"PATH": "/usr/bin:/bin"})
     stats = dict(line.split() for line in (tmp_path / "stats0.txt").read_text().splitlines())
     assert int(stats["cycles"]) > 0 and stats["seccomp"] == "0" and stats["n_compute"] == "12"
+    assert int(stats["cpu_instructions"]) > int(stats["cpu_basic_blocks"]) > 0  # block lengths were read
     assert not (tmp_path / "result.bin").exists()
+
+
+def test_a_seed_does_not_see_the_previous_seeds_mvouts():
+    # Each seed starts at command 0. An unfenced mvout, then a mvin of a scratch buffer that the previous seed
+    # wrote late (and fenced): no hazard in this seed, so no error.
+    code = "static int8_t scratch[DIM][MAT_DIM_J] __attribute__((aligned(64)));\n" + TILED.replace(
+        "  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 1);\n",
+        "  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 1);\n"
+        "  mvin(&A[0][0], 8192, DIM, DIM);\n  mvout(&C[0][0], 8192, DIM, DIM);\n"
+        "  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 2);\n  mvin3(scratch, 8208, DIM, DIM);\n"
+        "  config_ld(MAT_DIM_K, MVIN_SCALE_IDENTITY, DIM, 0);\n  fence();\n",
+    ).replace("  fence();\n}\n", "  mvout(scratch, 8192, DIM, DIM);\n  fence();\n}\n")
+    r = SIM.run(code, MM, seeds=(0, 1, 2))
+    assert r.correct, r.error
+    # and a real hazard is still one: the same read right after its own unfenced write
+    bad = code.replace(
+        "  mvin3(scratch, 8208, DIM, DIM);\n",
+        "  mvout(scratch, 8192, DIM, DIM);\n  mvin3(scratch, 8208, DIM, DIM);\n",
+        1,
+    )
+    r = SIM.run(bad, MM, seeds=(0,))
+    assert not r.correct and r.error.type == "hazard_error", r.error
+
+
+def test_dma_to_the_candidates_own_static_buffer_works():
+    # The candidate is a shared object: its static arrays are DRAM it may use.
+    code = "static int8_t buf[DIM][MAT_DIM_J] __attribute__((aligned(64)));\n" + TILED.replace(
+        "      mvout(&C[i][j], 1u << 31, DIM, DIM);\n",
+        "      mvout(buf, 1u << 31, DIM, DIM);\n      fence();\n      mvin3(buf, 8192, DIM, DIM);\n"
+        "      mvout(&C[i][j], 8192, DIM, DIM);\n",
+    ).replace(
+        "  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 1);\n",
+        "  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 1);\n  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 2);\n",
+    )
+    r = SIM.run(code, MM, seeds=(0, 1))
+    assert r.correct, r.error
+    assert r.counters["dma_write_bytes"] > SIM.run(TILED, MM, seeds=(0,)).counters["dma_write_bytes"]
+
+
+def test_a_declared_but_undefined_function_is_a_compile_error():
+    r = run("void helper(int);\n" + TILED.replace("  fence();\n}", "  helper(1);\n  fence();\n}"))
+    assert r.error.type == "compile_error" and "helper" in r.error.message

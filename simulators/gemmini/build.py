@@ -1,8 +1,9 @@
 """Build (once per config and source version) the runtime archive and the include directory candidates use.
 
-The runtime is our own code, so it is compiled outside the sandbox, at -O2, into
-`$AUTOCOMP_CACHE/gemmini/<key>/` (default `~/.cache/autocomp-env/`). A candidate compile is then one small
-translation unit linked against `libgsim.a`.
+The runtime and each kernel's harness are our own code, so they are compiled outside the sandbox into
+`$AUTOCOMP_CACHE/gemmini/<key>/` (default `~/.cache/autocomp-env/`), together with a precompiled header of
+everything a candidate's translation unit includes. A candidate compile is then one small translation unit
+(most of a compile is parsing headers) linked with the cached harness object and `libgsim.a`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,27 @@ from .config import GemminiConfig
 
 CSRC = Path(__file__).parent / "csrc"
 _SOURCES = ("gemmini.h", "runtime.c", "guard.inc", "loops.inc", "library.inc")
+_BUILD_VERSION = b"3"  # bump when what build_runtime produces changes
+# Flags of every candidate and harness compile; the precompiled header is only used with exactly these.
+CFLAGS = ("-O1", "-std=gnu11", "-fno-strict-aliasing", "-w", "-Werror=implicit-function-declaration", "-fmax-errors=5")
+# Candidate code becomes a shared object the harness loads, and is instrumented so the runtime can charge its
+# CPU work per basic block.
+CANDIDATE_FLAGS = CFLAGS + ("-fPIC", "-fsanitize-coverage=trace-pc")
+# Headers every candidate gets before its own code (gemmini.h first); candidates may include them again.
+PRELUDE_HEADERS = (
+    "assert.h",
+    "float.h",
+    "limits.h",
+    "stdarg.h",
+    "stdbool.h",
+    "stddef.h",
+    "stdint.h",
+    "stdio.h",
+    "stdlib.h",
+    "string.h",
+    "math.h",
+)
+PRELUDE = "gsim_prelude.h"
 # Names under which candidates may include the header (gemmini-rocc-tests layouts).
 _HEADER_ALIASES = tuple(
     f"{d}{n}" for d in ("", "include/") for n in ("gemmini.h", "gemmini_testutils.h", "gemmini_params.h")
@@ -30,7 +52,7 @@ def cache_root() -> Path:
 
 
 def _source_hash() -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(_BUILD_VERSION)
     for name in _SOURCES:
         h.update((CSRC / name).read_bytes())
     return h.hexdigest()[:12]
@@ -62,6 +84,10 @@ def build_runtime(config: GemminiConfig) -> Path:
         cmd = ["gcc", "-O3", "-std=gnu11", "-fno-strict-aliasing", "-I", str(inc), "-c", "runtime.c", "-o", "runtime.o"]
         subprocess.run(cmd, cwd=tmp, check=True, capture_output=True, text=True)
         subprocess.run(["ar", "rcs", "libgsim.a", "runtime.o"], cwd=tmp, check=True, capture_output=True)
+        prelude = ['#include "gemmini.h"'] + [f"#include <{h}>" for h in PRELUDE_HEADERS]
+        (inc / PRELUDE).write_text("\n".join(prelude) + "\n")
+        pch = ["gcc", *CANDIDATE_FLAGS, "-I", str(inc), "-x", "c-header", PRELUDE, "-o", f"{PRELUDE}.gch"]
+        subprocess.run(pch, cwd=inc, check=True, capture_output=True, text=True)
         try:
             os.rename(tmp, out)
         except OSError:  # another process built it first
@@ -69,4 +95,26 @@ def build_runtime(config: GemminiConfig) -> Path:
     except subprocess.CalledProcessError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"building the Gemmini runtime failed:\n{e.stderr}") from e
+    return out
+
+
+def harness_binary(root: Path, source: str) -> Path:
+    """The harness program for `source` (trusted code: main, the kernel's arrays, the runtime), built once and
+    cached in `root/harness/` by content. It loads the candidate's solution.so at run time, so an evaluation
+    compiles only the candidate. Its symbols are exported (-rdynamic) for the candidate to bind to."""
+    out = root / "harness" / f"{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".h-", dir=out.parent))
+    try:
+        (tmp / "harness.c").write_text(source)
+        cmd = ["gcc", *CFLAGS, "-rdynamic", "-I", str(root / "include"), "harness.c", str(root / "libgsim.a")]
+        cmd += ["-Wl,--no-as-needed", "-lm", "-ldl", "-Wl,-z,relro,-z,now", "-o", "sim"]
+        subprocess.run(cmd, cwd=tmp, check=True, capture_output=True, text=True)
+        os.replace(tmp / "sim", out)
+    except subprocess.CalledProcessError as e:
+        raise RuntimeError(f"building the Gemmini harness failed:\n{e.stderr}") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -5,7 +5,9 @@
  * online into three in-order queues (LD/EX/ST) with RS capacities, per-row dependencies across queues,
  * a DMA read and write port (window, bandwidth, latency) and the mesh pipeline. research/gemmini.md §3.3.
  */
+#define _GNU_SOURCE
 #include <fenv.h>
+#include <link.h>
 #include <stdarg.h>
 #include <unistd.h>
 
@@ -31,14 +33,24 @@ typedef float op_t;
 typedef int16_t op_t; /* int8 operands widened so the k reduction maps onto multiply-add instructions */
 #endif
 static GS op_t Wt[DIM][DIM]; /* WS weights held in the array, transposed: Wt[j][k] */
+#if !GSIM_FP32 && DIM % 8 == 0 && defined(__x86_64__)
+#include <immintrin.h>
+#define GSIM_SIMD 1
+/* The same weights for the AVX2 path: Wp[k/2][j] packs (W[k][j], W[k+1][j]) as two int16, so one
+ * multiply-add instruction does two k steps for eight columns. */
+static GS int32_t Wp[DIM / 2][DIM] __attribute__((aligned(32)));
+#endif
 static GS acc_t pe[DIM][DIM]; /* OS accumulators */
 static GS uint32_t os_c; static GS long os_c_cols, os_c_rows; static GS int os_pending;
 static GS int loop_ws_count;
 
 /* candidate DRAM: data+bss and the stack; the shadow holds the index+1 of the last mvout per 4 B */
 extern char __etext, _end; /* linker symbols: end of code, end of bss */
-static GS uintptr_t data_lo, data_hi, stack_lo, stack_hi;
-static GS uint32_t *shadow_data, *shadow_stack;
+static GS uintptr_t data_lo, data_hi, stack_lo, stack_hi, lib_lo, lib_hi; /* lib: the candidate's solution.so */
+static GS uint32_t *shadow_data, *shadow_stack, *shadow_lib;
+/* Shadow entries hold epoch + command index; each reset moves the epoch past every index stored so far, so
+ * a seed never sees the mvouts of the seed before it (and nothing needs clearing). */
+static GS uint32_t epoch;
 static GS uint64_t last_fence_instr, mvouts_since_fence;
 
 /* instruction bookkeeping */
@@ -128,17 +140,20 @@ static void bb_put(uintptr_t k, uint32_t n) {
   bb_len[i] = n;
 }
 
-/* Parse `objdump -d --no-show-raw-insn`: a block starts after each call to the trace hook and ends at the
- * next jump, return, trace call or function end. Without the file, CPU work is charged per basic block. */
-void gsim_init(void *stack_probe);
+/* Parse `objdump -dr --no-show-raw-insn solution.o`: a block starts after each call to the trace hook (the
+ * call is followed by its relocation line) and ends at the next jump, return, trace call or function end.
+ * Keys are offsets in the object's .text; `entry` (the address of solution) places them in memory. Without
+ * the file, CPU work is charged per basic block. */
+static GS void *gsim_entry;
+void gsim_set_entry(void *entry) { gsim_entry = entry; }
 
 static void load_block_sizes(const char *path) {
-  FILE *f = fopen(path, "r");
+  FILE *f = gsim_entry ? fopen(path, "r") : NULL;
   if (!f) return;
   char line[512];
   size_t n = 0;
   while (fgets(line, sizeof line, f))
-    if (strstr(line, "<__sanitizer_cov_trace_pc>")) n++;
+    if (line[0] == '\t' && strstr(line, "__sanitizer_cov_trace_pc")) n++;
   size_t cap = 1024;
   while (cap < 2 * n) cap <<= 1;
   bb_key = calloc(cap, sizeof *bb_key);
@@ -148,14 +163,27 @@ static void load_block_sizes(const char *path) {
   rewind(f);
   uintptr_t key = 0, anchor = 0;
   uint32_t count = 0;
-  int open = 0, want_key = 0;
+  int open = 0, want_key = 0, in_text = 0, found = 0;
   while (fgets(line, sizeof line, f)) {
     char *p;
-    if (line[0] != ' ') { /* "0000000000001139 <name>:" starts a function */
+    if (line[0] == '\t') { /* "\t\t\t4: R_X86_64_PLT32\t__sanitizer_cov_trace_pc-0x4" after the trace call */
+      if (strstr(line, "__sanitizer_cov_trace_pc")) {
+        if (open && count) bb_put(key, count - 1); /* the trace call itself was counted */
+        open = 0; want_key = in_text;
+      }
+      continue;
+    }
+    if (strncmp(line, "Disassembly of section ", 23) == 0) {
+      if (open) bb_put(key, count);
+      open = want_key = 0;
+      in_text = strncmp(line + 23, ".text:", 6) == 0; /* other sections' blocks get the default length */
+      continue;
+    }
+    if (line[0] != ' ') { /* "000000000000000d <solution>:" starts a function */
       if (open) bb_put(key, count);
       open = want_key = 0;
       unsigned long a = strtoul(line, &p, 16);
-      if (p != line && strncmp(p, " <gsim_init>:", 13) == 0) anchor = a;
+      if (in_text && p != line && strncmp(p, " <solution>:", 12) == 0) { anchor = a; found = 1; }
       continue;
     }
     unsigned long a = strtoul(line, &p, 16);
@@ -164,19 +192,14 @@ static void load_block_sizes(const char *path) {
     while (*p == ' ' || *p == '\t') p++;
     if (!*p || *p == '\n') continue;
     if (want_key) { key = a; want_key = 0; open = 1; count = 0; }
-    if (strstr(p, "<__sanitizer_cov_trace_pc>")) {
-      if (open) bb_put(key, count);
-      open = 0; want_key = 1;
-      continue;
-    }
     if (!open) continue;
     count++;
     if (*p == 'j' || strncmp(p, "ret", 3) == 0) { bb_put(key, count); open = 0; }
   }
   if (open) bb_put(key, count);
   fclose(f);
-  if (!anchor) { free(bb_key); free(bb_len); bb_key = NULL; return; }
-  bb_off = (uintptr_t)gsim_init - anchor;
+  if (!found) { free(bb_key); free(bb_len); bb_key = NULL; return; }
+  bb_off = (uintptr_t)gsim_entry - anchor;
 }
 
 /* ---------------- helpers ---------------- */
@@ -233,6 +256,7 @@ static uint32_t *shadow_for(uintptr_t lo, uintptr_t hi, uintptr_t *base) {
   uintptr_t s0 = (uintptr_t)__start_gsim_state, s1 = (uintptr_t)__stop_gsim_state;
   if (lo >= data_lo && hi <= data_hi && (hi <= s0 || lo >= s1)) { *base = data_lo; return shadow_data; }
   if (lo >= stack_lo && hi <= stack_hi) { *base = stack_lo; return shadow_stack; }
+  if (lo >= lib_lo && hi <= lib_hi && shadow_lib) { *base = lib_lo; return shadow_lib; }
   return NULL;
 }
 
@@ -469,8 +493,8 @@ static void mvin_impl(int id, uintptr_t dram, uint32_t local, long cols, long ro
       for (long r = 0; r < rows; r++) {
         uintptr_t s = dram + r * stride;
         for (uintptr_t g = (s - base) / 4; g < (s + cols * esz - base + 3) / 4; g++)
-          if (sh[g] > last_fence_instr)
-            fail("hazard_error", "mvin reads DRAM that command #%u (a mvout) wrote with no fence() between them", sh[g]);
+          if (sh[g] > epoch + last_fence_instr)
+            fail("hazard_error", "mvin reads DRAM that command #%u (a mvout) wrote with no fence() between them", sh[g] - epoch);
       }
     }
     for (long r = 0; r < rows; r++) {
@@ -536,7 +560,7 @@ static void mvout_impl(uintptr_t dram, uint32_t local, long cols, long rows, int
       else ((elem_t *)dst)[j] = relu_e(to_elem_scaled(acc_at(r)[c], stc.scale), stc.act);
     }
     uintptr_t g0 = ((uintptr_t)dst - base) / 4, g1 = ((uintptr_t)dst + cols * esz - base + 3) / 4;
-    for (uintptr_t g = g0; g < g1; g++) sh[g] = (uint32_t)n_instr;
+    for (uintptr_t g = g0; g < g1; g++) sh[g] = epoch + (uint32_t)n_instr;
   }
   mvouts_since_fence++;
   /* timing */
@@ -632,18 +656,51 @@ static void flush_os(void) {
   os_pending = 0;
 }
 
-/* The hot loop: res = X + A·W for the rows and columns that are written. Cloned for AVX2 when the host has it. */
-__attribute__((target_clones("avx2", "default"))) static void ws_matmul(acc_t A[DIM][DIM], acc_t X[DIM][DIM],
-                                                                        acc_t res[DIM][DIM], long rows, long cols) {
-  op_t A16[DIM][DIM];
-  for (int i = 0; i < DIM; i++)
-    for (int k = 0; k < DIM; k++) A16[i][k] = (op_t)A[i][k];
+/* The hot loop: res = X + A·W for the rows and columns that are written. Products of int8 values summed over
+ * DIM fit in int32, so the AVX2 multiply-add path gives exactly the scalar result. */
+#ifdef GSIM_SIMD
+__attribute__((target("avx2"))) static void ws_matmul_avx2(acc_t A[DIM][DIM], acc_t X[DIM][DIM], acc_t res[DIM][DIM],
+                                                          long rows, long cols) {
+  const __m256i *wp = (const __m256i *)Wp;
+  enum { V = DIM / 8 };
+  for (long i = 0; i < rows; i++) {
+    __m256i r[V];
+    for (int v = 0; v < V; v++) r[v] = _mm256_loadu_si256((const __m256i *)&X[i][8 * v]);
+    for (int k = 0; k < DIM; k += 2) {
+      __m256i a = _mm256_set1_epi32((int32_t)((uint32_t)(uint16_t)A[i][k] | (uint32_t)(uint16_t)A[i][k + 1] << 16));
+      for (int v = 0; v < V; v++) r[v] = _mm256_add_epi32(r[v], _mm256_madd_epi16(a, wp[(k / 2) * V + v]));
+    }
+    if (cols == DIM) {
+      for (int v = 0; v < V; v++) _mm256_storeu_si256((__m256i *)&res[i][8 * v], r[v]);
+    } else {
+      acc_t row[DIM];
+      for (int v = 0; v < V; v++) _mm256_storeu_si256((__m256i *)&row[8 * v], r[v]);
+      memcpy(res[i], row, (size_t)cols * sizeof(acc_t));
+    }
+  }
+}
+#endif
+
+static void ws_matmul(acc_t A[DIM][DIM], acc_t X[DIM][DIM], acc_t res[DIM][DIM], long rows, long cols) {
+#ifdef GSIM_SIMD
+  static GS int avx2 = -1;
+  if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+  if (avx2) { ws_matmul_avx2(A, X, res, rows, cols); return; }
+#endif
   for (long i = 0; i < rows; i++)
     for (long j = 0; j < cols; j++) {
       acc_t sum = 0;
-      for (int k = 0; k < DIM; k++) sum += (acc_t)A16[i][k] * (acc_t)Wt[j][k];
-      res[i][j] = X[i][j] + sum;
+      for (int k = 0; k < DIM; k++) sum += (acc_t)(op_t)A[i][k] * (acc_t)Wt[j][k];
+      res[i][j] = wrap_add(X[i][j], sum);
     }
+}
+
+/* Keep the packed copy of the weights in step with Wt. */
+static void pack_weights(void) {
+#ifdef GSIM_SIMD
+  for (int k = 0; k < DIM; k += 2)
+    for (int j = 0; j < DIM; j++) Wp[k / 2][j] = (int32_t)((uint32_t)(uint16_t)Wt[j][k] | (uint32_t)(uint16_t)Wt[j][k + 1] << 16);
+#endif
 }
 
 static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, long a_rows, long bd_cols, long bd_rows, int line) {
@@ -659,7 +716,9 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
   if (!ag) check_local(a, row_of(a) + (uint32_t)(((exc.a_t ? a_cols : a_rows) ? (exc.a_t ? a_cols : a_rows) - 1 : 0) * exc.a_stride + 1), "compute A");
   if (!dg) check_local(bd, row_of(bd) + (uint32_t)bd_rows, "compute B/D");
   acc_t A[DIM][DIM], X[DIM][DIM], res[DIM][DIM];
-  memset(A, 0, sizeof A);
+  /* rows the operand reads below do not fill are zero (operand_row fills whole rows) */
+  long a_full = ag ? 0 : exc.a_t ? 0 : a_rows;
+  memset(A[a_full], 0, (size_t)(DIM - a_full) * sizeof A[0]);
   if (!ag) {
     if (!exc.a_t) {
       for (long i = 0; i < a_rows; i++) operand_row(a, row_of(a) + (uint32_t)(i * exc.a_stride), a_cols, A[i]);
@@ -671,7 +730,8 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
       }
     }
   }
-  memset(X, 0, sizeof X);
+  long x_full = dg ? 0 : bd_rows;
+  memset(X[x_full], 0, (size_t)(DIM - x_full) * sizeof X[0]);
   if (!dg) for (long i = 0; i < bd_rows; i++) operand_row(bd, row_of(bd) + (uint32_t)i, bd_cols, X[i]);
   if (exc.df == WEIGHT_STATIONARY) {
     if (preloaded) { /* load the weights latched by the preload; a garbage B gives zeros */
@@ -683,6 +743,7 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
         for (int k = 0; k < DIM; k++)
           for (int j = 0; j < DIM; j++) Wt[j][k] = (op_t)(exc.b_t ? tmp[j][k] : tmp[k][j]);
       }
+      pack_weights();
     }
     ws_matmul(A, X, res, pre.c_rows, pre.c_cols);
     write_c(pre.c, pre.c_rows, pre.c_cols, res, 0);
@@ -806,9 +867,9 @@ static void check_cpu_read(const void *p, long n, const char *what) {
   uint32_t *sh = shadow_for(lo, lo + n, &base);
   if (!sh) return;
   for (uintptr_t g = (lo - base) / 4; g < (lo + n - base + 3) / 4; g++)
-    if (sh[g] > last_fence_instr) {
+    if (sh[g] > epoch + last_fence_instr) {
       cur_line = 0; /* the helper's own line is unknown */
-      fail("hazard_error", "%s reads DRAM that command #%u (a mvout) wrote with no fence() between them", what, sh[g]);
+      fail("hazard_error", "%s reads DRAM that command #%u (a mvout) wrote with no fence() between them", what, sh[g] - epoch);
     }
 }
 
@@ -840,7 +901,7 @@ void gsim_reset(void) {
   memset(&exc, 0, sizeof exc);
   exc.df = WEIGHT_STATIONARY; exc.acc_scale = 1.0f; exc.a_stride = 1; exc.c_stride = 1;
   stc.stride = DIM * sizeof(elem_t); stc.act = 0; stc.scale = 1.0f;
-  memset(&pre, 0, sizeof pre); memset(Wt, 0, sizeof Wt); memset(pe, 0, sizeof pe); os_pending = 0;
+  memset(&pre, 0, sizeof pre); memset(Wt, 0, sizeof Wt); pack_weights(); memset(pe, 0, sizeof pe); os_pending = 0;
   loop_ws_count = 0; c_half = 0; pend_free(); merging = 0;
   memset(&ctr, 0, sizeof ctr);
   t_cpu = t_fsm = last_alloc = all_done = last_ack = 0;
@@ -853,11 +914,28 @@ void gsim_reset(void) {
   memset(touch[0], 0, GSIM_SP_ROWS); memset(touch[1], 0, GSIM_ACC_ROWS);
   rd_n = wr_n = 0; rd_port = wr_port = 0; mvin_n = 0; mesh_n = 0; mesh_drain = 0; last_st_complete = 0;
   memset(&lastx, 0, sizeof lastx); memset(&lastp, 0, sizeof lastp);
+  epoch += (uint32_t)n_instr + 1;
   n_instr = 0; last_fence_instr = 0; mvouts_since_fence = 0; cur_line = 0;
-  memset(shadow_data, 0, (data_hi - data_lo) / 4 + 1);
   src_kind = SRC_CPU;
   bb_seen = gsim_bb;
   insns_seen = gsim_insns;
+}
+
+/* The writable segments (data, bss) of the loaded object that holds the candidate's entry point. */
+static int find_lib(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size; (void)arg;
+  uintptr_t entry = (uintptr_t)gsim_entry, lo = UINTPTR_MAX, hi = 0;
+  int mine = 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    uintptr_t a = info->dlpi_addr + ph->p_vaddr, b = a + ph->p_memsz;
+    if (entry >= a && entry < b) mine = 1;
+    if (ph->p_flags & PF_W) { if (a < lo) lo = a; if (b > hi) hi = b; }
+  }
+  if (!mine || hi <= lo) return 0;
+  lib_lo = lo & ~(uintptr_t)3; lib_hi = hi;
+  return 1;
 }
 
 void gsim_init(void *stack_probe) {
@@ -875,6 +953,8 @@ void gsim_init(void *stack_probe) {
   stack_hi = (uintptr_t)stack_probe + 65536; stack_lo = stack_hi - (8u << 20);
   shadow_data = calloc((data_hi - data_lo) / 4 + 2, sizeof(uint32_t));
   shadow_stack = calloc((stack_hi - stack_lo) / 4 + 2, sizeof(uint32_t));
+  if (gsim_entry && dl_iterate_phdr(find_lib, NULL) && (lib_hi <= data_lo || lib_lo >= data_hi))
+    shadow_lib = calloc((lib_hi - lib_lo) / 4 + 2, sizeof(uint32_t));
   if (!spad || !acc || !shadow_data || !shadow_stack) fail("runtime_error", "simulator out of memory");
   gsim_reset();
 }
