@@ -369,5 +369,7 @@ def test_dma_to_the_candidates_own_static_buffer_works():
 
 
 def test_a_declared_but_undefined_function_is_a_compile_error():
-    r = run("void helper(int);\n" + TILED.replace("  fence();\n}", "  helper(1);\n  fence();\n}"))
+    code = "void helper(int);\n" + TILED.replace("  fence();\n}", "  helper(1);\n  fence();\n}")
+    r = run(code)
     assert r.error.type == "compile_error" and "helper" in r.error.message
+    assert r.error.line == code.splitlines().index("  helper(1);") + 1

@@ -260,7 +260,7 @@ class GemminiSimulator:
         if out.timed_out or out.signal in (24,):  # SIGXCPU: the CPU-time limit
             return SimResult.failure(UNIT, "timeout", f"no result within {timeout:g} s (compile + run)")
         if out.returncode == _COMPILE_FAILED:
-            return _compile_error(out.files.get("cc.txt", b"").decode("utf-8", "replace"))
+            return _compile_error(out.files.get("cc.txt", b"").decode("utf-8", "replace"), code)
         if out.signal == 31:  # SIGSYS: the seccomp filter killed a forbidden system call
             return SimResult.failure(
                 UNIT, "sandbox_violation", "the program made a forbidden system call (files, processes, sockets)"
@@ -333,7 +333,7 @@ def _sim_error(etype: str, msg: str, line: str | int | None = None, instr: str |
 _POISON_ERR = re.compile(r'(?:solution\.c:(\d+):)?[^\n]*attempt to use poisoned "(\w+)"')
 
 
-def _compile_error(text: str) -> SimResult:
+def _compile_error(text: str, code: str = "") -> SimResult:
     p = _POISON_ERR.search(text)
     if p:  # a forbidden name reached the compiler (through a macro, a header or a function pointer)
         line = int(p.group(1)) if p.group(1) else None
@@ -342,10 +342,11 @@ def _compile_error(text: str) -> SimResult:
     if m:
         return SimResult.failure(UNIT, "compile_error", text.strip()[-2000:], line=int(m.group(1)))
     u = re.search(r"undefined symbol: (\w+)", text)
-    if u:  # the loader's message: the candidate uses a name nothing defines
-        return SimResult.failure(
-            UNIT, "compile_error", f"undefined reference to `{u.group(1)}' (declared, never defined)"
-        )
+    if u:  # the loader's message: the candidate uses a name nothing defines; the line is its last mention
+        bare = _strip_comments(code)
+        uses = [m.start() for m in re.finditer(rf"\b{re.escape(u.group(1))}\b", bare)]
+        msg = f"undefined reference to `{u.group(1)}' (declared, never defined)"
+        return SimResult.failure(UNIT, "compile_error", msg, line=_line_of(bare, uses[-1]) if uses else None)
     if "undefined reference" in text and "solution" in text:
         return SimResult.failure(UNIT, "compile_error", "no function `void solution(...)` is defined:\n" + text[-1500:])
     return SimResult.failure(UNIT, "compile_error", text.strip()[-2000:] or "compilation failed")
