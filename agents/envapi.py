@@ -147,7 +147,7 @@ def restore(env: gym.Env, state: Any, sample: int = 0) -> dict[str, Any]:
         out = out[0]
     if isinstance(out, dict) and "mask" in out:
         return out
-    return u.observation() if hasattr(u, "observation") else u._obs()
+    return u.observation()
 
 
 def propose_plans(env: gym.Env, n: int) -> list[Plan]:

@@ -360,7 +360,7 @@ class AutocompEnv(gym.Env):
         self.latency = self.start_latency = self.best_latency = float(result.latency)
         self._result = result
         info = self._info(plan=None, generation=None, candidate=result, cache_hit=False, wall=0.0)
-        return self._obs(), info
+        return self.observation(), info
 
     def step(self, action: Any):
         if self.code is None:
@@ -418,7 +418,7 @@ class AutocompEnv(gym.Env):
         terminated = self.latency <= self.kernel.roofline * (1.0 + ROOFLINE_TOLERANCE)
         truncated = not terminated and (self._steps >= self.max_steps or bool(self.budget.exhausted(self.usage)))
         info = self._info(plan=plan, generation=gen, candidate=result, cache_hit=cache_hit, wall=wall)
-        return self._obs(), float(reward), bool(terminated), bool(truncated), info
+        return self.observation(), float(reward), bool(terminated), bool(truncated), info
 
     def _spend(self, **amounts: float) -> None:
         for usage in (self.usage, self.total_usage):
@@ -482,7 +482,10 @@ class AutocompEnv(gym.Env):
         low, high = self.observation_space["features"].low, self.observation_space["features"].high
         return np.clip(np.asarray(values, dtype=np.float32), low, high)
 
-    def _obs(self) -> dict[str, Any]:
+    def observation(self) -> dict[str, Any]:
+        """The observation of the current position (what `reset`/`step` return), e.g. after `set_state`."""
+        if self.code is None:
+            raise gym.error.ResetNeeded("call reset() before observation()")
         return {"code": _displayable(self.code), "features": self._features(), "mask": self._mask()}
 
     def _info(self, *, plan: Plan | None, generation, candidate: SimResult, cache_hit: bool, wall: float) -> dict:

@@ -234,6 +234,20 @@ def test_set_state_goes_back_without_rewinding_spend():
     assert [env.step(a)[4]["latency"] for a in (1, 0, 2)] == after  # rng restored too
 
 
+def test_observation_after_set_state_is_the_one_step_returned_there():
+    env = make()
+    with pytest.raises(gym.error.ResetNeeded):
+        env.observation()
+    env.reset(seed=0)
+    obs, *_ = env.step(0)
+    state = env.get_state()
+    env.step(1)
+    env.set_state(state)
+    again = env.observation()
+    assert again["code"] == obs["code"] and np.array_equal(again["mask"], obs["mask"])
+    assert env.observation_space.contains(again)
+
+
 def test_propose_plans_are_distinct_applicable_menu_items():
     env = make()
     obs, _ = env.reset(seed=0)
