@@ -684,7 +684,7 @@ __attribute__((target("avx2"))) static void ws_matmul_avx2(acc_t A[DIM][DIM], ac
 static void ws_matmul(acc_t A[DIM][DIM], acc_t X[DIM][DIM], acc_t res[DIM][DIM], long rows, long cols) {
 #ifdef GSIM_SIMD
   static GS int avx2 = -1;
-  if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+  if (avx2 < 0) avx2 = __builtin_cpu_supports("avx2") && !getenv("GSIM_SCALAR"); /* GSIM_SCALAR: test the fallback */
   if (avx2) { ws_matmul_avx2(A, X, res, rows, cols); return; }
 #endif
   for (long i = 0; i < rows; i++)
