@@ -22,7 +22,13 @@ _COMPILE_FAILED = 97
 # with ASLR, so cycles would not be reproducible without it.
 _NO_ASLR = "setarch -R " if shutil.which("setarch") else ""
 _OBJDUMP = shutil.which("objdump") is not None
-_LD = "ld" if shutil.which("ld") else "gcc -nostdlib"  # gcc's driver, if there is no bare ld, costs ~3 ms more
+# Link flags of the candidate's shared object: its own calls bind to its own definitions, no lazy binding, and
+# no DT_INIT/DT_FINI (ld would make a function named _init or _fini run at load time, before the seal).
+_SO_FLAGS = ("-shared", "-Bsymbolic", "-z", "now", "-z", "relro", "-init=__gsim_none", "-fini=__gsim_none")
+if shutil.which("ld"):
+    _LD = "ld " + " ".join(_SO_FLAGS)
+else:  # gcc's driver costs ~3 ms more
+    _LD = "gcc -nostdlib -shared -Wl," + ",".join(_SO_FLAGS[1:])
 _SIM_ERROR = 3
 # Candidate code may not reach the simulator's internals, files, processes or raw syscalls. This stops
 # accidents and casual score hacks; the sandbox, not this check, is what protects the host.
@@ -64,7 +70,7 @@ _POISONED = (
     "clone clone3 system popen dlopen dlmopen dlsym dlvsym mmap mmap64 mremap mprotect munmap execl execle execlp "
     "execv execve execvp execvpe fexecve __builtin_fork __builtin_execl __builtin_execle __builtin_execlp "
     "__builtin_execv __builtin_execve __builtin_execvp posix_spawn posix_spawnp socket socketpair connect bind ptrace prctl "
-    "seccomp asm __asm __asm__ constructor __constructor__ destructor __destructor__ section __section__ "
+    "seccomp _init _fini asm __asm __asm__ constructor __constructor__ destructor __destructor__ section __section__ "
     "ifunc __ifunc__ alias __alias__ weakref __weakref__ symver __symver__ no_sanitize_coverage "
     "__no_sanitize_coverage__ no_instrument_function __no_instrument_function__ __sanitizer_cov_trace_pc "
     "__start_gsim_state __stop_gsim_state __etext _end gsim_init gsim_reset gsim_seal gsim_stats gsim_finish "
@@ -166,7 +172,7 @@ def compile_script(root) -> str:
     dis = "objdump -dr --no-show-raw-insn solution.o > dis.txt 2> /dev/null; " if _OBJDUMP else ""
     return (
         f"gcc -c -pipe {flags} -I {root}/include solution.c -o solution.o 2> cc.txt || exit {_COMPILE_FAILED}; "
-        f"{dis}{_LD} -shared -Bsymbolic -z now -z relro solution.o -o solution.so 2>> cc.txt"
+        f"{dis}{_LD} solution.o -o solution.so 2>> cc.txt"
         f" || exit {_COMPILE_FAILED}; "
     )
 
