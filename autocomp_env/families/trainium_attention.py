@@ -49,19 +49,24 @@ from typing import Any
 import numpy as np
 
 from autocomp_env.core import Kernel
-from autocomp_env.families.base import Family, Transform, register, schedule_comment
-from autocomp_env.families.trainium_gemm import ITEM, P, inject_from, make_kernel, parse_dims, parse_plan_items
+from autocomp_env.families.base import register, schedule_comment
+from autocomp_env.families.trainium_gemm import (
+    ITEM,
+    MovesFamily,
+    P,
+    inject_from,
+    make_kernel,
+    parse_dims,
+    parse_plan_items,
+)
 from autocomp_env.menus import TRAINIUM
 
 _OTHER = ITEM["other methods not listed here"]
 
 
-class _ScheduleFamily(Family):
+class _ScheduleFamily(MovesFamily):
     """Shared machinery: knobs with ordered values, menu items that move knobs, random 'other methods'."""
 
-    target = "trainium"
-    menu = TRAINIUM
-    lang = "python"
     # menu item name -> [(knob, from value or None for any, to value, description)]
     MOVES: dict[str, list[tuple[str, Any, Any, str]]] = {}
 
@@ -122,22 +127,6 @@ class _ScheduleFamily(Family):
         if not self.valid(kernel, s):
             s["tgroup"] = 1
         return s
-
-    def complete(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
-        """`schedule` with knobs it does not name set as in the naive schedule (older or hand-edited markers)."""
-        return {**self.naive_schedule(kernel), **schedule}
-
-    def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
-        return np.array([bool(self._moves(kernel, schedule, i, {})) for i in range(len(self.menu))])
-
-    def apply(
-        self, kernel: Kernel, schedule: dict[str, Any], item: int, params: dict[str, Any], rng: np.random.Generator
-    ) -> Transform | None:
-        moves = self._moves(kernel, schedule, item, params or {})
-        if not moves:
-            return None
-        t, desc = moves[int(rng.integers(len(moves)))]
-        return Transform(t, desc)
 
     def parse_plan(self, text: str) -> list[tuple[int, dict[str, Any]]]:
         allowed = set(self.MOVES) | {"loop tiling", "try new parameter values", _name(_OTHER)}

@@ -231,11 +231,36 @@ GEMM_FAULTS = [
 
 
 # --- the GEMM family ---------------------------------------------------------------------------------------------
-class TrainiumGemm(Family):
+class MovesFamily(Family):
+    """A Trainium family whose `_moves` lists, for a menu item, the (schedule, description) moves it allows;
+    `applicable` and `apply` follow from that list (gemm, attention, sdattention)."""
+
     target = "trainium"
-    name = "gemm"
     menu = TRAINIUM
     lang = "python"
+
+    def _moves(self, kernel: Kernel, s: dict[str, Any], item: int, params: dict[str, Any]) -> list[tuple[dict, str]]:
+        raise NotImplementedError
+
+    def complete(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
+        """`schedule` with knobs it does not name set as in the naive schedule (older or hand-edited markers)."""
+        return {**self.naive_schedule(kernel), **schedule}
+
+    def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
+        return np.array([bool(self._moves(kernel, schedule, i, {})) for i in range(len(self.menu))])
+
+    def apply(
+        self, kernel: Kernel, schedule: dict[str, Any], item: int, params: dict[str, Any], rng: np.random.Generator
+    ) -> Transform | None:
+        moves = self._moves(kernel, schedule, item, params or {})
+        if not moves:
+            return None
+        t, desc = moves[int(rng.integers(len(moves)))]
+        return Transform(t, desc)
+
+
+class TrainiumGemm(MovesFamily):
+    name = "gemm"
 
     def kernel(self, shape: str) -> Kernel:
         M, K, N = parse_dims(shape, 3, "bf16", "gemm")
@@ -741,33 +766,24 @@ class TrainiumGemm(Family):
                 add("use nl.matmul(transpose_x=True)", mm="matmul")
         return out
 
-    def complete(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
-        """`schedule` with knobs it does not name set as in the naive schedule (older or hand-edited markers)."""
-        return {**self.naive_schedule(kernel), **schedule}
-
     def _lhs_defaults(self, kernel: Kernel, s: dict[str, Any]) -> dict[str, Any]:
         n = self.naive_schedule(kernel)
         return {"stat": "lhsT", "tn": n["tn"], "bm": 1, "bn": 1, "bk": n["bk"], "loads": "block"}
 
-    def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
-        return np.array([bool(self._moves(kernel, schedule, i, {})) for i in range(len(self.menu))])
-
     def apply(
         self, kernel: Kernel, schedule: dict[str, Any], item: int, params: dict[str, Any], rng: np.random.Generator
     ) -> Transform | None:
-        moves = self._moves(kernel, schedule, item, params or {})
-        if not moves:
-            return None
+        named = []
         if params and TRAINIUM[item] in ("loop tiling", "try new parameter values"):
-            named = [m for m in moves if m[1].startswith("set ")]
-            if named:  # apply everything the plan named, in one step
-                s = dict(schedule)
-                for t, _ in named:
-                    s.update({k: v for k, v in t.items() if t[k] != schedule[k]})
-                if self.valid(kernel, s) and s != schedule:
-                    return Transform(s, "; ".join(d for _, d in named))
-                moves = named
-        t, desc = moves[int(rng.integers(len(moves)))]
+            named = [m for m in self._moves(kernel, schedule, item, params) if m[1].startswith("set ")]
+        if not named:
+            return super().apply(kernel, schedule, item, params, rng)
+        s = dict(schedule)  # apply everything the plan named, in one step
+        for t, _ in named:
+            s.update({k: v for k, v in t.items() if t[k] != schedule[k]})
+        if self.valid(kernel, s) and s != schedule:
+            return Transform(s, "; ".join(d for _, d in named))
+        t, desc = named[int(rng.integers(len(named)))]
         return Transform(t, desc)
 
     def parse_plan(self, text: str) -> list[tuple[int, dict[str, Any]]]:
