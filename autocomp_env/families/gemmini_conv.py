@@ -23,6 +23,7 @@ Schedule keys (JSON):
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from autocomp_env.core import Kernel
@@ -444,6 +445,7 @@ def plan_params(text: str) -> dict[str, Any]:
 
 
 class GemminiConv(ScheduleFamily):
+    space = sys.modules[__name__]
     target = "gemmini"
     name = "conv"
     menu = GEMMINI_GEMM
@@ -463,17 +465,8 @@ class GemminiConv(ScheduleFamily):
         if c % DIM or k % DIM:
             raise ValueError(f"conv channel counts C and K must be multiples of {DIM}, got {shape!r}")
         name = f"gemmini/conv-{n}x{p}x{q}x{c}x{k}"
-        sim = mm.simulator()
-        return Kernel(
-            name=name,
-            target="gemmini",
-            family="conv",
-            spec={"N": n, "P": p, "Q": q, "C": c, "K": k, "kernel": 3, "stride": 1, "padding": 1, "dtype": "int8"},
-            macs=int(sim.macs(name)),
-            roofline=float(sim.roofline(name)),
-            unit="cycles",
-            small=f"gemmini/conv-{self.small_shape_of(n, p, q, c, k)}",
-        )
+        spec = {"N": n, "P": p, "Q": q, "C": c, "K": k, "kernel": 3, "stride": 1, "padding": 1, "dtype": "int8"}
+        return self.gemmini_kernel(name, spec, f"gemmini/conv-{self.small_shape_of(n, p, q, c, k)}")
 
     @staticmethod
     def small_shape_of(n: int, p: int, q: int, c: int, k: int) -> str:
@@ -481,24 +474,6 @@ class GemminiConv(ScheduleFamily):
 
     def small_shape(self, kernel: Kernel) -> str:
         return self.small_shape_of(*dims(kernel))
-
-    def baselines(self, kernel: Kernel) -> dict[str, str]:
-        return self.library_baselines(kernel, expert_schedule(kernel))
-
-    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
-        return naive_schedule(kernel)
-
-    def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
-        return valid(kernel, s)
-
-    def normalize(self, kernel: Kernel, s: dict[str, Any]) -> dict[str, Any]:
-        return normalize(kernel, s)
-
-    def moves(self, kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, Any], str]]:
-        return moves(kernel, s, kind)
-
-    def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
-        return emit(kernel, s)
 
     def plan_params(self, text: str) -> dict[str, Any]:
         return plan_params(text)

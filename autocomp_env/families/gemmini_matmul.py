@@ -26,7 +26,9 @@ rest of the schedule, so a transformation "changes" a schedule only when it chan
 from __future__ import annotations
 
 import re
-from typing import Any
+import sys
+from types import ModuleType
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -477,7 +479,7 @@ def _emit_hw_loop(w: _Writer, kernel: Kernel, s: dict[str, Any]) -> None:
 
 
 # --- transformations ---------------------------------------------------------------------------
-def _moves(kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, Any], str]]:
+def moves(kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, Any], str]]:
     """Candidate schedules one step of `kind` away from `s` (not yet validated or normalized)."""
     ib, jb, kb = blocks(kernel)
     out: list[tuple[dict[str, Any], str]] = []
@@ -787,13 +789,28 @@ def expert_schedule(kernel: Kernel) -> dict[str, Any]:
 
 
 class ScheduleFamily(Family):
-    """A family whose code is emitted from a schedule dict; subclasses give the schedule space as functions."""
+    """A family whose code is emitted from a schedule dict. Its schedule space is the functions of the module
+    `space`: naive_schedule, valid, normalize, moves, emit (the code writer) and expert_schedule."""
 
+    space: ClassVar[ModuleType]
     item_moves: dict[int, tuple[str, ...]] = {}
     item_patterns: tuple[tuple[int, str], ...] = ()
     choices: dict[str, tuple[Any, ...]] = {}  # the allowed values of enumerated keys
 
-    def library_baselines(self, kernel: Kernel, expert: dict[str, Any]) -> dict[str, str]:
+    def gemmini_kernel(self, name: str, spec: dict[str, Any], small: str) -> Kernel:
+        sim = simulator()
+        return Kernel(
+            name=name,
+            target=self.target,
+            family=self.name,
+            spec=spec,
+            macs=int(sim.macs(name)),
+            roofline=float(sim.roofline(name)),
+            unit="cycles",
+            small=small,
+        )
+
+    def baselines(self, kernel: Kernel) -> dict[str, str]:
         """The vendor library in both forms (the software path Autocomp's 5.6x is measured against, and the
         loop FSM) and our expert schedule."""
         from simulators.gemmini import vendor_code
@@ -801,21 +818,24 @@ class ScheduleFamily(Family):
         return {
             "vendor": vendor_code(kernel.name, fsm=False),
             "vendor_fsm": vendor_code(kernel.name, fsm=True),
-            "expert": self.emit(kernel, expert),
+            "expert": self.emit(kernel, self.space.expert_schedule(kernel)),
         }
 
-    # Hooks (module-level functions of each family).
+    # Hooks: the module functions of the family.
+    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        return self.space.naive_schedule(kernel)
+
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
-        raise NotImplementedError
+        return self.space.valid(kernel, s)
 
     def normalize(self, kernel: Kernel, s: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+        return self.space.normalize(kernel, s)
 
     def moves(self, kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, Any], str]]:
-        raise NotImplementedError
+        return self.space.moves(kernel, s, kind)
 
     def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
-        raise NotImplementedError
+        return self.space.emit(kernel, s)
 
     def plan_params(self, text: str) -> dict[str, Any]:
         return parse_params(text)
@@ -884,6 +904,7 @@ class ScheduleFamily(Family):
 
 
 class GemminiMatmul(ScheduleFamily):
+    space = sys.modules[__name__]
     target = "gemmini"
     name = "matmul"
     menu = GEMMINI_GEMM
@@ -906,17 +927,7 @@ class GemminiMatmul(ScheduleFamily):
             raise ValueError(f"matmul dimensions must be multiples of {DIM}, got {shape!r}")
         name = f"gemmini/matmul-{i}x{k}x{j}"
         small = f"gemmini/matmul-{self.small_shape_of(i, k, j)}"
-        sim = simulator()
-        return Kernel(
-            name=name,
-            target="gemmini",
-            family="matmul",
-            spec={"I": i, "K": k, "J": j, "dtype": "int8"},
-            macs=int(sim.macs(name)),
-            roofline=float(sim.roofline(name)),
-            unit="cycles",
-            small=small,
-        )
+        return self.gemmini_kernel(name, {"I": i, "K": k, "J": j, "dtype": "int8"}, small)
 
     @staticmethod
     def small_shape_of(i: int, k: int, j: int) -> str:
@@ -925,24 +936,6 @@ class GemminiMatmul(ScheduleFamily):
     def small_shape(self, kernel: Kernel) -> str:
         s = kernel.spec
         return self.small_shape_of(s["I"], s["K"], s["J"])
-
-    def baselines(self, kernel: Kernel) -> dict[str, str]:
-        return self.library_baselines(kernel, expert_schedule(kernel))
-
-    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
-        return naive_schedule(kernel)
-
-    def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
-        return valid(kernel, s)
-
-    def normalize(self, kernel: Kernel, s: dict[str, Any]) -> dict[str, Any]:
-        return normalize(kernel, s)
-
-    def moves(self, kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, Any], str]]:
-        return _moves(kernel, s, kind)
-
-    def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
-        return emit(kernel, s)
 
 
 FAMILY = register(GemminiMatmul())

@@ -20,6 +20,7 @@ Schedule keys (JSON):
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from autocomp_env.core import Kernel
@@ -453,6 +454,7 @@ def parse_kernel_shape(shape: str) -> dict[str, Any]:
 
 
 class GemminiTinyMPC(ScheduleFamily):
+    space = sys.modules[__name__]
     target = "gemmini"
     name = "tinympc"
     menu = GEMMINI_LINALG
@@ -464,17 +466,7 @@ class GemminiTinyMPC(ScheduleFamily):
     def kernel(self, shape: str) -> Kernel:
         spec = parse_kernel_shape(shape)
         name = f"gemmini/tinympc-{shape}"
-        sim = mm.simulator()
-        return Kernel(
-            name=name,
-            target="gemmini",
-            family="tinympc",
-            spec=spec,
-            macs=int(sim.macs(name)),
-            roofline=float(sim.roofline(name)),
-            unit="cycles",
-            small=name,  # already tiny
-        )
+        return self.gemmini_kernel(name, spec, small=name)  # already tiny
 
     def small_shape(self, kernel: Kernel) -> str:
         return kernel.name.split("tinympc-", 1)[1]
@@ -483,21 +475,6 @@ class GemminiTinyMPC(ScheduleFamily):
         # No vendor library covers these kernels; the "vendor" entry is the straightforward CPU-heavy code
         # Autocomp starts from, and the expert is the best schedule of our space.
         return {"vendor": self.starting_code(kernel), "expert": self.emit(kernel, expert_schedule(kernel))}
-
-    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
-        return naive_schedule(kernel)
-
-    def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
-        return valid(kernel, s)
-
-    def normalize(self, kernel: Kernel, s: dict[str, Any]) -> dict[str, Any]:
-        return normalize(kernel, s)
-
-    def moves(self, kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, Any], str]]:
-        return moves(kernel, s, kind)
-
-    def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
-        return emit(kernel, s)
 
     def plan_params(self, text: str) -> dict[str, Any]:
         return {}
