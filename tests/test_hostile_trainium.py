@@ -10,20 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import tempfile
-import uuid
 
-import gymnasium as gym
+import helpers
 import numpy as np
 import pytest
+from helpers import HOME_SECRET, OUTSIDE, assert_contained, assert_env_penalizes_and_goes_on, assert_error
 
 import autocomp_env  # noqa: F401  (registers the envs)
 from autocomp_env import evaluation
-from autocomp_env.codemodel import OfflineCodeModel
-from autocomp_env.core import Generation
 from simulators import sandbox
-from simulators.result import ERROR_TYPES
 from simulators.trainium import TrainiumSimulator
 from simulators.trainium import simulator as trn_sim
 from simulators.trainium.kernels import parse_kernel
@@ -31,10 +26,6 @@ from simulators.trainium.kernels import parse_kernel
 KERNEL = "trainium/rmsnorm-128x512"
 TIMEOUT = 3.0  # hostile code only; honest code (with a schedule marker) gets the default
 HDR = "@nki.jit\ndef solution(a_tensor, g_tensor):\n"
-TAG = uuid.uuid4().hex[:12]
-SECRET = f"secret-{TAG}"
-HOME_SECRET = os.path.join(os.path.expanduser("~"), f"autocomp-hostile-{TAG}.txt")
-OUTSIDE = (f"/tmp/autocomp-pwned-{TAG}", os.path.join(os.path.expanduser("~"), f"autocomp-pwned-{TAG}"))
 # Reaches the real `os` module's globals through object.__subclasses__ with computed attribute names,
 # which the AST check cannot see. Cases that use it test the OS sandbox behind the guard.
 ESCAPE = (
@@ -141,91 +132,19 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
 }
 
 
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch):
-    """Sandbox dirs go to a private root, so leftovers are ours alone (others run tests on this machine)."""
-    root = tmp_path / "sbx"
-    root.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(root))
-    with open(HOME_SECRET, "w") as f:
-        f.write(SECRET)
-    yield root
-    os.unlink(HOME_SECRET)
-    for p in OUTSIDE:
-        if os.path.exists(p):
-            os.unlink(p)
-
-
-@pytest.fixture
-def listener():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(8)
-    s.setblocking(False)
-    yield s
-    s.close()
+private_tmp, listener = helpers.private_tmp, helpers.listener  # fixtures
 
 
 def _code(name: str, port: int) -> str:
     return HOSTILE[name][0].replace("PORT", str(port))
 
 
-def _procs_under(root) -> list[str]:
-    """Live processes whose working directory or command line is inside `root`."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-            cmd = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
-        except OSError:
-            continue
-        if cwd.startswith(str(root)) or str(root) in cmd:
-            found.append(f"{pid}: {cmd}")
-    return found
-
-
-def _assert_contained(name: str, root, listener) -> None:
-    assert not list(root.glob("autocomp-sbx-*")), "sandbox dir left behind"
-    assert not _procs_under(root), "process left behind"
-    for p in OUTSIDE:
-        assert not os.path.exists(p), f"{name} wrote {p}"
-    with pytest.raises(BlockingIOError):
-        listener.accept()  # nobody connected
-
-
-def _assert_error(name: str, result) -> None:
-    assert not result.correct and result.latency is None
-    assert result.error is not None and result.error.type in ERROR_TYPES
-    assert result.error.type in HOSTILE[name][1], (name, result.error)
-    assert SECRET not in result.stdout + result.error.message
-
-
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_simulator_contains_hostile_code(name, private_tmp, listener):
     r = TrainiumSimulator().run(_code(name, listener.getsockname()[1]), KERNEL, timeout=TIMEOUT)
-    _assert_error(name, r)
+    assert_error(name, r, HOSTILE[name][1])
     assert r.sim_seconds > 0  # the env's simulator-seconds budget counts failures too
-    _assert_contained(name, private_tmp, listener)
-
-
-class _Scripted:
-    """Returns the queued codes, then behaves like the offline model."""
-
-    name = "scripted"
-
-    def __init__(self, codes: list[str]):
-        self.codes = list(codes)
-        self.offline = OfflineCodeModel()
-
-    def implement(self, kernel, code, plan, feedback, rng):
-        if self.codes:
-            return Generation(code=self.codes.pop(0), model=self.name)
-        return self.offline.implement(kernel, code, plan, feedback, rng)
-
-    def propose_plans(self, *a, **kw):
-        return self.offline.propose_plans(*a, **kw)
+    assert_contained(name, private_tmp, listener)
 
 
 class _ShortTimeout(TrainiumSimulator):
@@ -243,26 +162,8 @@ ENV_CASES = [n for n in sorted(HOSTILE) if HOSTILE[n][1] != GUARD and n != "fork
 def test_env_penalizes_hostile_code_and_goes_on(private_tmp, listener, monkeypatch):
     monkeypatch.setitem(evaluation._INSTANCES, "trainium", _ShortTimeout())
     port = listener.getsockname()[1]
-    env = gym.make(
-        "autocomp/Trainium-rmsnorm-v0",
-        kernel=KERNEL,
-        code_model=_Scripted([_code(n, port) for n in ENV_CASES]),
-        cache_dir="",
-        max_steps=len(ENV_CASES) + 5,
-    )
-    env.reset(seed=0)
-    start_code, start_latency = env.unwrapped.code, env.unwrapped.latency
-    penalty = env.unwrapped.failure_penalty
-    for name in ENV_CASES:
-        _, reward, terminated, truncated, info = env.step(0)
-        assert reward == -penalty and np.isfinite(reward), name
-        assert info["error_type"] in HOSTILE[name][1], (name, info["error_type"], info["error_message"])
-        assert env.unwrapped.code == start_code and env.unwrapped.latency == start_latency
-        assert not terminated and not truncated
-        _assert_contained(name, private_tmp, listener)
-    _, reward, _, _, info = env.step(0)  # the offline model again: a normal, correct step
-    assert info["correct"] and info["error_type"] is None and np.isfinite(reward)
-    env.close()
+    cases = [(n, _code(n, port), HOSTILE[n][1]) for n in ENV_CASES]
+    assert_env_penalizes_and_goes_on("autocomp/Trainium-rmsnorm-v0", KERNEL, cases, private_tmp, listener)
 
 
 # What the kernel's names lead to, attribute after attribute (as the guard lets it): only numpy, math and the NKI
