@@ -347,25 +347,22 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
         w(f"const uint32_t b = {_plus('b_base', bbuf)};")
         b_addr = lambda k, j: f"b + ({k} * {tj} + {j}) * {DIM}"  # noqa: E731
     mw = s["mvin_cols"]
-    # Loads of this k tile.
-    if s["resident"] == "A":
-        w.open("if (jo == 0)")
-    _loop(w, "i", ti)
-    w.loop("k", tk, 0, mw // DIM)
-    w(f"mvin(&A[(io * {ti} + i) * {DIM}][(ko * {tk} + k) * {DIM}], {a_addr('i', 'k')}, {mw}, {DIM});")
-    w.close()
-    w.close()
-    if s["resident"] == "A":
+    # Loads of this k tile: A, then B; a resident panel only on the first pass of the loop it is kept across.
+    a_src = f"A[(io * {ti} + i) * {DIM}][(ko * {tk} + k) * {DIM}]"
+    b_src = f"B[(ko * {tk} + k) * {DIM}][(jo * {tj} + j) * {DIM}]"
+    for panel, guard, r, nr, c, nc, inst, src, dst in (
+        ("A", "jo", "i", ti, "k", tk, "mvin", a_src, a_addr("i", "k")),
+        ("B", "io", "k", tk, "j", tj, "mvin2", b_src, b_addr("k", "j")),
+    ):
+        if s["resident"] == panel:
+            w.open(f"if ({guard} == 0)")
+        _loop(w, r, nr)
+        w.loop(c, nc, 0, mw // DIM)
+        w(f"{inst}(&{src}, {dst}, {mw}, {DIM});")
         w.close()
-    if s["resident"] == "B":
-        w.open("if (io == 0)")
-    _loop(w, "k", tk)
-    w.loop("j", tj, 0, mw // DIM)
-    w(f"mvin2(&B[(ko * {tk} + k) * {DIM}][(jo * {tj} + j) * {DIM}], {b_addr('k', 'j')}, {mw}, {DIM});")
-    w.close()
-    w.close()
-    if s["resident"] == "B":
         w.close()
+        if s["resident"] == panel:
+            w.close()
     _emit_compute(w, kernel, s, a_addr, b_addr)
     if s["dbuf"]:  # the operand that is not resident alternates buffers every k step
         w("buf ^= 1;")
