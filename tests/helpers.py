@@ -1,4 +1,4 @@
-"""Pieces shared by test modules: the containment checks of the two hostile-code suites.
+"""Pieces shared by test modules: the containment checks of the two hostile-code suites, one Ray session.
 
 A module uses a fixture from here by binding it to a module name (`listener = helpers.listener`), which pytest
 collects like one defined in place.
@@ -20,6 +20,9 @@ from autocomp_env.codemodel import OfflineCodeModel
 from autocomp_env.core import Generation
 from simulators.result import ERROR_TYPES
 
+TESTS = str(Path(__file__).parent)
+
+# ---- hostile code -------------------------------------------------------------------------------------------------
 TAG = uuid.uuid4().hex[:12]  # names the files hostile code tries to create or read
 SECRET = f"secret-{TAG}"
 HOME_SECRET = os.path.join(os.path.expanduser("~"), f"autocomp-hostile-{TAG}.txt")
@@ -126,3 +129,17 @@ def assert_env_penalizes_and_goes_on(
     _, reward, _, _, info = env.step(0)  # the offline model again: a normal, correct step
     assert info["correct"] and info["error_type"] is None and np.isfinite(reward)
     env.close()
+
+
+# ---- Ray ------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module", autouse=True)
+def ray_session():
+    """One small Ray session for the module that binds this fixture (autouse there)."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from agents.rollouts import init_ray
+
+    init_ray(2, pythonpath=(TESTS,))
+    yield
+    ray.shutdown()

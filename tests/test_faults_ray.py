@@ -7,14 +7,13 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
+import helpers
 import pytest
 
 from agents.rollouts import jobs_for, run_jobs
 
-ray = pytest.importorskip("ray")
-TESTS = str(Path(__file__).parent)
+pytest.importorskip("ray")
 KERNEL = "gemmini/matmul-16x16x16"
 
 
@@ -42,14 +41,7 @@ class StallOnceAgent:
         return RandomAgent(samples=self.samples).run(env, seed)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    from agents.rollouts import init_ray
-
-    init_ray(2, pythonpath=(TESTS,))
-    yield
-    ray.shutdown()
+ray_session = helpers.ray_session  # autouse fixture: one Ray session for the module
 
 
 def test_a_worker_killed_from_outside_mid_rollout_is_retried(tmp_path):
@@ -71,7 +63,7 @@ def test_a_worker_killed_from_outside_mid_rollout_is_retried(tmp_path):
     t = threading.Thread(target=killer, daemon=True)
     t.start()
     recs = run_jobs(
-        jobs, tmp_path / "out", backend="ray", workers=2, max_retries=2, progress=False, pythonpath=(TESTS,)
+        jobs, tmp_path / "out", backend="ray", workers=2, max_retries=2, progress=False, pythonpath=(helpers.TESTS,)
     )
     t.join(timeout=5)
     assert killed, "the worker was never killed"

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
+import helpers
 import pytest
 import test_agents_fake as fake
 
 from agents.rollouts import jobs_for, run_jobs
 
-ray = pytest.importorskip("ray")
-TESTS = str(Path(__file__).parent)
+pytest.importorskip("ray")
 KW = {"imports": ("test_agents_fake",), "env_id": fake.ENV_ID}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ray_session():
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    from agents.rollouts import init_ray
-
-    init_ray(2, pythonpath=(TESTS,))
-    yield
-    ray.shutdown()
+ray_session = helpers.ray_session  # autouse fixture: one Ray session for the module
 
 
 def _strip(recs):
@@ -34,7 +24,7 @@ def test_ray_and_serial_give_identical_results(tmp_path):
         {"random": {"samples": 12}, "beam": {"samples": 12}}, ["fake/matmul-64", "fake/matmul-256"], [0, 1], **KW
     )
     serial = run_jobs(jobs, tmp_path / "s", backend="serial", progress=False)
-    par = run_jobs(jobs, tmp_path / "r", backend="ray", workers=2, progress=False, pythonpath=(TESTS,))
+    par = run_jobs(jobs, tmp_path / "r", backend="ray", workers=2, progress=False, pythonpath=(helpers.TESTS,))
     assert all(r["status"] == "ok" for r in par)
     assert _strip(serial) == _strip(par)
 
@@ -46,7 +36,7 @@ def test_a_worker_killed_mid_run_is_retried_and_results_are_complete(tmp_path):
         {"test_agents_fake:KillOnceAgent": {"marker": str(marker), "samples": 6}}, ["fake/matmul-64"], [0], **KW
     )
     recs = run_jobs(
-        jobs, tmp_path / "out", backend="ray", workers=2, max_retries=2, progress=False, pythonpath=(TESTS,)
+        jobs, tmp_path / "out", backend="ray", workers=2, max_retries=2, progress=False, pythonpath=(helpers.TESTS,)
     )
     assert marker.exists()  # the worker really died once
     assert len(recs) == 4 and all(r["status"] == "ok" for r in recs)
