@@ -390,14 +390,8 @@ def moves(kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, 
         put("keep the weights of an output-channel tile across pixel tiles, guarded by if", order="kp", w_resident=True)
     elif kind in ("reuse", "dbuf", "acc_dbuf", "spread"):
         put(f"turn on {kind}", **{kind: True})
-    elif kind == "mvin_wide":
-        for wd in WIDTHS:
-            if wd > s["mvin_cols"]:
-                put(f"load {wd} channels per mvin", mvin_cols=wd)
-    elif kind == "mvout_wide":
-        for wd in WIDTHS:
-            if wd > s["mvout_cols"]:
-                put(f"store {wd} channels per mvout", mvout_cols=wd)
+    elif kind in ("mvin_wide", "mvout_wide"):
+        mm.widen(put, s, kind, "channels")
     elif kind == "fence_end":
         put("fence once at the end instead of after every tile", fence="end")
     elif kind == "unroll":

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -476,6 +477,14 @@ def _emit_hw_loop(w: _Writer, kernel: Kernel, s: dict[str, Any]) -> None:
 
 
 # --- transformations ---------------------------------------------------------------------------
+def widen(put: Callable[..., None], s: dict[str, Any], kind: str, unit: str) -> None:
+    """The "mvin_wide" or "mvout_wide" moves: `put` each width above the current one (`unit` names a column)."""
+    key, verb, inst = ("mvin_cols", "load", "mvin") if kind == "mvin_wide" else ("mvout_cols", "store", "mvout")
+    for wd in WIDTHS:
+        if wd > s[key]:
+            put(f"{verb} {wd} {unit} per {inst}", **{key: wd})
+
+
 def moves(kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, Any], str]]:
     """Candidate schedules one step of `kind` away from `s` (not yet validated or normalized)."""
     ib, jb, kb = blocks(kernel)
@@ -509,14 +518,8 @@ def moves(kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, 
             "fuse_store": "move each mvout into the compute loop right after the block's last compute",
         }[kind]
         put(text, **{kind: True})
-    elif kind == "mvin_wide":
-        for wd in WIDTHS:
-            if wd > s["mvin_cols"]:
-                put(f"load {wd} columns per mvin", mvin_cols=wd)
-    elif kind == "mvout_wide":
-        for wd in WIDTHS:
-            if wd > s["mvout_cols"]:
-                put(f"store {wd} columns per mvout", mvout_cols=wd)
+    elif kind in ("mvin_wide", "mvout_wide"):
+        widen(put, s, kind, "columns")
     elif kind == "no_zero_init":
         put("drop the zeroing mvins: the first k overwrites the accumulator", zero_init=False)
     elif kind == "fence_end":
