@@ -69,9 +69,33 @@ class _ScheduleFamily(MovesFamily):
 
     # menu item name -> [(knob, from value or None for any, to value, description)]
     MOVES: dict[str, list[tuple[str, Any, Any, str]]] = {}
+    KNOBS: dict[str, list[Any]] = {}  # knob -> its values, in order (kchunk and unroll depend on S)
+    DIMS: tuple[str, str]  # the order of D and S in the kernel name
+    SUFFIX: str | None  # dtype suffix of the kernel name
+    DTYPE: str  # dtype of q, k, v and out
+
+    def kernel(self, shape: str) -> Kernel:
+        dims = dict(zip(self.DIMS, parse_dims(shape, 2, self.SUFFIX, self.name), strict=True))
+        if dims["D"] > P:
+            raise ValueError(f"{self.name} head dim D={dims['D']} exceeds {P} partitions")
+        if dims["S"] % P:
+            raise ValueError(f"{self.name} S={dims['S']} must be a multiple of {P}")
+        name = f"trainium/{self.name}-{self._shape(dims)}"
+        small = f"trainium/{self.name}-{self._shape(dict(dims, S=min(dims['S'], 512)))}"
+        return make_kernel(name, self.name, {**dims, "dtype": self.DTYPE}, small)
+
+    def _shape(self, dims: dict[str, int]) -> str:
+        return "x".join(str(dims[d]) for d in self.DIMS) + (f"-{self.SUFFIX}" if self.SUFFIX else "")
+
+    def small_shape(self, kernel: Kernel) -> str:
+        return self._shape({d: min(kernel.spec[d], 512) if d == "S" else kernel.spec[d] for d in self.DIMS})
 
     def knob_values(self, kernel: Kernel, knob: str) -> list[Any]:
-        raise NotImplementedError
+        if knob == "kchunk":
+            return _kchunks(kernel.spec["S"])
+        if knob == "unroll":  # the unrolled tiles must divide the query tiles
+            return [u for u in (1, 2, 4) if (kernel.spec["S"] // P) % u == 0]
+        return self.KNOBS[knob]
 
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
         if s.get("tgroup", 1) > 1 and (s["pv"] != "batched" or (kernel.spec["S"] // P) % s["tgroup"]):
@@ -153,6 +177,107 @@ def _unrolled(w, body: list[str], unroll: int) -> None:
                 w("        " + line.replace("$", sfx).replace("UNROLL + U", f"UNROLL + {u}"))
 
 
+def _constants(w, s: dict[str, Any], q_note: str) -> None:
+    """The tile-size constants at the top of `solution`."""
+    w(f"    Q_TILE = 128  # {q_note}")
+    w(f"    K_CHUNK = {s['kchunk']}  # keys per score matmul (moving free size)")
+    w("    KEY_TILE = 128  # keys per P@V matmul (contraction on partitions)")
+    if s["tgroup"] > 1:
+        w(f"    TGROUP = {s['tgroup']}  # transposes per PSUM bank ({s['tgroup']} x 128 fp32 = 2 KiB)")
+    if s["unroll"] > 1:
+        w(
+            f"    UNROLL = {s['unroll']}  # query tiles in flight per iteration, so one's softmax overlaps another's matmuls"
+        )
+
+
+def _query_loop(w, unroll: int) -> list[str]:
+    """Write the query loop header; return its body so far (the row offset `r0$` of the query tile)."""
+    w(
+        "    for i in nl.affine_range(S // (Q_TILE * UNROLL)):"
+        if unroll > 1
+        else "    for i in nl.affine_range(S // Q_TILE):"
+    )
+    return ["r0$ = (i * UNROLL + U) * Q_TILE" if unroll > 1 else "r0 = i * Q_TILE"]
+
+
+def _score_chunks(b, s: dict[str, Any], stationary: str, moving: str, row_dtype: str | None) -> str:
+    """The score matmuls, one PSUM chunk of K_CHUNK keys at a time, copied into `row$` in `row_dtype` (None: the
+    caller copies them). Returns the tensor whose row max is the softmax max."""
+    if s["max"] == "chunk":
+        b("cmax$ = nl.ndarray((nl.par_dim(Q_TILE), S // K_CHUNK), dtype=nl.float32, buffer=nl.sbuf)")
+    b("for c in nl.affine_range(S // K_CHUNK):")
+    b(f"    s_psum$ = nisa.nc_matmul(stationary={stationary}, moving={moving}[:, c * K_CHUNK:(c + 1) * K_CHUNK])")
+    if s["max"] == "chunk":  # partial maxima while the scores stream out of PSUM
+        b("    cmax$[:, c:c + 1] = nisa.tensor_reduce(np.max, s_psum$, axis=(1,), keepdims=True)")
+    if row_dtype:
+        ev = f"nisa.{s['evict']}_engine"
+        b(f"    row$[:, c * K_CHUNK:(c + 1) * K_CHUNK] = nisa.tensor_copy(s_psum$, dtype={row_dtype}, engine={ev})")
+    return "cmax$" if s["max"] == "chunk" else "row$"
+
+
+def _exp_sum(b, s: dict[str, Any], args: str, dtype: str) -> None:
+    """e$ = exp(`args`) and its row sum (accumulated by the activation, or a separate reduce), then 1/sum."""
+    if s["sum"] == "act":
+        b("row_sum$ = nl.ndarray((nl.par_dim(Q_TILE), 1), dtype=nl.float32, buffer=nl.sbuf)")
+        b(f"e$ = nisa.activation_reduce(np.exp, {args}, reduce_op=np.add, reduce_res=row_sum$, dtype={dtype})")
+    else:
+        b(f"e$ = nisa.activation(np.exp, {args}, dtype={dtype})")
+        b("row_sum$ = nisa.tensor_reduce(np.add, e$, axis=(1,), keepdims=True, dtype=nl.float32)")
+    b("inv_sum$ = nisa.reciprocal(row_sum$)")
+
+
+def _transposed(s: dict[str, Any], tile: str, dtype: str) -> str:
+    """`tile` transposed on the Tensor engine and copied out of PSUM by the `tevict` engine."""
+    return f"nisa.tensor_copy(nisa.nc_transpose({tile}), dtype={dtype}, engine=nisa.{s['tevict']}_engine)"
+
+
+def _pv_transposes_first(
+    b, s: dict[str, Any], p: str, dtype: str, tile, v: str, vt=None, group_tile: tuple[str, str] | None = None
+) -> None:
+    """out tile = P @ V with every transpose of P done before the matmuls (pv "batched", or tgroup > 1: TGROUP
+    transposes fill one PSUM bank and leave it by one copy). The transposed tiles are named `p`$; `tile(j)` is
+    P's [Q_TILE, KEY_TILE] tile j; `v` holds the [KEY_TILE, D] tiles of V, unless `vt(j)` is given: then tile j of
+    V is transposed here too. `group_tile` = (a line naming the key offset, the tile at it) replaces `tile` in
+    the grouped loop."""
+    grouped = s["tgroup"] > 1
+    j = "jg * TGROUP + g" if grouped else "j"
+    if grouped:
+        b("# all transposes first: TGROUP of them fill one PSUM bank, evicted by one copy")
+        shape = "S // (KEY_TILE * TGROUP), nl.par_dim(KEY_TILE), TGROUP * Q_TILE"
+    else:
+        b("# all transposes first, so the Tensor engine never waits on a copy between two matmuls")
+        shape = "S // KEY_TILE, nl.par_dim(KEY_TILE), Q_TILE"
+    b(f"{p}$ = nl.ndarray(({shape}), dtype={dtype}, buffer=nl.sbuf)")
+    if vt:
+        b(f"vT$ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), D), dtype={dtype}, buffer=nl.sbuf)")
+    if grouped:
+        b("for jg in nl.affine_range(S // (KEY_TILE * TGROUP)):")
+        b("    tp$ = nl.ndarray((nl.par_dim(KEY_TILE), TGROUP * Q_TILE), dtype=nl.float32, buffer=nl.psum)")
+        b("    for g in nl.affine_range(TGROUP):")
+        if group_tile:
+            b(f"        {group_tile[0]}")
+        b(
+            f"        tp$[:, g * Q_TILE:(g + 1) * Q_TILE] = nisa.nc_transpose({group_tile[1] if group_tile else tile(f'({j})')})"
+        )
+        if vt:
+            b(f"        vT$[{j}] = {vt(f'({j})')}")
+        b(f"    {p}$[jg] = nisa.tensor_copy(tp$, dtype={dtype}, engine=nisa.{s['tevict']}_engine)")
+    else:
+        b("for j in nl.affine_range(S // KEY_TILE):")
+        b(f"    {p}$[j] = {_transposed(s, tile('j'), dtype)}")
+        if vt:
+            b(f"    vT$[j] = {vt('j')}")
+    b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
+    moving = f"vT$[{j}]" if vt else f"{v}[{j}]"
+    if grouped:
+        b("for jg in nl.affine_range(S // (KEY_TILE * TGROUP)):")
+        b("    for g in nl.affine_range(TGROUP):")
+        b(f"        o_psum$ += nisa.nc_matmul(stationary={p}$[jg, :, g * Q_TILE:(g + 1) * Q_TILE], moving={moving})")
+    else:
+        b("for j in nl.affine_range(S // KEY_TILE):")
+        b(f"    o_psum$ += nisa.nc_matmul(stationary={p}$[j], moving={moving})")
+
+
 def _name(i: int) -> str:
     return TRAINIUM[i]
 
@@ -209,8 +334,8 @@ def _merge_moves(*tables: dict) -> dict:
     return out
 
 
-# --- attention -----------------------------------------------------------------------------------------------------
-ATTN_FAULTS = [
+# Bugs of the softmax and P@V code that both families emit alike.
+_SOFTMAX_FAULTS = [
     (r"np\.max, (\w+), axis=\(1,\)", r"np.min, \1, axis=(1,)", "used the row minimum instead of the maximum"),
     (r"o_psum(\w*) \+= ", r"o_psum\1[...] = ", "overwrote the output accumulator instead of accumulating"),
     (
@@ -220,6 +345,11 @@ ATTN_FAULTS = [
     ),
     (r"\(j \+ 1\) \* KEY_TILE\]", "(j + 1) * KEY_TILE + 1]", "off-by-one slice end on a key tile"),
     (r"np\.add, (\w+), axis=\(1,\)", r"np.max, \1, axis=(1,)", "normalized by the row maximum instead of the row sum"),
+]
+
+
+# --- attention -----------------------------------------------------------------------------------------------------
+ATTN_FAULTS = _SOFTMAX_FAULTS + [
     (r"bias=(\w+)", r"bias=\1, scale=-1.0", "negated the exponent"),
     (r"(r0\w*):(r0\w*) \+ Q_TILE, :\]\)", r"\1:\2 + Q_TILE, 1:])", "dropped the first column of the row block"),
     (r"stationary=(\w+), moving=", r"stationary=\1[:, ::-1], moving=", "reversed the stationary operand"),
@@ -245,6 +375,8 @@ _ATTN_KNOBS = {
 
 class TrainiumAttention(_ScheduleFamily):
     name = "attention"
+    DIMS, SUFFIX, DTYPE = ("D", "S"), "bf16", "bfloat16"
+    KNOBS = _ATTN_KNOBS
     MOVES = _merge_moves(
         {
             "reduce data movement": [
@@ -294,31 +426,6 @@ class TrainiumAttention(_ScheduleFamily):
         _SUM_MOVES,
     )
 
-    def kernel(self, shape: str) -> Kernel:
-        D, S = parse_dims(shape, 2, "bf16", "attention")
-        if D > P:
-            raise ValueError(f"attention head dim D={D} exceeds {P} partitions")
-        if S % P:
-            raise ValueError(f"attention S={S} must be a multiple of {P}")
-        name = f"trainium/attention-{D}x{S}-bf16"
-        return make_kernel(
-            name, "attention", {"D": D, "S": S, "dtype": "bfloat16"}, f"trainium/attention-{self.small_shape_of(D, S)}"
-        )
-
-    @staticmethod
-    def small_shape_of(D: int, S: int) -> str:
-        return f"{D}x{min(S, 512)}-bf16"
-
-    def small_shape(self, kernel: Kernel) -> str:
-        return self.small_shape_of(kernel.spec["D"], kernel.spec["S"])
-
-    def knob_values(self, kernel: Kernel, knob: str) -> list[Any]:
-        if knob == "kchunk":
-            return _kchunks(kernel.spec["S"])
-        if knob == "unroll":  # the unrolled tiles must divide the query tiles
-            return [u for u in (1, 2, 4) if (kernel.spec["S"] // P) % u == 0]
-        return _ATTN_KNOBS[knob]
-
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
         return {
             "scores": "hbm",
@@ -367,13 +474,7 @@ class TrainiumAttention(_ScheduleFamily):
         w("def solution(q, k, v):")
         w('    """out[S, D] = softmax(q.T @ k, axis=-1) @ v.T, non-causal, no scaling; bf16 in and out."""')
         w("    D, S = q.shape")
-        w("    Q_TILE = 128  # query rows per tile (partitions of the score tiles)")
-        w(f"    K_CHUNK = {s['kchunk']}  # keys per score matmul (moving free size)")
-        w("    KEY_TILE = 128  # keys per P@V matmul (contraction on partitions)")
-        if s["tgroup"] > 1:
-            w(f"    TGROUP = {s['tgroup']}  # transposes per PSUM bank ({s['tgroup']} x 128 fp32 = 2 KiB)")
-        if U > 1:
-            w(f"    UNROLL = {U}  # query tiles in flight per iteration, so one's softmax overlaps another's matmuls")
+        _constants(w, s, "query rows per tile (partitions of the score tiles)")
         w("    out = nl.ndarray((S, D), dtype=q.dtype, buffer=nl.shared_hbm)")
         if s["scores"] == "hbm":
             w("    scores_hbm = nl.ndarray((S, S), dtype=nl.float32, buffer=nl.shared_hbm)  # scratch")
@@ -394,14 +495,8 @@ class TrainiumAttention(_ScheduleFamily):
             )
             w(f"        vT_sb[j] = nl.copy(nisa.nc_transpose({src}), dtype={pdt})")
         w("")
-        w(
-            "    for i in nl.affine_range(S // (Q_TILE * UNROLL)):"
-            if U > 1
-            else "    for i in nl.affine_range(S // Q_TILE):"
-        )
-        body: list[str] = []
+        body = _query_loop(w, U)
         b = body.append
-        b("r0$ = (i * UNROLL + U) * Q_TILE" if U > 1 else "r0 = i * Q_TILE")
         b("q_tile$ = nl.load(q[:, r0$:r0$ + Q_TILE])  # [D, Q_TILE]")
         kt = "k_sb"
         if s["kv"] == "per_query":
@@ -413,22 +508,13 @@ class TrainiumAttention(_ScheduleFamily):
         b("# scores of this query tile against all keys")
         if s["scores"] == "sbuf":
             b("row$ = nl.ndarray((nl.par_dim(Q_TILE), S), dtype=nl.float32, buffer=nl.sbuf)")
-        if s["max"] == "chunk":
-            b("cmax$ = nl.ndarray((nl.par_dim(Q_TILE), S // K_CHUNK), dtype=nl.float32, buffer=nl.sbuf)")
-        b("for c in nl.affine_range(S // K_CHUNK):")
-        b(f"    s_psum$ = nisa.nc_matmul(stationary=q_tile$, moving={kt}[:, c * K_CHUNK:(c + 1) * K_CHUNK])")
-        if s["max"] == "chunk":  # partial maxima while the scores stream out of PSUM
-            b("    cmax$[:, c:c + 1] = nisa.tensor_reduce(np.max, s_psum$, axis=(1,), keepdims=True)")
-        ev = f"nisa.{s['evict']}_engine"
-        if s["scores"] == "sbuf":
-            b(f"    row$[:, c * K_CHUNK:(c + 1) * K_CHUNK] = nisa.tensor_copy(s_psum$, dtype=nl.float32, engine={ev})")
-        else:
-            b(f"    s_sb$ = nisa.tensor_copy(s_psum$, dtype=nl.float32, engine={ev})")
+        mx = _score_chunks(b, s, "q_tile$", kt, "nl.float32" if s["scores"] == "sbuf" else None)
+        if s["scores"] == "hbm":
+            b(f"    s_sb$ = nisa.tensor_copy(s_psum$, dtype=nl.float32, engine=nisa.{s['evict']}_engine)")
             b("    nl.store(scores_hbm[r0$:r0$ + Q_TILE, c * K_CHUNK:(c + 1) * K_CHUNK], value=s_sb$)")
             b("row$ = nl.load(scores_hbm[r0$:r0$ + Q_TILE, :])")
         b(STAGE)
         b("# softmax along the free axis")
-        mx = "cmax$" if s["max"] == "chunk" else "row$"
         if s["softmax"] == "sub_exp":
             b(f"row_max$ = nisa.tensor_reduce(np.max, {mx}, axis=(1,), keepdims=True)")
             b("shifted$ = nisa.tensor_scalar(row$, np.subtract, row_max$)")
@@ -437,13 +523,7 @@ class TrainiumAttention(_ScheduleFamily):
             b(f"neg_max$ = nisa.tensor_reduce(np.max, {mx}, axis=(1,), negate=True, keepdims=True)")
             src, bias = "row$", ", bias=neg_max$"
         edt = pdt if s["softmax"] == "bias_exp" else "nl.float32"
-        if s["sum"] == "act":
-            b("row_sum$ = nl.ndarray((nl.par_dim(Q_TILE), 1), dtype=nl.float32, buffer=nl.sbuf)")
-            b(f"e$ = nisa.activation_reduce(np.exp, {src}{bias}, reduce_op=np.add, reduce_res=row_sum$, dtype={edt})")
-        else:
-            b(f"e$ = nisa.activation(np.exp, {src}{bias}, dtype={edt})")
-            b("row_sum$ = nisa.tensor_reduce(np.add, e$, axis=(1,), keepdims=True, dtype=nl.float32)")
-        b("inv_sum$ = nisa.reciprocal(row_sum$)")
+        _exp_sum(b, s, f"{src}{bias}", edt)
         if s["norm"] == "probs":
             b(f"probs$ = nisa.tensor_scalar(e$, np.multiply, inv_sum$, dtype={pdt})")
         elif edt == pdt:
@@ -454,7 +534,6 @@ class TrainiumAttention(_ScheduleFamily):
             b("nl.store(probs_hbm[r0$:r0$ + Q_TILE, :], value=probs$)")
         b(STAGE)
         b("# out tile = probs @ v.T: the keys must sit on partitions, so transpose probability tiles")
-        tev = f"nisa.{s['tevict']}_engine"
 
         def ptile(j: str) -> str:
             if s["probs"] == "hbm":
@@ -462,48 +541,15 @@ class TrainiumAttention(_ScheduleFamily):
             return f"probs$[:, {j} * KEY_TILE:({j} + 1) * KEY_TILE]"
 
         def vtile(j: str) -> str:
-            return f"nisa.tensor_copy(nisa.nc_transpose({vs}[:, {j} * KEY_TILE:({j} + 1) * KEY_TILE]), dtype={pdt}, engine={tev})"
+            return _transposed(s, f"{vs}[:, {j} * KEY_TILE:({j} + 1) * KEY_TILE]", pdt)
 
-        pT = f"nisa.tensor_copy(nisa.nc_transpose({ptile('j')}), dtype={pdt}, engine={tev})"
-        vT = vtile("j")
-        if s["tgroup"] > 1:
-            jj = "jg * TGROUP + g"
-            b("# all transposes first: TGROUP of them fill one PSUM bank, evicted by one copy")
-            b(
-                f"pT$ = nl.ndarray((S // (KEY_TILE * TGROUP), nl.par_dim(KEY_TILE), TGROUP * Q_TILE), dtype={pdt}, buffer=nl.sbuf)"
-            )
-            if s["vt"] == "per_query":
-                b(f"vT$ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), D), dtype={pdt}, buffer=nl.sbuf)")
-            b("for jg in nl.affine_range(S // (KEY_TILE * TGROUP)):")
-            b("    tp$ = nl.ndarray((nl.par_dim(KEY_TILE), TGROUP * Q_TILE), dtype=nl.float32, buffer=nl.psum)")
-            b("    for g in nl.affine_range(TGROUP):")
-            b(f"        tp$[:, g * Q_TILE:(g + 1) * Q_TILE] = nisa.nc_transpose({ptile('(' + jj + ')')})")
-            if s["vt"] == "per_query":
-                b(f"        vT$[{jj}] = {vtile('(' + jj + ')')}")
-            b(f"    pT$[jg] = nisa.tensor_copy(tp$, dtype={pdt}, engine={tev})")
-            b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
-            b("for jg in nl.affine_range(S // (KEY_TILE * TGROUP)):")
-            b("    for g in nl.affine_range(TGROUP):")
-            vsrc = f"vT$[{jj}]" if s["vt"] == "per_query" else f"vT_sb[{jj}]"
-            b(f"        o_psum$ += nisa.nc_matmul(stationary=pT$[jg, :, g * Q_TILE:(g + 1) * Q_TILE], moving={vsrc})")
-        elif s["pv"] == "batched":
-            b("# all transposes first, so the Tensor engine never waits on a copy between two matmuls")
-            b(f"pT$ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), Q_TILE), dtype={pdt}, buffer=nl.sbuf)")
-            if s["vt"] == "per_query":
-                b(f"vT$ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), D), dtype={pdt}, buffer=nl.sbuf)")
-            b("for j in nl.affine_range(S // KEY_TILE):")
-            b(f"    pT$[j] = {pT}")
-            if s["vt"] == "per_query":
-                b(f"    vT$[j] = {vT}")
-            b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
-            b("for j in nl.affine_range(S // KEY_TILE):")
-            vsrc = "vT$[j]" if s["vt"] == "per_query" else "vT_sb[j]"
-            b(f"    o_psum$ += nisa.nc_matmul(stationary=pT$[j], moving={vsrc})")
+        if s["tgroup"] > 1 or s["pv"] == "batched":
+            _pv_transposes_first(b, s, "pT", pdt, ptile, "vT_sb", vtile if s["vt"] == "per_query" else None)
         else:
             b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
             b("for j in nl.affine_range(S // KEY_TILE):")
-            b(f"    pT$ = {pT}  # [KEY_TILE, Q_TILE]")
-            b(f"    vT$ = {vT}" if s["vt"] == "per_query" else "    vT$ = vT_sb[j]")
+            b(f"    pT$ = {_transposed(s, ptile('j'), pdt)}  # [KEY_TILE, Q_TILE]")
+            b(f"    vT$ = {vtile('j')}" if s["vt"] == "per_query" else "    vT$ = vT_sb[j]")
             b("    o_psum$ += nisa.nc_matmul(stationary=pT$, moving=vT$)")
         if s["norm"] == "out":
             b("o_sb$ = nisa.tensor_scalar(o_psum$, np.multiply, inv_sum$, dtype=q.dtype)")
@@ -533,16 +579,7 @@ _SD_KNOBS = {
     "max": ["row", "chunk"],
 }
 
-SD_FAULTS = [
-    (r"np\.max, (\w+), axis=\(1,\)", r"np.min, \1, axis=(1,)", "used the row minimum instead of the maximum"),
-    (r"o_psum(\w*) \+= ", r"o_psum\1[...] = ", "overwrote the output accumulator instead of accumulating"),
-    (
-        r"nl\.affine_range\(S // KEY_TILE\)",
-        "nl.affine_range(S // KEY_TILE - 1)",
-        "wrong loop bound: last key tile skipped",
-    ),
-    (r"\(j \+ 1\) \* KEY_TILE\]", "(j + 1) * KEY_TILE + 1]", "off-by-one slice end on a key tile"),
-    (r"np\.add, (\w+), axis=\(1,\)", r"np.max, \1, axis=(1,)", "normalized by the row maximum instead of the row sum"),
+SD_FAULTS = _SOFTMAX_FAULTS + [
     (r"1\.0 / math\.sqrt\(D\)", "1.0 / D", "wrong softmax scale: 1/D instead of 1/sqrt(D)"),
     (r"(r0\w*):(r0\w*) \+ Q_TILE, :\]\)", r"\1 + 1:\2 + Q_TILE + 1, :])", "off-by-one query rows"),
     (r"nisa\.reciprocal\((\w+)\)", r"\1", "multiplied by the row sum instead of dividing by it"),
@@ -551,6 +588,8 @@ SD_FAULTS = [
 
 class TrainiumSDAttention(_ScheduleFamily):
     name = "sdattention"
+    DIMS, SUFFIX, DTYPE = ("S", "D"), None, "float32"
+    KNOBS = _SD_KNOBS
     MOVES = _merge_moves(
         {
             "replace load_transpose2d with load plus nc_transpose when memory-bound": [
@@ -577,34 +616,6 @@ class TrainiumSDAttention(_ScheduleFamily):
         _PIPELINE_MOVES,
         _SUM_MOVES,
     )
-
-    def kernel(self, shape: str) -> Kernel:
-        S, D = parse_dims(shape, 2, None, "sdattention")
-        if D > P:
-            raise ValueError(f"sdattention head dim D={D} exceeds {P} partitions")
-        if S % P:
-            raise ValueError(f"sdattention S={S} must be a multiple of {P}")
-        name = f"trainium/sdattention-{S}x{D}"
-        return make_kernel(
-            name,
-            "sdattention",
-            {"S": S, "D": D, "dtype": "float32"},
-            f"trainium/sdattention-{self.small_shape_of(S, D)}",
-        )
-
-    @staticmethod
-    def small_shape_of(S: int, D: int) -> str:
-        return f"{min(S, 512)}x{D}"
-
-    def small_shape(self, kernel: Kernel) -> str:
-        return self.small_shape_of(kernel.spec["S"], kernel.spec["D"])
-
-    def knob_values(self, kernel: Kernel, knob: str) -> list[Any]:
-        if knob == "kchunk":
-            return _kchunks(kernel.spec["S"])
-        if knob == "unroll":  # the unrolled tiles must divide the query tiles
-            return [u for u in (1, 2, 4) if (kernel.spec["S"] // P) % u == 0]
-        return _SD_KNOBS[knob]
 
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
         return {
@@ -648,13 +659,7 @@ class TrainiumSDAttention(_ScheduleFamily):
         w("def solution(q_ref, k_ref, v_ref):")
         w('    """out[S, D] = softmax(q @ k.T * D**-0.5) @ v: f32 in and out, bf16 matmuls, fp32 accumulation."""')
         w("    S, D = q_ref.shape")
-        w("    Q_TILE = 128  # query rows per tile")
-        w(f"    K_CHUNK = {s['kchunk']}  # keys per score matmul (moving free size)")
-        w("    KEY_TILE = 128  # keys per P@V matmul (contraction on partitions)")
-        if s["tgroup"] > 1:
-            w(f"    TGROUP = {s['tgroup']}  # transposes per PSUM bank ({s['tgroup']} x 128 fp32 = 2 KiB)")
-        if U > 1:
-            w(f"    UNROLL = {U}  # query tiles in flight per iteration, so one's softmax overlaps another's matmuls")
+        _constants(w, s, "query rows per tile")
         w("    softmax_scale = 1.0 / math.sqrt(D)")
         w("    out = nl.ndarray((S, D), dtype=q_ref.dtype, buffer=nl.shared_hbm)")
         w("")
@@ -671,14 +676,8 @@ class TrainiumSDAttention(_ScheduleFamily):
             w("        kT[:, j * KEY_TILE:(j + 1) * KEY_TILE] = nl.copy(nisa.nc_transpose(k_tile), dtype=nl.bfloat16)")
         w("        v_sb[j] = nl.load(v_ref[j * KEY_TILE:(j + 1) * KEY_TILE, :], dtype=nl.bfloat16)")
         w("")
-        w(
-            "    for i in nl.affine_range(S // (Q_TILE * UNROLL)):"
-            if U > 1
-            else "    for i in nl.affine_range(S // Q_TILE):"
-        )
-        body: list[str] = []
+        body = _query_loop(w, U)
         b = body.append
-        b("r0$ = (i * UNROLL + U) * Q_TILE" if U > 1 else "r0 = i * Q_TILE")
         if s["qload"] == "dma_t":
             b("qT$ = nl.load_transpose2d(q_ref[r0$:r0$ + Q_TILE, :], dtype=nl.bfloat16)  # [D, Q_TILE]")
         else:
@@ -687,62 +686,26 @@ class TrainiumSDAttention(_ScheduleFamily):
         if s["scale"] == "q":
             b("qT$ = nisa.tensor_scalar(qT$, np.multiply, softmax_scale, dtype=nl.bfloat16)")
         b(f"row$ = nl.ndarray((nl.par_dim(Q_TILE), S), dtype={sdt}, buffer=nl.sbuf)")
-        if s["max"] == "chunk":
-            b("cmax$ = nl.ndarray((nl.par_dim(Q_TILE), S // K_CHUNK), dtype=nl.float32, buffer=nl.sbuf)")
-        b("for c in nl.affine_range(S // K_CHUNK):")
-        b("    s_psum$ = nisa.nc_matmul(stationary=qT$, moving=kT[:, c * K_CHUNK:(c + 1) * K_CHUNK])")
-        if s["max"] == "chunk":  # partial maxima while the scores stream out of PSUM
-            b("    cmax$[:, c:c + 1] = nisa.tensor_reduce(np.max, s_psum$, axis=(1,), keepdims=True)")
-        ev = f"nisa.{s['evict']}_engine"
-        b(f"    row$[:, c * K_CHUNK:(c + 1) * K_CHUNK] = nisa.tensor_copy(s_psum$, dtype={sdt}, engine={ev})")
+        mx = _score_chunks(b, s, "qT$", "kT", sdt)
         b(STAGE)
-        mx = "cmax$" if s["max"] == "chunk" else "row$"
         b(f"neg_max$ = nisa.tensor_reduce(np.max, {mx}, axis=(1,), negate=True, keepdims=True)")
         sc = "1.0"
         if s["scale"] == "exp":
             b("neg_max$ = nisa.tensor_scalar(neg_max$, np.multiply, softmax_scale)")
             sc = "softmax_scale"
-        if s["sum"] == "act":
-            b("row_sum$ = nl.ndarray((nl.par_dim(Q_TILE), 1), dtype=nl.float32, buffer=nl.sbuf)")
-            b(
-                f"e$ = nisa.activation_reduce(np.exp, row$, bias=neg_max$, scale={sc}, reduce_op=np.add, reduce_res=row_sum$, dtype=nl.bfloat16)"
-            )
-        else:
-            b(f"e$ = nisa.activation(np.exp, row$, bias=neg_max$, scale={sc}, dtype=nl.bfloat16)")
-            b("row_sum$ = nisa.tensor_reduce(np.add, e$, axis=(1,), keepdims=True, dtype=nl.float32)")
-        b("inv_sum$ = nisa.reciprocal(row_sum$)")
+        _exp_sum(b, s, f"row$, bias=neg_max$, scale={sc}", "nl.bfloat16")
         b(STAGE)
-        tev = f"nisa.{s['tevict']}_engine"
-        eT = f"nisa.tensor_copy(nisa.nc_transpose(e$[:, j * KEY_TILE:(j + 1) * KEY_TILE]), dtype=nl.bfloat16, engine={tev})"
-        if s["tgroup"] > 1:
-            b("# all transposes first: TGROUP of them fill one PSUM bank, evicted by one copy")
-            b(
-                "eT$ = nl.ndarray((S // (KEY_TILE * TGROUP), nl.par_dim(KEY_TILE), TGROUP * Q_TILE), dtype=nl.bfloat16, buffer=nl.sbuf)"
-            )
-            b("for jg in nl.affine_range(S // (KEY_TILE * TGROUP)):")
-            b("    tp$ = nl.ndarray((nl.par_dim(KEY_TILE), TGROUP * Q_TILE), dtype=nl.float32, buffer=nl.psum)")
-            b("    for g in nl.affine_range(TGROUP):")
-            b("        k0 = (jg * TGROUP + g) * KEY_TILE")
-            b("        tp$[:, g * Q_TILE:(g + 1) * Q_TILE] = nisa.nc_transpose(e$[:, k0:k0 + KEY_TILE])")
-            b(f"    eT$[jg] = nisa.tensor_copy(tp$, dtype=nl.bfloat16, engine={tev})")
-            b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
-            b("for jg in nl.affine_range(S // (KEY_TILE * TGROUP)):")
-            b("    for g in nl.affine_range(TGROUP):")
-            b(
-                "        o_psum$ += nisa.nc_matmul(stationary=eT$[jg, :, g * Q_TILE:(g + 1) * Q_TILE], moving=v_sb[jg * TGROUP + g])"
-            )
-        elif s["pv"] == "batched":
-            b("# all transposes first, so the Tensor engine never waits on a copy between two matmuls")
-            b("eT$ = nl.ndarray((S // KEY_TILE, nl.par_dim(KEY_TILE), Q_TILE), dtype=nl.bfloat16, buffer=nl.sbuf)")
-            b("for j in nl.affine_range(S // KEY_TILE):")
-            b(f"    eT$[j] = {eT}")
-            b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
-            b("for j in nl.affine_range(S // KEY_TILE):")
-            b("    o_psum$ += nisa.nc_matmul(stationary=eT$[j], moving=v_sb[j])")
+
+        def etile(j: str) -> str:
+            return f"e$[:, {j} * KEY_TILE:({j} + 1) * KEY_TILE]"
+
+        if s["tgroup"] > 1 or s["pv"] == "batched":
+            k0 = ("k0 = (jg * TGROUP + g) * KEY_TILE", "e$[:, k0:k0 + KEY_TILE]")
+            _pv_transposes_first(b, s, "eT", "nl.bfloat16", etile, "v_sb", group_tile=k0)
         else:
             b("o_psum$ = nl.zeros((Q_TILE, D), dtype=nl.float32, buffer=nl.psum)")
             b("for j in nl.affine_range(S // KEY_TILE):")
-            b(f"    eT$ = {eT}")
+            b(f"    eT$ = {_transposed(s, etile('j'), 'nl.bfloat16')}")
             b("    o_psum$ += nisa.nc_matmul(stationary=eT$, moving=v_sb[j])")
         b("o_sb$ = nisa.tensor_scalar(o_psum$, np.multiply, inv_sum$, dtype=q_ref.dtype)")
         b("nl.store(out[r0$:r0$ + Q_TILE, :], value=o_sb$)")
