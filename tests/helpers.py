@@ -1,4 +1,5 @@
-"""Pieces shared by test modules: the containment checks of the two hostile-code suites, one Ray session.
+"""Pieces shared by test modules: the containment checks of the two hostile-code suites, one Ray session, code
+from the scripts.
 
 A module uses a fixture from here by binding it to a module name (`listener = helpers.listener`), which pytest
 collects like one defined in place.
@@ -6,11 +7,14 @@ collects like one defined in place.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import socket
 import tempfile
 import uuid
 from pathlib import Path
+from types import ModuleType
 
 import gymnasium as gym
 import numpy as np
@@ -21,6 +25,16 @@ from autocomp_env.core import Generation
 from simulators.result import ERROR_TYPES
 
 TESTS = str(Path(__file__).parent)
+
+
+@functools.cache
+def script(name: str) -> ModuleType:
+    """Imports scripts/<name>.py (scripts/ is no package), so a test uses the code a script runs, not a copy."""
+    spec = importlib.util.spec_from_file_location(f"scripts.{name}", Path(TESTS).parent / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
 
 # ---- hostile code -------------------------------------------------------------------------------------------------
 TAG = uuid.uuid4().hex[:12]  # names the files hostile code tries to create or read

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import helpers
 import pytest
 
 from simulators.gemmini import GemminiSimulator, main, parse_kernel, vendor_code
@@ -11,17 +12,14 @@ from simulators.result import ERROR_TYPES
 
 SIM = GemminiSimulator()
 MM = "gemmini/matmul-32x48x32"
-MM_SIG = "void solution(int8_t A[MAT_DIM_I][MAT_DIM_K], int8_t B[MAT_DIM_K][MAT_DIM_J], int8_t C[MAT_DIM_I][MAT_DIM_J])"
+BENCH = helpers.script("bench_gemmini")
+MM_SIG = BENCH.SIG
+MM_HEAD = MM_SIG + " {" + BENCH.SETUP  # the signature, then the weight-stationary config_ex, config_st, config_ld
 
 # Autocomp-style low-level code: no #include, short names, one output tile at a time.
 TILED = (
-    MM_SIG
-    + """ {
-  config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);
-  config_st(MAT_DIM_J);
-  config_ld(MAT_DIM_K, MVIN_SCALE_IDENTITY, DIM, 0);
-  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 1);
-  for (int i = 0; i < MAT_DIM_I; i += DIM)
+    MM_HEAD
+    + """  for (int i = 0; i < MAT_DIM_I; i += DIM)
     for (int j = 0; j < MAT_DIM_J; j += DIM) {
       for (int k = 0; k < MAT_DIM_K; k += DIM) {
         mvin(&A[i][k], 0, DIM, DIM);
@@ -251,13 +249,8 @@ def test_other_array_sizes_are_configurable():
 def test_loop_ws_pinned_halves_reuse_a_across_loops():
     # Two loops over the two column halves of C; the second reuses A left in scratchpad half 0 (A = NULL).
     code = (
-        MM_SIG
-        + """ {
-  config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);
-  config_st(MAT_DIM_J);
-  config_ld(MAT_DIM_K, MVIN_SCALE_IDENTITY, DIM, 0);
-  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 1);
-  gemmini_loop_ws(2, 2, 3, 0, 0, 0, A, B, NULL, C, MAT_DIM_K, MAT_DIM_J, 0, MAT_DIM_J,
+        MM_HEAD
+        + """  gemmini_loop_ws(2, 2, 3, 0, 0, 0, A, B, NULL, C, MAT_DIM_K, MAT_DIM_J, 0, MAT_DIM_J,
                   false, false, false, false, false, 0, 1, 2, false);
   gemmini_loop_ws(2, 2, 3, 0, 0, 0, NULL, &B[0][32], NULL, &C[0][32], MAT_DIM_K, MAT_DIM_J, 0, MAT_DIM_J,
                   false, false, false, false, false, 0, 1, 2, false);
@@ -273,13 +266,8 @@ def test_loop_ws_pinned_halves_reuse_a_across_loops():
 def test_chained_loops_without_a_fence_are_a_hazard():
     # The second loop reads C, which the first loop's stores are still writing.
     code = (
-        MM_SIG
-        + """ {
-  config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);
-  config_st(MAT_DIM_J);
-  config_ld(MAT_DIM_K, MVIN_SCALE_IDENTITY, DIM, 0);
-  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 1);
-  gemmini_loop_ws(2, 2, 2, 0, 0, 0, A, B, NULL, C, MAT_DIM_K, MAT_DIM_J, 0, MAT_DIM_J,
+        MM_HEAD
+        + """  gemmini_loop_ws(2, 2, 2, 0, 0, 0, A, B, NULL, C, MAT_DIM_K, MAT_DIM_J, 0, MAT_DIM_J,
                   false, false, false, false, false, 0, 0, 0, false);
   gemmini_loop_ws(2, 2, 2, 0, 0, 0, C, B, NULL, C, MAT_DIM_J, MAT_DIM_J, 0, MAT_DIM_J,
                   false, false, false, false, false, 0, 0, 0, false);

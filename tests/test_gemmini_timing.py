@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import helpers
 import pytest
 
 from simulators.gemmini import GemminiConfig, GemminiSimulator, vendor_code
@@ -44,25 +45,7 @@ void solution(int8_t A[MAT_DIM_I][MAT_DIM_K], int8_t B[MAT_DIM_K][MAT_DIM_J], in
 
 
 # One 16x16x16 step at a time into the same rows, a fence after each output tile.
-NAIVE = """
-void solution(int8_t A[MAT_DIM_I][MAT_DIM_K], int8_t B[MAT_DIM_K][MAT_DIM_J], int8_t C[MAT_DIM_I][MAT_DIM_J]) {
-  config_ex(WEIGHT_STATIONARY, NO_ACTIVATION, 1, false, false);
-  config_st(MAT_DIM_J);
-  config_ld(MAT_DIM_K, MVIN_SCALE_IDENTITY, DIM, 0);
-  config_ld(MAT_DIM_J, MVIN_SCALE_IDENTITY, DIM, 1);
-  for (int i = 0; i < MAT_DIM_I; i += DIM)
-    for (int j = 0; j < MAT_DIM_J; j += DIM) {
-      for (int k = 0; k < MAT_DIM_K; k += DIM) {
-        mvin(&A[i][k], 0, DIM, DIM);
-        mvin2(&B[k][j], DIM, DIM, DIM);
-        preload(DIM, (1u << 31) | (k ? (1u << 30) : 0), DIM, DIM, DIM, DIM);
-        compute_preloaded(0, GARBAGE_ADDR, DIM, DIM, DIM, DIM);
-      }
-      mvout(&C[i][j], 1u << 31, DIM, DIM);
-      fence();
-    }
-}
-"""
+NAIVE = helpers.script("bench_gemmini").NAIVE
 
 
 def variant(wide=1, dbuf=1, extra=0, fence=0, bbase=4096) -> str:
