@@ -94,13 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     srv = FakeLLMServer(handler=model, port=args.port, model="smollm2-135m").start()
     print(f"serving at {srv.base_url} (model smollm2-135m); Ctrl-C to stop", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.stop()
+    srv.serve_until_interrupted()
     return 0
 
 

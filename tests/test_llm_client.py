@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
+import signal
+import threading
+import urllib.request
 
 import numpy as np
 import pytest
@@ -278,3 +282,21 @@ def test_cache_upgrades_a_table_without_the_request_column(tmp_path) -> None:
     assert cache.get("old") == CachedCompletion("answer", 1, 2, "h") and cache.request("old") is None
     cache.put("new", "m", CachedCompletion("x", 3, 4, "h2"), {"messages": []})
     assert cache.request("new") == {"messages": []} and len(cache) == 2
+
+
+def test_serve_until_interrupted_serves_then_stops_on_ctrl_c() -> None:
+    srv = FakeLLMServer()
+    seen: list[int] = []
+
+    def poke_then_interrupt() -> None:
+        try:
+            with urllib.request.urlopen(srv.base_url + "/models", timeout=2) as r:
+                seen.append(r.status)
+        finally:  # Ctrl-C
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Timer(0.1, poke_then_interrupt).start()
+    srv.serve_until_interrupted()
+    assert seen == [200]
+    with pytest.raises(OSError):
+        urllib.request.urlopen(srv.base_url + "/models", timeout=1)

@@ -128,6 +128,17 @@ class FakeLLMServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def serve_until_interrupted(self) -> None:
+        """Serve in the foreground (the command-line servers) until Ctrl-C, then stop."""
+        self.start()
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
     def __enter__(self) -> FakeLLMServer:
         return self.start()
 
@@ -347,13 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     srv = FakeLLMServer(mode=args.mode, port=args.port, model=args.model, fault_rate=args.fault_rate).start()
     print(f"serving {args.mode} answers at {srv.base_url} (model {args.model}); Ctrl-C to stop", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.stop()
+    srv.serve_until_interrupted()
     return 0
 
 
