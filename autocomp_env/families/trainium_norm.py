@@ -373,6 +373,17 @@ def group_knob() -> Knob:
     )
 
 
+def row_knobs() -> tuple[Knob, ...]:
+    """The knobs every row-wise family ends with: free-dim chunk, rows per partition, loop kind."""
+    return chunk_knob(), group_knob(), loop_knob()
+
+
+def row_schedule(fchunk: int, **knobs: Any) -> dict[str, Any]:
+    """A row-wise family's schedule: its own `knobs`, then chunks of `fchunk` columns, one row per partition
+    and an affine row loop."""
+    return {**knobs, "fchunk": fchunk, "group": 1, "loop": "affine"}
+
+
 def rows_implied(kernel: Kernel, s: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
     s = {**s, name: value}
     if name == "group" and value > 1:
@@ -440,6 +451,23 @@ def hoist_knob(name: str, label: str) -> Knob:
 ANY = "any"
 
 
+class RowFamily(KnobFamily):
+    """A row-wise family (`{name}-{R}x{C}`, 128 rows per tile) whose fchunk and group knobs interact as in
+    `rows_valid` and `rows_implied`."""
+
+    dims = ("R", "C")
+    number_params = ("fchunk", "group")
+
+    def check(self, d: dict[str, int]) -> None:
+        check_rows(d, self.name)
+
+    def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
+        return rows_valid(kernel, s)
+
+    def implied(self, kernel: Kernel, s: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+        return rows_implied(kernel, s, name, value)
+
+
 def row_loop(schedule: dict[str, Any], n: int) -> str:
     kind = "nl.affine_range" if schedule["loop"] == "affine" else "nl.sequential_range"
     return f"for i in {kind}({n}):"
@@ -452,22 +480,11 @@ def chunk_loop(nch: int) -> str:
 # ------------------------------------------------------------------------------------------------------
 # RMSNorm
 # ------------------------------------------------------------------------------------------------------
-class RMSNorm(KnobFamily):
+class RMSNorm(RowFamily):
     """`trainium/rmsnorm-{R}x{C}`: out = a * rsqrt(mean(a^2, axis=1)) * g (no epsilon)."""
 
     name = "rmsnorm"
-    dims = ("R", "C")
     small_dims = (128, 512)
-    number_params = ("fchunk", "group")
-
-    def check(self, d: dict[str, int]) -> None:
-        check_rows(d, "rmsnorm")
-
-    def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
-        return rows_valid(kernel, s)
-
-    def implied(self, kernel: Kernel, s: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
-        return rows_implied(kernel, s, name, value)
 
     def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
         return (
@@ -499,21 +516,11 @@ class RMSNorm(KnobFamily):
                     ITEM["software pipelining"]: "act_scale",
                 },
             ),
-            chunk_knob(),
-            group_knob(),
-            loop_knob(),
+            *row_knobs(),
         )
 
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
-        return {
-            "hoist_g": False,
-            "sumsq": "square_sum",
-            "rsqrt": "divide",
-            "normalize": "two_mult",
-            "fchunk": kernel.spec["C"],
-            "group": 1,
-            "loop": "affine",
-        }
+        return row_schedule(kernel.spec["C"], hoist_g=False, sumsq="square_sum", rsqrt="divide", normalize="two_mult")
 
     def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
         R, C = kernel.spec["R"], kernel.spec["C"]
@@ -595,15 +602,8 @@ class RMSNorm(KnobFamily):
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
         C = kernel.spec["C"]
-        return {
-            "hoist_g": True,
-            "sumsq": "act_reduce",
-            "rsqrt": "act_scale",
-            "normalize": "stt",
-            "fchunk": 512 if C % 512 == 0 and C > 512 else C,  # loads of 2 KiB per partition overlap the math
-            "group": 1,
-            "loop": "affine",
-        }
+        fchunk = 512 if C % 512 == 0 and C > 512 else C  # loads of 2 KiB per partition overlap the math
+        return row_schedule(fchunk, hoist_g=True, sumsq="act_reduce", rsqrt="act_scale", normalize="stt")
 
     def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
         return [
@@ -621,22 +621,11 @@ register(RMSNorm())
 # ------------------------------------------------------------------------------------------------------
 # LayerNorm
 # ------------------------------------------------------------------------------------------------------
-class LayerNorm(KnobFamily):
+class LayerNorm(RowFamily):
     """`trainium/layernorm-{R}x{C}`: out = (x - mean) * rsqrt(var + eps) * gamma + beta over axis 1."""
 
     name = "layernorm"
-    dims = ("R", "C")
     small_dims = (256, 512)
-    number_params = ("fchunk", "group")
-
-    def check(self, d: dict[str, int]) -> None:
-        check_rows(d, "layernorm")
-
-    def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
-        return rows_valid(kernel, s)
-
-    def implied(self, kernel: Kernel, s: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
-        return rows_implied(kernel, s, name, value)
 
     def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
         return (
@@ -664,20 +653,11 @@ class LayerNorm(KnobFamily):
                     ITEM["fuse operations"]: ("tensor_scalar", "stt"),
                 },
             ),
-            chunk_knob(),
-            group_knob(),
-            loop_knob(),
+            *row_knobs(),
         )
 
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
-        return {
-            "hoist_gb": False,
-            "stats": "mean_var",
-            "apply": "naive",
-            "fchunk": kernel.spec["C"],
-            "group": 1,
-            "loop": "affine",
-        }
+        return row_schedule(kernel.spec["C"], hoist_gb=False, stats="mean_var", apply="naive")
 
     def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
         R, C = kernel.spec["R"], kernel.spec["C"]
@@ -811,15 +791,8 @@ class LayerNorm(KnobFamily):
         return {**self.naive_schedule(kernel), "hoist_gb": True}
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
-        C = kernel.spec["C"]
-        return {
-            "hoist_gb": True,
-            "stats": "bn_stats",
-            "apply": "stt",
-            "fchunk": C,  # whole rows: at 8192 columns chunking only adds instructions
-            "group": 1,
-            "loop": "affine",
-        }
+        # whole rows: at 8192 columns chunking only adds instructions
+        return row_schedule(kernel.spec["C"], hoist_gb=True, stats="bn_stats", apply="stt")
 
     def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
         return [

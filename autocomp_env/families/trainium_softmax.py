@@ -9,30 +9,21 @@ from autocomp_env.families.base import register, schedule_comment
 from autocomp_env.families.trainium_norm import (
     ITEM,
     Knob,
-    KnobFamily,
-    check_rows,
-    chunk_knob,
+    RowFamily,
     chunk_loop,
-    group_knob,
     group_rows,
     indent,
-    loop_knob,
+    row_knobs,
     row_loop,
-    rows_implied,
-    rows_valid,
+    row_schedule,
 )
 
 
-class Softmax(KnobFamily):
+class Softmax(RowFamily):
     """Rows on partitions (128 per tile): max, exp(x - max), sum, scale by 1/sum."""
 
     name = "softmax"
-    dims = ("R", "C")
     small_dims = (256, 512)
-    number_params = ("fchunk", "group")
-
-    def check(self, d: dict[str, int]) -> None:
-        check_rows(d, "softmax")
 
     def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
         return (
@@ -66,17 +57,15 @@ class Softmax(KnobFamily):
                     ITEM["eliminate redundant computation"]: "recip_mul",
                 },
             ),
-            chunk_knob(),
-            group_knob(),
-            loop_knob(),
+            *row_knobs(),
         )
 
     def valid(self, kernel: Kernel, s: dict[str, Any]) -> bool:
         # The row sum can only ride on the exp instruction when that instruction is an activation.
-        return not (s["sum"] == "act_reduce" and s["exp"] != "act_bias") and rows_valid(kernel, s)
+        return not (s["sum"] == "act_reduce" and s["exp"] != "act_bias") and super().valid(kernel, s)
 
     def implied(self, kernel: Kernel, s: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
-        s = rows_implied(kernel, s, name, value)
+        s = super().implied(kernel, s, name, value)
         if name == "sum" and value == "act_reduce":
             s["exp"] = "act_bias"
         if name == "exp" and value == "sub_exp":
@@ -84,14 +73,7 @@ class Softmax(KnobFamily):
         return s
 
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
-        return {
-            "exp": "sub_exp",
-            "sum": "separate",
-            "scale": "divide_bcast",
-            "fchunk": kernel.spec["C"],
-            "group": 1,
-            "loop": "affine",
-        }
+        return row_schedule(kernel.spec["C"], exp="sub_exp", sum="separate", scale="divide_bcast")
 
     def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
         R, C = kernel.spec["R"], kernel.spec["C"]
@@ -162,14 +144,7 @@ class Softmax(KnobFamily):
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
         # exp(x - max) with the max folded into the activation bias; the row sum stays a separate VectorE
         # reduce (fusing it into the activation serializes ScalarE behind it); scale by the reciprocal.
-        return {
-            "exp": "act_bias",
-            "sum": "separate",
-            "scale": "recip_mul",
-            "fchunk": kernel.spec["C"],
-            "group": 1,
-            "loop": "affine",
-        }
+        return row_schedule(kernel.spec["C"], exp="act_bias", sum="separate", scale="recip_mul")
 
     def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
         # Softmax is invariant to any per-row shift of x, so these bugs break the exponent or the normalization.
