@@ -17,22 +17,16 @@ class Target:
     role: str  # who the model plays
 
 
+# target -> (module with isa_text, signature_text and RULES; code language; the role the model plays)
+_TARGETS = {
+    "gemmini": (gemmini, "c", "an optimizing compiler for the Gemmini accelerator"),
+    "trainium": (trainium, "python", "an expert NKI kernel engineer optimizing for AWS Trainium"),
+}
+
+
 def target_for(kernel: Kernel) -> Target:
     """Texts for `kernel.target`; ValueError for an unknown target."""
-    if kernel.target == "gemmini":
-        return Target(
-            gemmini.isa_text(kernel),
-            gemmini.signature_text(kernel),
-            gemmini.RULES,
-            "c",
-            "an optimizing compiler for the Gemmini accelerator",
-        )
-    if kernel.target == "trainium":
-        return Target(
-            trainium.isa_text(kernel),
-            trainium.signature_text(kernel),
-            trainium.RULES,
-            "python",
-            "an expert NKI kernel engineer optimizing for AWS Trainium",
-        )
-    raise ValueError(f"no prompt texts for target {kernel.target!r}; known: gemmini, trainium")
+    if kernel.target not in _TARGETS:
+        raise ValueError(f"no prompt texts for target {kernel.target!r}; known: {', '.join(_TARGETS)}")
+    texts, lang, role = _TARGETS[kernel.target]
+    return Target(texts.isa_text(kernel), texts.signature_text(kernel), texts.RULES, lang, role)

@@ -63,33 +63,28 @@ where their scratchpad/accumulator row ranges overlap, so loads of the next tile
 - Latency is measured in cycles of the whole solution() call.
 """
 
+# Both configurations have the same scratchpad and the same accumulator size in bytes.
+_MEMORIES = dict(spad_rows=16384, spad_kib=256, banks=4, bank_rows=4096, acc_kib=64)
+
 _INT8 = dict(
+    _MEMORIES,
     title="default 16x16 int8 configuration",
     dim=16,
     elem="int8 (elem_t)",
     acc="int32 (acc_t)",
-    spad_rows=16384,
-    spad_kib=256,
-    banks=4,
-    bank_rows=4096,
     acc_rows=1024,
-    acc_kib=64,
     max_cols=64,
     max_cols_why="4*DIM int8 columns into the scratchpad; 16 int32 columns into the accumulator",
     mvout_rounding="rounded to nearest even, saturated to int8",
 )
 
 _FP32 = dict(
+    _MEMORIES,
     title="FP32 4x4 configuration (TinyMPC kernels)",
     dim=4,
     elem="float (elem_t, 4 bytes)",
     acc="float (acc_t, 4 bytes)",
-    spad_rows=16384,
-    spad_kib=256,
-    banks=4,
-    bank_rows=4096,
     acc_rows=4096,
-    acc_kib=64,
     max_cols=16,
     max_cols_why="64 bytes per row, i.e. 4*DIM floats",
     mvout_rounding="kept in float",
