@@ -247,14 +247,7 @@ class Mamba(KnobFamily):
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
         # Loads and delta*u once per channel tile; every element-wise product on GpSimd (faster clock than
         # VectorE, which keeps the scan): the best the schedule search finds on the flagship.
-        return {
-            "hoist_loads": True,
-            "hoist_du": True,
-            "order": "cs",
-            "lchunk": kernel.spec["L"],
-            "gpsimd_ops": "all",
-            "bcast": "broadcast_to",
-        }
+        return {**self.naive_schedule(kernel), "hoist_loads": True, "hoist_du": True, "gpsimd_ops": "all"}
 
     def faults(self, kernel: Kernel) -> list[tuple[str, str, str]]:
         return [
