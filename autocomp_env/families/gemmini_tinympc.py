@@ -233,17 +233,30 @@ def _matvec(p: _Prog, kernel: Kernel, s: dict[str, Any]) -> None:
     p.w.close()
 
 
-def _horizon(p: _Prog, s: dict[str, Any], first: int, stop: int, step: int, body) -> None:
-    """The loop over horizon steps `i`, or its unrolled copies."""
+def _horizon(p: _Prog, s: dict[str, Any], first: int, stop: int, step: int, matrices: list[tuple], body) -> None:
+    """The loop over horizon steps `i`, or its unrolled copies. The constant `matrices` (`p.matrix` arguments)
+    load once before it when resident, else at the start of every step."""
+
+    def loads() -> None:
+        for m in matrices:
+            p.matrix(*m)
+
+    def each(i: str) -> None:
+        if not s["resident"]:
+            loads()
+        body(i)
+
+    if s["resident"]:
+        loads()
     if s["unroll"]:
         for i in range(first, stop, step):
             p(f"// step {i}")
-            body(str(i))
+            each(str(i))
         return
     cmp = "<" if step > 0 else ">"
     p.forget()
     p.w.open(f"for (int i = {first}; i {cmp} {stop}; i{'++' if step > 0 else '--'})")
-    body("i")
+    each("i")
     p.forget()
     p.w.close()
 
@@ -257,17 +270,7 @@ def _forward(p: _Prog, kernel: Kernel, s: dict[str, Any]) -> None:
     if not s["merge"]:
         p(f"float t[{nx}][1];")
 
-    def loads() -> None:
-        p.matrix("Kinf", nu, nx, "KI", scale=neg)
-        p.matrix("Adyn", nx, nx, "AD")
-        p.matrix("Bdyn", nx, nu, "BD")
-
-    if s["resident"]:
-        loads()
-
     def step(i: str) -> None:
-        if not s["resident"]:
-            loads()
         p.colvec(f"x[{i}]", nx, "X")
         if s["vec"] >= 1:
             p.colvec(f"d[{i}]", nu, "DV", scale=neg)
@@ -298,7 +301,8 @@ def _forward(p: _Prog, kernel: Kernel, s: dict[str, Any]) -> None:
             p.w.close()
         p.fence(s["merge"])  # the next step reads x_{i+1}: a fence after its mvout (CPU stores need none)
 
-    _horizon(p, s, 0, h - 1, 1, step)
+    matrices = [("Kinf", nu, nx, "KI", neg), ("Adyn", nx, nx, "AD"), ("Bdyn", nx, nu, "BD")]
+    _horizon(p, s, 0, h - 1, 1, matrices, step)
 
 
 def _backward(p: _Prog, kernel: Kernel, s: dict[str, Any]) -> None:
@@ -311,18 +315,7 @@ def _backward(p: _Prog, kernel: Kernel, s: dict[str, Any]) -> None:
     if not s["merge"]:
         p(f"float kr[{nx}][1];")
 
-    def loads() -> None:
-        p.matrix("Quu_inv", nu, nu, "QU")
-        p.matrix("AmBKt", nx, nx, "AM")
-        p.matrix("Bdyn", nx, nu, "BD")
-        p.matrix("Kinf", nu, nx, "KI", scale=neg)
-
-    if s["resident"]:
-        loads()
-
     def step(i: str) -> None:
-        if not s["resident"]:
-            loads()
         p.rowvec(f"p[{i} + 1]", nx, "PR")
         p.colvec(f"p[{i} + 1]", nx, "PC")
         p.rowvec(f"r[{i}]", nu, "RR")
@@ -366,7 +359,8 @@ def _backward(p: _Prog, kernel: Kernel, s: dict[str, Any]) -> None:
             p.w.close()
         p.fence(s["merge"])  # the next step reads p_i: a fence after its mvout (CPU stores need none)
 
-    _horizon(p, s, h - 2, -1, -1, step)
+    matrices = [("Quu_inv", nu, nu, "QU"), ("AmBKt", nx, nx, "AM"), ("Bdyn", nx, nu, "BD"), ("Kinf", nu, nx, "KI", neg)]
+    _horizon(p, s, h - 2, -1, -1, matrices, step)
 
 
 # --- transformations ---------------------------------------------------------------------------
