@@ -44,6 +44,7 @@ Knobs of both families:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,7 @@ class _ScheduleFamily(MovesFamily):
     DIMS: tuple[str, str]  # the order of D and S in the kernel name
     SUFFIX: str | None  # dtype suffix of the kernel name
     DTYPE: str  # dtype of q, k, v and out
+    FAULTS: list[tuple[str, str, str]] = []  # (regex, replacement, description) bugs of the emitted code
 
     def kernel(self, shape: str) -> Kernel:
         dims = dict(zip(self.DIMS, parse_dims(shape, 2, self.SUFFIX, self.name), strict=True))
@@ -151,6 +153,21 @@ class _ScheduleFamily(MovesFamily):
         if not self.valid(kernel, s):
             s["tgroup"] = 1
         return s
+
+    def emit(self, kernel: Kernel, schedule: dict[str, Any]) -> str:
+        s = self.complete(kernel, schedule)
+        L = [schedule_comment(s, "python"), "@nki.jit"]
+        _unrolled(L.append, self.write(s, L.append), s["unroll"])
+        L.append("    return out")
+        return "\n".join(L) + "\n"
+
+    def write(self, s: dict[str, Any], w: Callable[[str], None]) -> list[str]:
+        """Write the signature and setup of `solution` for schedule `s` with `w`; return the query-loop body:
+        its stages separated by STAGE, `$` where the names of an unrolled query tile take their suffix."""
+        raise NotImplementedError
+
+    def inject_fault(self, kernel: Kernel, code: str, rng: np.random.Generator) -> tuple[str, str]:
+        return inject_from(code, self.FAULTS, rng)
 
     def parse_plan(self, text: str) -> list[tuple[int, dict[str, Any]]]:
         allowed = set(self.MOVES) | {"loop tiling", "try new parameter values", _name(_OTHER)}
@@ -334,6 +351,17 @@ def _merge_moves(*tables: dict) -> dict:
     return out
 
 
+# The knobs both families have, each with its values in order (the naive value first).
+_BOTH_KNOBS = {
+    "evict": ["vector", "scalar"],
+    "tevict": ["vector", "scalar"],
+    "sum": ["reduce", "act"],
+    "unroll": [1, 2, 4],
+    "pv": ["interleaved", "batched"],
+    "tgroup": [1, 4],
+    "max": ["row", "chunk"],
+}
+
 # Bugs of the softmax and P@V code that both families emit alike.
 _SOFTMAX_FAULTS = [
     (r"np\.max, (\w+), axis=\(1,\)", r"np.min, \1, axis=(1,)", "used the row minimum instead of the maximum"),
@@ -363,13 +391,7 @@ _ATTN_KNOBS = {
     "softmax": ["sub_exp", "bias_exp"],
     "norm": ["probs", "out"],
     "pdtype": ["fp32", "bf16"],
-    "evict": ["vector", "scalar"],
-    "tevict": ["vector", "scalar"],
-    "sum": ["reduce", "act"],
-    "unroll": [1, 2, 4],
-    "pv": ["interleaved", "batched"],
-    "tgroup": [1, 4],
-    "max": ["row", "chunk"],
+    **_BOTH_KNOBS,
 }
 
 
@@ -377,6 +399,7 @@ class TrainiumAttention(_ScheduleFamily):
     name = "attention"
     DIMS, SUFFIX, DTYPE = ("D", "S"), "bf16", "bfloat16"
     KNOBS = _ATTN_KNOBS
+    FAULTS = ATTN_FAULTS
     MOVES = _merge_moves(
         {
             "reduce data movement": [
@@ -463,14 +486,8 @@ class TrainiumAttention(_ScheduleFamily):
             "naive": self.starting_code(kernel),
         }
 
-    def emit(self, kernel: Kernel, schedule: dict[str, Any]) -> str:
-        s = self.complete(kernel, schedule)
+    def write(self, s: dict[str, Any], w: Callable[[str], None]) -> list[str]:
         pdt = "nl.bfloat16" if s["pdtype"] == "bf16" else "nl.float32"
-        U = s["unroll"]
-        L: list[str] = []
-        w = L.append
-        w(schedule_comment(s, "python"))
-        w("@nki.jit")
         w("def solution(q, k, v):")
         w('    """out[S, D] = softmax(q.T @ k, axis=-1) @ v.T, non-causal, no scaling; bf16 in and out."""')
         w("    D, S = q.shape")
@@ -495,7 +512,7 @@ class TrainiumAttention(_ScheduleFamily):
             )
             w(f"        vT_sb[j] = nl.copy(nisa.nc_transpose({src}), dtype={pdt})")
         w("")
-        body = _query_loop(w, U)
+        body = _query_loop(w, s["unroll"])
         b = body.append
         b("q_tile$ = nl.load(q[:, r0$:r0$ + Q_TILE])  # [D, Q_TILE]")
         kt = "k_sb"
@@ -556,12 +573,7 @@ class TrainiumAttention(_ScheduleFamily):
         else:
             b("o_sb$ = nl.copy(o_psum$, dtype=q.dtype)")
         b("nl.store(out[r0$:r0$ + Q_TILE, :], value=o_sb$)")
-        _unrolled(w, body, U)
-        w("    return out")
-        return "\n".join(L) + "\n"
-
-    def inject_fault(self, kernel: Kernel, code: str, rng: np.random.Generator) -> tuple[str, str]:
-        return inject_from(code, ATTN_FAULTS, rng)
+        return body
 
 
 # --- sdattention ---------------------------------------------------------------------------------------------------
@@ -570,13 +582,7 @@ _SD_KNOBS = {
     "kload": ["dma_t", "pe_t"],
     "scale": ["q", "exp"],
     "sdtype": ["fp32", "bf16"],
-    "evict": ["vector", "scalar"],
-    "tevict": ["vector", "scalar"],
-    "sum": ["reduce", "act"],
-    "unroll": [1, 2, 4],
-    "pv": ["interleaved", "batched"],
-    "tgroup": [1, 4],
-    "max": ["row", "chunk"],
+    **_BOTH_KNOBS,
 }
 
 SD_FAULTS = _SOFTMAX_FAULTS + [
@@ -590,6 +596,7 @@ class TrainiumSDAttention(_ScheduleFamily):
     name = "sdattention"
     DIMS, SUFFIX, DTYPE = ("S", "D"), None, "float32"
     KNOBS = _SD_KNOBS
+    FAULTS = SD_FAULTS
     MOVES = _merge_moves(
         {
             "replace load_transpose2d with load plus nc_transpose when memory-bound": [
@@ -648,14 +655,8 @@ class TrainiumSDAttention(_ScheduleFamily):
             "naive": self.starting_code(kernel),
         }
 
-    def emit(self, kernel: Kernel, schedule: dict[str, Any]) -> str:
-        s = self.complete(kernel, schedule)
+    def write(self, s: dict[str, Any], w: Callable[[str], None]) -> list[str]:
         sdt = "nl.bfloat16" if s["sdtype"] == "bf16" else "nl.float32"
-        U = s["unroll"]
-        L: list[str] = []
-        w = L.append
-        w(schedule_comment(s, "python"))
-        w("@nki.jit")
         w("def solution(q_ref, k_ref, v_ref):")
         w('    """out[S, D] = softmax(q @ k.T * D**-0.5) @ v: f32 in and out, bf16 matmuls, fp32 accumulation."""')
         w("    S, D = q_ref.shape")
@@ -676,7 +677,7 @@ class TrainiumSDAttention(_ScheduleFamily):
             w("        kT[:, j * KEY_TILE:(j + 1) * KEY_TILE] = nl.copy(nisa.nc_transpose(k_tile), dtype=nl.bfloat16)")
         w("        v_sb[j] = nl.load(v_ref[j * KEY_TILE:(j + 1) * KEY_TILE, :], dtype=nl.bfloat16)")
         w("")
-        body = _query_loop(w, U)
+        body = _query_loop(w, s["unroll"])
         b = body.append
         if s["qload"] == "dma_t":
             b("qT$ = nl.load_transpose2d(q_ref[r0$:r0$ + Q_TILE, :], dtype=nl.bfloat16)  # [D, Q_TILE]")
@@ -709,12 +710,7 @@ class TrainiumSDAttention(_ScheduleFamily):
             b("    o_psum$ += nisa.nc_matmul(stationary=eT$, moving=v_sb[j])")
         b("o_sb$ = nisa.tensor_scalar(o_psum$, np.multiply, inv_sum$, dtype=q_ref.dtype)")
         b("nl.store(out[r0$:r0$ + Q_TILE, :], value=o_sb$)")
-        _unrolled(w, body, U)
-        w("    return out")
-        return "\n".join(L) + "\n"
-
-    def inject_fault(self, kernel: Kernel, code: str, rng: np.random.Generator) -> tuple[str, str]:
-        return inject_from(code, SD_FAULTS, rng)
+        return body
 
 
 register(TrainiumAttention())
