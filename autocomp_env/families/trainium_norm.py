@@ -477,6 +477,15 @@ def chunk_loop(nch: int) -> str:
     return f"for j in nl.affine_range({nch}):"
 
 
+def row_kernel(head: list[str], body: list[str], s: dict[str, Any], R: int, C: int, src: str, dst: str) -> str:
+    """The kernel's code: `head` (signature and setup), then the row-tile loop around the one-tile `body`
+    (grouped by `group_rows`), `return dst` and the schedule marker."""
+    setup, body = group_rows(body, s, R, C, src, dst)
+    loop = "    " + row_loop(s, R // (128 * s["group"]))
+    tail = [f"    return {dst}", "", schedule_comment(s, "python"), ""]
+    return "\n".join(head + indent(setup, 4) + [loop] + indent(body, 8) + tail)
+
+
 # ------------------------------------------------------------------------------------------------------
 # RMSNorm
 # ------------------------------------------------------------------------------------------------------
@@ -567,12 +576,7 @@ class RMSNorm(RowFamily):
                 *indent(self._normalize(s, f"a_tile[:, {cols}]", f"g_tile[:, {cols}]", "out_tile"), 4),
                 f"    nl.store(out_tensor[{rows}, {cols}], value=out_tile)",
             ]
-        setup, body = group_rows(body, s, R, C, "a_tensor", "out_tensor")
-        L += indent(setup, 4)
-        L.append("    " + row_loop(s, R // (128 * s["group"])))
-        L += indent(body, 8)
-        L += ["    return out_tensor", "", schedule_comment(s, "python"), ""]
-        return "\n".join(L)
+        return row_kernel(L, body, s, R, C, "a_tensor", "out_tensor")
 
     @staticmethod
     def _sumsq(s: dict[str, Any], x: str, out: str) -> list[str]:
@@ -744,12 +748,7 @@ class LayerNorm(RowFamily):
                 ),
                 f"    nl.store(out_tensor[{rows}, {cols}], value=y)",
             ]
-        setup, body = group_rows(body, s, R, C, "input_tensor", "out_tensor")
-        L += indent(setup, 4)
-        L.append("    " + row_loop(s, R // (128 * s["group"])))
-        L += indent(body, 8)
-        L += ["    return out_tensor", "", schedule_comment(s, "python"), ""]
-        return "\n".join(L)
+        return row_kernel(L, body, s, R, C, "input_tensor", "out_tensor")
 
     @staticmethod
     def _sums(x: str, sx: str, ssq: str) -> list[str]:

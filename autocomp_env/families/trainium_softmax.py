@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from autocomp_env.core import Kernel
-from autocomp_env.families.base import register, schedule_comment
+from autocomp_env.families.base import register
 from autocomp_env.families.trainium_norm import (
     ITEM,
     Knob,
     RowFamily,
     chunk_loop,
-    group_rows,
-    indent,
+    row_kernel,
     row_knobs,
-    row_loop,
     row_schedule,
 )
 
@@ -131,12 +129,7 @@ class Softmax(RowFamily):
             body += [scale("e"), f"nl.store(out[{rows}, :], value=y)"]
         else:
             body += [chunk_loop(nch), "    " + scale(f"e[:, {cols}]"), f"    nl.store(out[{rows}, {cols}], value=y)"]
-        setup, body = group_rows(body, s, R, C, "x", "out")
-        L += indent(setup, 4)
-        L.append("    " + row_loop(s, R // (128 * s["group"])))
-        L += indent(body, 8)
-        L += ["    return out", "", schedule_comment(s, "python"), ""]
-        return "\n".join(L)
+        return row_kernel(L, body, s, R, C, "x", "out")
 
     def vendor_schedule(self, kernel: Kernel) -> dict[str, Any]:
         return {**self.naive_schedule(kernel), "scale": "divide"}
