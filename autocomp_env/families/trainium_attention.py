@@ -51,12 +51,12 @@ import numpy as np
 
 from autocomp_env.core import Kernel
 from autocomp_env.families.base import register, schedule_comment
+from autocomp_env.families.trainium_common import make_kernel
 from autocomp_env.families.trainium_gemm import (
     ITEM,
     MovesFamily,
     P,
     inject_from,
-    make_kernel,
     parse_dims,
     parse_plan_items,
 )

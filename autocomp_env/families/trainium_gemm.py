@@ -36,37 +36,12 @@ import numpy as np
 
 from autocomp_env.core import Kernel
 from autocomp_env.families.base import Family, Transform, register, schedule_comment
+from autocomp_env.families.trainium_common import make_kernel
 from autocomp_env.menus import TRAINIUM
 
 P = 128  # partitions; also the stationary free size and the contraction tile
 SBUF_BYTES = 176 * 1024  # usable SBUF bytes per partition (192 KiB minus 16 KiB reserved)
 ITEM = {name: i for i, name in enumerate(TRAINIUM)}
-
-_SIM = None
-
-
-def simulator():
-    """One shared TrainiumSimulator (imported lazily: the family must import without it)."""
-    global _SIM
-    if _SIM is None:
-        from simulators.trainium import TrainiumSimulator
-
-        _SIM = TrainiumSimulator()
-    return _SIM
-
-
-def make_kernel(name: str, family: str, spec: dict[str, Any], small: str | None) -> Kernel:
-    sim = simulator()
-    return Kernel(
-        name=name,
-        target="trainium",
-        family=family,
-        spec=spec,
-        macs=int(sim.macs(name)),
-        roofline=float(sim.roofline(name)),
-        unit="us",
-        small=small,
-    )
 
 
 def parse_dims(shape: str, n: int, suffix: str | None, family: str) -> tuple[int, ...]:

@@ -11,25 +11,18 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from autocomp_env.core import Kernel
 from autocomp_env.families.base import Family, Transform, register, schedule_comment
+from autocomp_env.families.trainium_common import make_kernel, simulator  # noqa: F401  (simulator: imported from here)
 from autocomp_env.menus import TRAINIUM
 
 ITEM = {name: i for i, name in enumerate(TRAINIUM)}
 TRY_PARAMS = ITEM["try new parameter values"]
 OTHER = ITEM["other methods not listed here"]
-
-
-@lru_cache(maxsize=1)
-def simulator() -> Any:
-    from simulators.trainium import TrainiumSimulator  # lazy: importing the families must stay cheap
-
-    return TrainiumSimulator()
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -145,19 +138,8 @@ class KnobFamily(Family):
             raise ValueError(f"bad {self.name} shape {shape!r}: expected {'x'.join(self.dims)} with positive integers")
         d = dict(zip(self.dims, map(int, parts), strict=True))
         self.check(d)
-        name = f"trainium/{self.name}-{shape}"
-        sim = simulator()
         small = f"trainium/{self.name}-" + "x".join(map(str, self.small_dims))
-        return Kernel(
-            name=name,
-            target="trainium",
-            family=self.name,
-            spec={**d, "dtype": "float32"},
-            macs=int(sim.macs(name)),
-            roofline=float(sim.roofline(name)),
-            unit="us",
-            small=small,
-        )
+        return make_kernel(f"trainium/{self.name}-{shape}", self.name, {**d, "dtype": "float32"}, small)
 
     def small_shape(self, kernel: Kernel) -> str:
         return "x".join(map(str, self.small_dims))
