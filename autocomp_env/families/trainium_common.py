@@ -1,4 +1,5 @@
-"""What every Trainium family needs to build a `Kernel`: one shared simulator for its MAC count and roofline."""
+"""What every Trainium family needs: menu indices by name, and one shared simulator for a `Kernel`'s MAC count
+and roofline."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from functools import lru_cache
 from typing import Any
 
 from autocomp_env.core import Kernel
+from autocomp_env.menus import TRAINIUM
+
+ITEM: dict[str, int] = {name: i for i, name in enumerate(TRAINIUM)}  # menu item -> its index in the menu
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ from typing import Any
 
 from autocomp_env.core import Kernel
 from autocomp_env.families.base import register, schedule_comment
-from autocomp_env.families.trainium_norm import ANY, ITEM, Knob, KnobFamily, indent
+from autocomp_env.families.trainium_norm import ANY, ITEM, Knob, KnobFamily, check_channels, indent
 
 
 class Conv1d(KnobFamily):
@@ -20,8 +20,7 @@ class Conv1d(KnobFamily):
     number_params = ("wsplit",)
 
     def check(self, d: dict[str, int]) -> None:
-        if d["C"] % 128:
-            raise ValueError(f"conv1d: C={d['C']} channels must be a multiple of 128 (channels go on partitions)")
+        check_channels(d, "conv1d")
         if d["F"] > d["W"]:
             raise ValueError(f"conv1d: filter width F={d['F']} is larger than the input width W={d['W']}")
 

@@ -36,12 +36,11 @@ import numpy as np
 
 from autocomp_env.core import Kernel
 from autocomp_env.families.base import Family, Transform, register, schedule_comment
-from autocomp_env.families.trainium_common import make_kernel
+from autocomp_env.families.trainium_common import ITEM, make_kernel
 from autocomp_env.menus import TRAINIUM
 
 P = 128  # partitions; also the stationary free size and the contraction tile
 SBUF_BYTES = 176 * 1024  # usable SBUF bytes per partition (192 KiB minus 16 KiB reserved)
-ITEM = {name: i for i, name in enumerate(TRAINIUM)}
 
 
 def parse_dims(shape: str, n: int, suffix: str | None, family: str) -> tuple[int, ...]:

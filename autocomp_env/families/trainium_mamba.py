@@ -10,7 +10,7 @@ from typing import Any
 
 from autocomp_env.core import Kernel
 from autocomp_env.families.base import register, schedule_comment
-from autocomp_env.families.trainium_norm import ANY, ITEM, Knob, KnobFamily, divisors, indent
+from autocomp_env.families.trainium_norm import ANY, ITEM, Knob, KnobFamily, check_channels, divisors, indent
 
 
 class Mamba(KnobFamily):
@@ -20,8 +20,7 @@ class Mamba(KnobFamily):
     number_params = ("lchunk",)
 
     def check(self, d: dict[str, int]) -> None:
-        if d["C"] % 128:
-            raise ValueError(f"mamba: C={d['C']} channels must be a multiple of 128 (channels go on partitions)")
+        check_channels(d, "mamba")
 
     def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
         resident = {

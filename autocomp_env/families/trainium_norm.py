@@ -17,10 +17,9 @@ import numpy as np
 
 from autocomp_env.core import Kernel
 from autocomp_env.families.base import Family, Transform, register, schedule_comment
-from autocomp_env.families.trainium_common import make_kernel, simulator  # noqa: F401  (simulator: imported from here)
+from autocomp_env.families.trainium_common import ITEM, make_kernel, simulator  # noqa: F401  (simulator: imported from here)
 from autocomp_env.menus import TRAINIUM
 
-ITEM = {name: i for i, name in enumerate(TRAINIUM)}
 TRY_PARAMS = ITEM["try new parameter values"]
 OTHER = ITEM["other methods not listed here"]
 
@@ -299,6 +298,11 @@ def check_rows(d: dict[str, int], family: str) -> None:
         raise ValueError(f"{family}: R={d['R']} must be a multiple of 128 (one row per partition, 128 per tile)")
     if d["C"] % 128 and d["C"] > 512:
         raise ValueError(f"{family}: C={d['C']} must be a multiple of 128 when larger than 512")
+
+
+def check_channels(d: dict[str, int], family: str) -> None:
+    if d["C"] % 128:
+        raise ValueError(f"{family}: C={d['C']} channels must be a multiple of 128 (channels go on partitions)")
 
 
 def chunk_knob(items: dict[int, Any] | None = None) -> Knob:
