@@ -70,7 +70,7 @@ class _ScheduleFamily(MovesFamily):
 
     # menu item name -> [(knob, from value or None for any, to value, description)]
     MOVES: dict[str, list[tuple[str, Any, Any, str]]] = {}
-    KNOBS: dict[str, list[Any]] = {}  # knob -> its values, in order (kchunk and unroll depend on S)
+    KNOBS: dict[str, list[Any]] = {}  # knob -> its values, the naive one first (kchunk, unroll: see knob_values)
     DIMS: tuple[str, str]  # the order of D and S in the kernel name
     SUFFIX: str | None  # dtype suffix of the kernel name
     DTYPE: str  # dtype of q, k, v and out
@@ -91,6 +91,11 @@ class _ScheduleFamily(MovesFamily):
 
     def small_shape(self, kernel: Kernel) -> str:
         return self._shape({d: min(kernel.spec[d], 512) if d == "S" else kernel.spec[d] for d in self.DIMS})
+
+    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
+        """Every knob at its first value; key chunks as large as S allows."""
+        own = {k: v[0] for k, v in self.KNOBS.items() if k not in _BOTH_KNOBS}
+        return {**own, "kchunk": _kchunks(kernel.spec["S"])[-1], **{k: v[0] for k, v in _BOTH_KNOBS.items()}}
 
     def knob_values(self, kernel: Kernel, knob: str) -> list[Any]:
         if knob == "kchunk":
@@ -449,25 +454,6 @@ class TrainiumAttention(_ScheduleFamily):
         _SUM_MOVES,
     )
 
-    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
-        return {
-            "scores": "hbm",
-            "probs": "hbm",
-            "kv": "per_query",
-            "vt": "per_query",
-            "softmax": "sub_exp",
-            "norm": "probs",
-            "pdtype": "fp32",
-            "kchunk": _kchunks(kernel.spec["S"])[-1],
-            "evict": "vector",
-            "tevict": "vector",
-            "sum": "reduce",
-            "unroll": 1,
-            "pv": "interleaved",
-            "tgroup": 1,
-            "max": "row",
-        }
-
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
         s = self.naive_schedule(kernel)
         s.update(
@@ -623,22 +609,6 @@ class TrainiumSDAttention(_ScheduleFamily):
         _PIPELINE_MOVES,
         _SUM_MOVES,
     )
-
-    def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
-        return {
-            "qload": "dma_t",
-            "kload": "dma_t",
-            "scale": "q",
-            "sdtype": "fp32",
-            "kchunk": _kchunks(kernel.spec["S"])[-1],
-            "evict": "vector",
-            "tevict": "vector",
-            "sum": "reduce",
-            "unroll": 1,
-            "pv": "interleaved",
-            "tgroup": 1,
-            "max": "row",
-        }
 
     def expert_schedule(self, kernel: Kernel) -> dict[str, Any]:
         s = self.naive_schedule(kernel)
