@@ -174,10 +174,15 @@ def _code_model(cfg: dict[str, Any]) -> Any:
     if kind == "llm":
         from autocomp_env.llm import LLMCodeModel, LLMConfig
 
-        llm_cfg = LLMConfig.from_sources(
-            {k: cfg.get(k) for k in ("base_url", "model", "api_key", "temperature")}, cfg.get("llm") or {}, os.environ
-        )
-        return LLMCodeModel(llm_cfg)
+        try:
+            llm_cfg = LLMConfig.from_sources(
+                {k: cfg.get(k) for k in ("base_url", "model", "api_key", "temperature")},
+                cfg.get("llm") or {},
+                os.environ,
+            )
+            return LLMCodeModel(llm_cfg)
+        except (ValueError, TypeError) as e:
+            raise UserError(_msg(e), 'the README\'s "Using a real LLM" shows a working set of flags') from None
     raise UserError(f"unknown code model {kind!r}", "use --code-model offline or --code-model llm")
 
 

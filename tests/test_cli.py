@@ -61,9 +61,11 @@ def test_sim_of_broken_code_is_a_structured_error_with_exit_1(tmp_path):
         (("bench", "--suite", "no-such-suite", "--budget", "2"), "bad kernel name"),
         (("run", "--kernel", "gemmini-exo-small:0", "--agent", "no-such-agent"), "unknown agent"),
         (("run", "--kernel", "gemmini-exo-small:0", "--budget", "0"), "--budget"),
+        (("run", "--kernel", "gemmini-exo-small:0", "--code-model", "llm", "--budget", "2"), "model is required"),
     ],
 )
-def test_user_mistakes_are_one_clear_line_with_a_hint_and_exit_2(args, words):
+def test_user_mistakes_are_one_clear_line_with_a_hint_and_exit_2(args, words, monkeypatch):
+    monkeypatch.delenv("AUTOCOMP_LLM_MODEL", raising=False)
     r = cli(*args)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr
