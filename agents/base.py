@@ -45,7 +45,8 @@ class EpisodeResult:
     best_code: str = ""  # what `autocomp-env validate results.jsonl` re-simulates
     # one record per sample: plan, correct, candidate latency, best so far, reward, error type, note
     steps: tuple[dict[str, Any], ...] = ()
-    # the env's final EpisodeState as JSON: `autocomp-env replay` re-runs it offline (empty for other envs)
+    # the EpisodeState (JSON) at the best candidate, or the final one if nothing beat the start:
+    # `autocomp-env replay` re-runs it offline and gets the best code back (empty for other envs)
     episode: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -101,6 +102,7 @@ class Tracker:
         self.env_exhausted = False
         self.best_latency = math.inf
         self.best_plans: tuple[str, ...] = ()
+        self.best_episode: dict[str, Any] = {}
 
     def start(self) -> tuple[dict[str, Any], float]:
         obs, latency = envapi.reset(self.env, self.seed)
@@ -125,6 +127,7 @@ class Tracker:
             self.best_latency = out.latency
             self.best_plans = (*chain, out.plan)
             self.best_code = getattr(self.env.unwrapped, "code", None) or out.obs.get("code", "")
+            self.best_episode = _episode_state(self.env)
         self.trace.append((self.samples, self.best_latency))
         self.steps.append(
             {
@@ -163,7 +166,7 @@ class Tracker:
             wall_seconds=time.perf_counter() - self.start_time,
             trace=tuple(self.trace),
             steps=tuple(self.steps),
-            episode=_episode_state(self.env),
+            episode=self.best_episode or _episode_state(self.env),
             best_plans=self.best_plans,
             config=config,
             best_code=self.best_code,

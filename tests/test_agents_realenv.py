@@ -32,6 +32,18 @@ def test_agents_run_on_the_real_env(agent):
     assert r.best_latency == pytest.approx(fakes.ToySimulator().run(r.best_code, "toy/axpy-1024").latency)
 
 
+@pytest.mark.parametrize("agent", [RandomAgent(samples=16), BeamSearchAgent(samples=16)])
+def test_the_saved_episode_replays_to_the_best_candidate(agent):
+    # Beam and random search move the env around; the episode kept is the position of the best candidate.
+    from autocomp_env.episode import EpisodeState, code_hash
+
+    r = agent.run(make(), seed=2)
+    state = EpisodeState.from_dict(r.episode)
+    assert state.latency == r.best_latency and state.code_hash == code_hash(r.best_code)
+    env = replay(state, evaluator=Evaluator())
+    assert env.latency == r.best_latency and env.code == r.best_code
+
+
 def test_independent_code_samples_stay_exactly_replayable():
     env = make()
     env.reset(seed=0)
