@@ -798,6 +798,7 @@ class ScheduleFamily(Family):
     choices: dict[str, tuple[Any, ...]] = {}  # the allowed values of enumerated keys
 
     def gemmini_kernel(self, name: str, spec: dict[str, Any], small: str) -> Kernel:
+        """The Kernel record of `name`: MACs and roofline come from the simulator."""
         sim = simulator()
         return Kernel(
             name=name,
