@@ -227,6 +227,7 @@ RMSNORM = open(os.path.join(os.path.dirname(trn_sim.__file__), "examples", "rmsn
 BOOT = """import sys
 root = sys.argv[1]
 sys.path[:0] = [root + "/simulators/trainium/shim", root]
+sys.path += sys.argv[2:]  # numpy's dirs: the runner runs with -S
 from simulators.trainium import guard, runner
 guard.scan = lambda source: None
 {extra}
@@ -238,9 +239,9 @@ def _unguarded(monkeypatch, extra: str = "") -> None:
     real = sandbox.run
 
     def run(argv, *, files=None, **kw):
-        assert argv[2] == trn_sim._RUNNER
+        assert argv[1:4] == ["-I", "-S", trn_sim._RUNNER]
         files = {**(files or {}), "boot.py": BOOT.format(extra=extra)}
-        return real([argv[0], argv[1], "boot.py", *argv[3:]], files=files, **kw)
+        return real([*argv[:3], "boot.py", *argv[4:]], files=files, **kw)
 
     monkeypatch.setattr(trn_sim.sandbox, "run", run)
     monkeypatch.setattr(trn_sim, "scan", lambda source: None)

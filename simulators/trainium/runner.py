@@ -1,4 +1,4 @@
-"""Runs one candidate NKI kernel inside the sandbox: `python3 -I runner.py ROOT` in a temp dir holding
+"""Runs one candidate NKI kernel inside the sandbox: `python3 -I -S runner.py ROOT LIBDIR...` in a temp dir holding
 solution.py and request.json; writes result.json (errors, the profile) and the kernel's raw outputs.
 Everything the candidate does happens in this process, so nothing here judges correctness: the host compares
 the outputs with its own reference (`TrainiumSimulator`), out of the candidate's reach."""
@@ -36,6 +36,7 @@ def main() -> int:
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path[:] = [p for p in sys.path if os.path.abspath(p) != here]
     sys.path[:0] = [os.path.join(root, "simulators", "trainium", "shim"), root]
+    sys.path += [p for p in sys.argv[2:] if p not in sys.path]  # numpy's and ml_dtypes' dirs (run with -S)
     nonce = os.environ.pop("AUTOCOMP_RESULT_NONCE", "")  # proves result.json was written by us, not the kernel
     req = json.load(open("request.json"))
     with open("solution.py") as f:

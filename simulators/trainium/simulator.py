@@ -22,6 +22,23 @@ from .runner import output_files
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
+
+
+def _library_dirs() -> list[str]:
+    """Where this interpreter finds numpy and ml_dtypes. The runner starts with -S (no site: ~20 ms less per
+    evaluation, and no .pth file of the environment runs) and gets exactly these directories instead."""
+    import importlib.util
+
+    dirs: list[str] = []
+    for name in ("numpy", "ml_dtypes"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            d = os.path.dirname(os.path.dirname(spec.origin))
+            if d not in dirs:
+                dirs.append(d)
+    return dirs
+
+
 UNIT = "us"
 MODES = ("auto", "functional", "timing")
 
@@ -140,7 +157,7 @@ class TrainiumSimulator:
         nonce = secrets.token_hex(16)
         limits = sandbox.Limits(wall_seconds=timeout, cpu_seconds=int(max(1, timeout)), memory_bytes=6 << 30)
         out = sandbox.run(
-            [sys.executable, "-I", _RUNNER, _ROOT],
+            [sys.executable, "-I", "-S", _RUNNER, _ROOT, *_library_dirs()],
             files={"solution.py": code, "request.json": json.dumps(req)},
             limits=limits,
             read_back=("result.json", *outs),
