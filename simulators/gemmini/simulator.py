@@ -29,7 +29,6 @@ if shutil.which("ld"):
     _LD = "ld " + " ".join(_SO_FLAGS)
 else:  # gcc's driver costs ~3 ms more
     _LD = "gcc -nostdlib -shared -Wl," + ",".join(_SO_FLAGS[1:])
-_SIM_ERROR = 3
 # Candidate code may not reach the simulator's internals, files, processes or raw syscalls. This stops
 # accidents and casual score hacks; the sandbox, not this check, is what protects the host.
 _FORBIDDEN = re.compile(
@@ -127,7 +126,7 @@ def harness_main_source(spec: KernelSpec) -> str:
   if (!entry) {
     FILE *f = fopen("cc.txt", "a");
     if (f) { fprintf(f, "%s\\n", so ? "undefined reference to `solution'" : dlerror()); fclose(f); }
-    return 97;
+    return 97; /* _COMPILE_FAILED: the load failed like a link would */
   }
   size_t per = 0, per_out = 0;
   for (int i = 0; i < NA; i++) { per += len[i]; per_out += is_out[i] ? len[i] : 0; }
