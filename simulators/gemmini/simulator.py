@@ -73,8 +73,8 @@ _POISONED = (
     "ifunc __ifunc__ alias __alias__ weakref __weakref__ symver __symver__ no_sanitize_coverage "
     "__no_sanitize_coverage__ no_instrument_function __no_instrument_function__ __sanitizer_cov_trace_pc "
     "__start_gsim_state __stop_gsim_state __etext _end gsim_init gsim_reset gsim_seal gsim_stats gsim_finish "
-    "gsim_commit gsim_set_entry gsim_entry gsim_bb gsim_insns gsim_config_ex gsim_config_ld gsim_config_st gsim_mvin gsim_mvout gsim_preload "
-    "gsim_compute gsim_config gsim_fence gsim_flush gsim_unsupported gsim_read_cycles gsim_loop_ws "
+    "gsim_commit gsim_set_entry gsim_entry gsim_bb gsim_insns gsim_config_ex gsim_config_ld gsim_config_st "
+    "gsim_mvin gsim_mvout gsim_preload gsim_compute gsim_config gsim_fence gsim_flush gsim_unsupported gsim_read_cycles gsim_loop_ws "
     "gsim_loop_conv_ws gsim_tiled_matmul_auto gsim_tiled_conv_auto gsim_f2b"
 )
 
@@ -107,8 +107,8 @@ def harness_main_source(spec: KernelSpec) -> str:
         lines.append(f"{a.ctype} {a.name}{dims} __attribute__((aligned(64)));")
     lines.append(f"{spec.signature()};")
     lines.append(
-        "void gsim_set_entry(void *); void gsim_init(void *); void gsim_reset(void); int gsim_seal(void); size_t gsim_stats(char *, size_t);"
-        " void gsim_finish(const char *); void gsim_commit(const void *, size_t);"
+        "void gsim_set_entry(void *); void gsim_init(void *); void gsim_reset(void); int gsim_seal(void);"
+        " size_t gsim_stats(char *, size_t); void gsim_finish(const char *); void gsim_commit(const void *, size_t);"
     )
     names = [a.name for a in spec.arrays]
     outs = [int(a.role != "in") for a in spec.arrays]
@@ -349,7 +349,7 @@ def _compile_error(text: str, code: str = "") -> SimResult:
     u = re.search(r"undefined symbol: (\w+)", text)
     if u:  # the loader's message: the candidate uses a name nothing defines; the line is its last mention
         bare = _strip_comments(code)
-        uses = [m.start() for m in re.finditer(rf"\b{re.escape(u.group(1))}\b", bare)]
+        uses = [use.start() for use in re.finditer(rf"\b{re.escape(u.group(1))}\b", bare)]
         msg = f"undefined reference to `{u.group(1)}' (declared, never defined)"
         return SimResult.failure(UNIT, "compile_error", msg, line=_line_of(bare, uses[-1]) if uses else None)
     if "undefined reference" in text and "solution" in text:
