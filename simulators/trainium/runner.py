@@ -170,7 +170,7 @@ def record(payload: dict, body: bytes = b"") -> bytes:
         exec(code, ns)
         # The entry point: `solution`, else `test` (Autocomp's kernel files), else the only @nki.jit kernel.
         kern = ns.get("solution")
-        if kern is None and isinstance(ns.get("test"), Kernel):
+        if kern is None and isinstance(ns.get("test"), _Kernel):
             kern = ns["test"]
         if kern is None:
             kernels = [v for v in ns.values() if isinstance(v, _Kernel)]
