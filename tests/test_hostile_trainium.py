@@ -407,6 +407,22 @@ def test_a_forged_record_is_refused_or_replayed_for_what_it_does(unguarded, name
     assert TrainiumSimulator().run(RMSNORM + "\n", KERNEL).correct  # the warm process still works
 
 
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        (b'{"error": {"type": "correct", "message": "fine", "line": "3"}}\n', "runtime_error"),
+        (b'{"error": {"type": "timeout", "message": "x"}}\n', "timeout"),
+        (b"not json\n", "runtime_error"),
+        (b"", "runtime_error"),
+        (b'{"entries": 1}\n' + b"NKIREC1\n" + (1 << 60).to_bytes(8, "little"), "sandbox_violation"),
+    ],
+)
+def test_the_candidates_status_line_is_checked(unguarded, raw, kind):
+    unguarded.extra = {"raw": raw.hex()}
+    r = TrainiumSimulator().run(RMSNORM, KERNEL, timeout=TIMEOUT)
+    assert r.error is not None and r.error.type == kind and r.error.line is None, r.error
+
+
 # Computes the outputs of the public inputs of seeds 0 and 1 at trace time, and picks one per element by comparing
 # the kernel's input with seed 0's: correct on both seeds when inputs are public, wrong on secret ones.
 LOOKUP = """

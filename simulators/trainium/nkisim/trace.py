@@ -47,6 +47,7 @@ _PURE = ("__repr__", "__str__", "__format__")  # forwarded, not recorded: printi
 _NP_FUNCS = ("sum", "max", "min", "amax", "amin", "prod", "mean", "var", "std", "all", "any")
 _BUILTIN_TYPES = {"bool": bool, "int": int, "float": float}
 MAX_DEPTH = 64  # nesting of one argument (tuples of tuples ...)
+_API_PACKAGE = __name__.rsplit(".", 1)[0] + "."  # a recorded call is to a function of this package
 _SCALARS = (bool, int, float, str)
 
 
@@ -566,7 +567,7 @@ class Program:
             raise TraceError("bad entry in the record")
         if op == "c":
             fn = self.names.get(target)
-            if not isinstance(fn, types.FunctionType) or fn.__module__.startswith("numpy"):
+            if not (isinstance(fn, types.FunctionType) and fn.__module__.startswith(_API_PACKAGE)):
                 raise TraceError(f"{str(target)[:40]} is not an NKI function")
         elif type(target) is list and len(target) == 2:
             obj = self.dec(["r", target[0]], objs)
