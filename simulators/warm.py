@@ -18,6 +18,7 @@ One call runs at a time. The warm process exits when its host closes the pipe (o
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import importlib
 import json
@@ -190,6 +191,7 @@ class Warm:
         )
         theirs.close()
         self.sock, self.owner = mine, os.getpid()
+        atexit.register(self.close)  # also removes its cgroup (a killed host leaves it to the next sweep)
         try:
             head, _ = _recv(mine)
         except (EOFError, OSError, ValueError):

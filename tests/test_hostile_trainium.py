@@ -557,6 +557,17 @@ def test_non_dumpable_is_what_keeps_a_same_user_child_out(unguarded, private_tmp
     assert got[1] == "ok" and got[0] in DENIED, got
 
 
+@pytest.mark.skipif(sandbox._BWRAP is None, reason="bubblewrap is not installed")
+def test_without_landlock_the_candidate_runs_cold_under_bubblewrap(monkeypatch, private_tmp, listener, honest):
+    monkeypatch.setattr(warm.Warm, "landlock", lambda self, start=False: 0)
+    sim = TrainiumSimulator()
+    r = sim.run(RMSNORM, KERNEL)
+    assert r.correct and r.latency == honest and "bwrap" in sim.last_phases["isolation"], r.error
+    r = sim.run(_code("escape_shell", listener.getsockname()[1]), KERNEL, timeout=TIMEOUT)
+    assert_error("escape_shell", r, HOSTILE["escape_shell"][1])
+    assert_contained("escape_shell", private_tmp, listener)
+
+
 def test_replay_judges_the_returned_tensor_against_its_own_reference():
     spec = parse_kernel("trainium/rmsnorm-128x64")
     args = spec.inputs(0)
