@@ -23,6 +23,7 @@ from typing import Any
 from tqdm import tqdm
 
 from agents.envapi import EnvSpec, make_env
+from agents.registry import make_agent
 from agents.results import ResultStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,8 +86,6 @@ def jobs_for(
 def run_job(job: Job) -> dict[str, Any]:
     """Build the env and the agent, run one episode, return the record to store. Never raises for a bad
     job: errors come back as a record with status "error" and the traceback."""
-    from agents.registry import make_agent
-
     t0 = time.perf_counter()
     try:
         agent = make_agent(job.agent, **dict(job.agent_kwargs))
@@ -178,7 +177,7 @@ def run_jobs(
 
 def init_ray(workers: int = 2, address: str | None = None, pythonpath: tuple[str, ...] = ()) -> None:
     """Start (or join) Ray once per process; workers get our package root (and `pythonpath`) on sys.path."""
-    import ray
+    import ray  # seconds to import: only the Ray backend needs it
 
     if ray.is_initialized():
         return
@@ -194,7 +193,7 @@ def init_ray(workers: int = 2, address: str | None = None, pythonpath: tuple[str
 def _run_ray(
     todo: list[Job], workers: int, address: str | None, max_retries: int, pythonpath: tuple[str, ...], record, bar
 ) -> None:
-    import ray
+    import ray  # as in init_ray
 
     init_ray(workers, address, pythonpath)
     task = ray.remote(num_cpus=1, max_retries=max_retries)(run_job)
