@@ -17,7 +17,7 @@ a rubric of named, weighted rewards on the trace:
     import verifiers.v1 as vf
     from autocomp_env.integrations.verifiers_env import load_environment
     env = load_environment(kernels=["gemmini-exo-small:0"], seeds=8, max_turns=4)
-    # or from the CLI: vf eval --env.taskset.id autocomp_env.integrations.verifiers_env ...
+    # or from verifiers' CLI: vf eval --env.taskset.id autocomp-verifiers ...
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from autocomp_env.integrations.trl import describe
 from autocomp_env.textenv import TextEnv, TextTurn
 
 DEFAULT_KERNELS = ["gemmini-exo-small:0", "trainium-tutorial-small:0"]
+# verifiers imports an id's top-level module (`autocomp_verifiers.py`, which re-exports this module's classes).
+VERIFIERS_ID = "autocomp-verifiers"
 # The rubric: (name, weight). Weight-0 entries are reported, not summed into the reward.
 RUBRIC = (("log_speedup", 1.0), ("correct", 0.0), ("roofline_fraction", 0.0))
 
@@ -122,7 +124,7 @@ class AutocompTaskset(vf.Taskset[AutocompTask, AutocompTasksetConfig]):
 def load_environment(**taskset: Any) -> AutocompEnv:
     """The env through verifiers' own loader (`vf.load_environment`); keyword arguments are the taskset's
     settings (`kernels`, `seeds`, `mode`, `max_turns`, `cache_dir`)."""
-    config = AutocompEnvConfig(taskset={"id": __name__, **taskset})
+    config = AutocompEnvConfig(taskset={"id": VERIFIERS_ID, **taskset})
     return vf.load_environment(config)
 
 
