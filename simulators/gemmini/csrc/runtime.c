@@ -43,6 +43,14 @@ static GS int32_t Wp[DIM / 2][DIM] __attribute__((aligned(32)));
 static GS acc_t pe[DIM][DIM]; /* OS accumulators */
 static GS uint32_t os_c; static GS long os_c_cols, os_c_rows; static GS int os_pending;
 static GS int loop_ws_count;
+/* As on hardware, the scratchpad and accumulator hold garbage until written: each reset fills them with a
+ * pseudo-random pattern that differs per seed, and a per-row bitmask of written columns catches the first
+ * read of a column nothing wrote (reported with a wrong output, which such a read almost always causes). */
+static GS uint64_t *wmask[2];
+static GS uint64_t n_resets;
+/* what read it (stats key uninit_what; the host names it) */
+enum { RD_MVOUT, RD_A, RD_D, RD_B, RD_ACC_C, RD_ACC_MVIN, RD_OS_D };
+static GS struct { uint64_t count, instr; int line, mem, what; uint32_t row; } uninit;
 
 /* candidate DRAM: data+bss and the stack; the shadow holds the index+1 of the last mvout per 4 B */
 extern char __etext, _end; /* linker symbols: end of code, end of bss */
@@ -64,7 +72,7 @@ static GS uint64_t bb_seen;
 static GS uintptr_t *bb_key, bb_off;
 static GS uint32_t *bb_len;
 static GS size_t bb_mask;
-static GS uint64_t gsim_insns, insns_seen;
+static GS uint64_t gsim_insns, insns_seen, cpu_centi;
 #define BB_DEFAULT_LEN 4 /* a block the disassembly did not show (never expected) */
 
 /* ---------------- timing state ---------------- */
@@ -86,11 +94,18 @@ static GS cyc last_st_complete;
 static GS struct { int valid; cyc start, end; uint32_t a_row; int a_acc; } lastx;
 static GS struct { cyc feed_end; } lastp; /* when the last preload's weights are in */
 static GS uint8_t *touch[2];
+/* Scratchpad banks are single-ported ([G] sp_singleported): a mvin's row write and an EX read of the same
+ * bank cannot share a cycle. The EX read intervals of recent commands, per bank; a row write waits for a
+ * cycle outside them (the later command in program order pays; the cost to the pair is the same). */
+#define EXR 32
+static GS struct { cyc s, e; } ex_rd[GSIM_SP_BANKS][EXR];
+static GS uint32_t ex_rd_n[GSIM_SP_BANKS];
+static GS cyc bank_wr_free[GSIM_SP_BANKS];
 
 static GS struct {
   uint64_t n_mvin, n_mvout, n_preload, n_compute, n_config, n_fence, n_loop_ws, n_loop_conv, n_flush;
   uint64_t dma_rd_bytes, dma_wr_bytes, dma_rd_reqs, dma_wr_reqs;
-  uint64_t busy[3], dep_stall[3], rs_full_stall, cpu_stall, fence_stall, window_stall, bank_conflict;
+  uint64_t busy[3], dep_stall[3], rs_full_q[3], bank_wr_stall, rs_full_stall, cpu_stall, fence_stall, window_stall, bank_conflict;
   uint64_t fsm_instr, macs_issued, bb, insns;
 } ctr;
 
@@ -208,6 +223,21 @@ static inline int is_acc(uint32_t a) { return (a >> 31) & 1; }
 static inline uint32_t row_of(uint32_t a) { return a & 0x1FFFFFFFu; }
 static inline elem_t *sp_at(uint32_t row) { return spad + (size_t)row * DIM; }
 static inline acc_t *acc_at(uint32_t row) { return acc + (size_t)row * DIM; }
+static inline uint64_t col_mask(long c0, long n) {
+  uint64_t m = n >= 64 ? ~0ull : ((1ull << n) - 1);
+  return m << c0;
+}
+/* columns [c0, c0+n) of row `row` of memory m (0 spad, 1 acc) are now defined */
+static inline void mark_written(int m, uint32_t row, long c0, long n) {
+  if (n > 0) wmask[m][row] |= col_mask(c0, n);
+}
+static void note_uninit(int m, uint32_t row, int what) {
+  if (!uninit.count++) { uninit.instr = n_instr; uninit.line = cur_line; uninit.mem = m; uninit.row = row; uninit.what = what; }
+}
+static inline void check_read(int m, uint32_t row, long c0, long n, int what) {
+  uint64_t want = col_mask(c0, n);
+  if (n > 0 && (wmask[m][row] & want) != want) note_uninit(m, row, what);
+}
 
 static void check_local(uint32_t a, uint32_t row_hi_excl, const char *what) {
   uint32_t row = row_of(a);
@@ -275,7 +305,11 @@ static uint32_t *check_dram(uintptr_t addr, size_t rows, size_t stride, size_t r
 static void sync_cpu(void) {
   ctr.bb += gsim_bb - bb_seen;
   ctr.insns += gsim_insns - insns_seen;
-  if (bb_key) t_cpu += (cyc)(gsim_insns - insns_seen) * GSIM_CPU_CYCLES_PER_INSTRUCTION;
+  if (bb_key) { /* whole cycles, carrying the fraction */
+    cpu_centi += (gsim_insns - insns_seen) * GSIM_CPU_CENTICYCLES_PER_INSTRUCTION;
+    t_cpu += (cyc)(cpu_centi / 100);
+    cpu_centi %= 100;
+  }
   else t_cpu += (cyc)(gsim_bb - bb_seen) * GSIM_CPU_CYCLES_PER_BLOCK;
   bb_seen = gsim_bb;
   insns_seen = gsim_insns;
@@ -308,7 +342,7 @@ static cyc allocate(int q) {
   static const int cap[3] = {GSIM_RS_LD, GSIM_RS_EX, GSIM_RS_ST};
   if (rs_n[q] >= (uint64_t)cap[q]) {
     cyc slot = rs_ring[q][(rs_n[q] - cap[q]) % RING];
-    if (slot > a) { ctr.rs_full_stall += slot - a; a = slot; }
+    if (slot > a) { ctr.rs_full_stall += slot - a; ctr.rs_full_q[q] += slot - a; a = slot; }
   }
   last_alloc = a;
   alloc_ring[n_instr % RING] = a;
@@ -342,6 +376,26 @@ static void dep_mark(int q, int m, uint32_t row, uint32_t n, int writes, cyc whe
     if (v[i] < when) v[i] = when;
     tc[i] = 1;
   }
+}
+
+static inline int sp_bank(uint32_t row) { return (int)(row / (GSIM_SP_ROWS / GSIM_SP_BANKS)); }
+static void ex_read_mark(uint32_t a, cyc s, cyc e) {
+  if (garbage(a) || is_acc(a) || e <= s) return;
+  int b = sp_bank(row_of(a));
+  ex_rd[b][ex_rd_n[b]++ % EXR].s = s;
+  ex_rd[b][(ex_rd_n[b] - 1) % EXR].e = e;
+}
+/* the cycle at which a row write into bank b that is ready at t happens */
+static cyc bank_write(int b, cyc t) {
+  t = maxc(t, bank_wr_free[b]);
+  if (GSIM_SP_SINGLE_PORTED)
+    for (int moved = 1; moved;) {
+      moved = 0;
+      for (int i = 0; i < EXR && (uint32_t)i < ex_rd_n[b]; i++)
+        if (ex_rd[b][i].s <= t && t < ex_rd[b][i].e) { ctr.bank_wr_stall += ex_rd[b][i].e - t; t = ex_rd[b][i].e; moved = 1; }
+    }
+  bank_wr_free[b] = t + 1;
+  return t;
 }
 
 /* one DMA request of `bytes` issued no earlier than t on a port; returns the cycle its data is done */
@@ -396,9 +450,16 @@ static void timing_mvin(uintptr_t dram, int m, uint32_t row, long cols, long row
   if (dram == 0) {
     t = ready + rows * blocks;
     done = t + 1;
+    if (!m)
+      for (long r = 0; r < rows; r++)
+        for (long b = 0; b < blocks; b++) done = maxc(done, bank_write(sp_bank(row + b * bstride + r), ready + r * blocks + b) + 1);
   } else {
+    cyc arrive = t;
     for (long r = 0; r < rows; r++) {
-      if (r == 0 || stride != 0) done = maxc(done, dma_row(&t, dram + r * stride, cols * esz, 0));
+      if (r == 0 || stride != 0) arrive = dma_row(&t, dram + r * stride, cols * esz, 0);
+      done = maxc(done, arrive);
+      if (!m)
+        for (long b = 0; b < blocks; b++) done = maxc(done, bank_write(sp_bank(row + b * bstride + r), arrive) + 1);
       if (scaled) t += GSIM_MVIN_SCALE_CYCLES_PER_ROW - 1;
     }
     done += GSIM_MVIN_COMPLETE_EXTRA;
@@ -509,13 +570,20 @@ static void mvin_impl(int id, uintptr_t dram, uint32_t local, long cols, long ro
           else for (long c = 0; c < n; c++) d[c] = mvin_scale(s[c], scale);
         } else {
           acc_t *d = acc_at(dr);
+          if (accum) check_read(1, dr, 0, n, RD_ACC_MVIN);
           for (long c = 0; c < n; c++) {
             acc_t v;
             if (shrunk) v = mvin_scale(((const elem_t *)src)[c0 + c], scale);
-            else memcpy(&v, src + (c0 + c) * sizeof(acc_t), sizeof v);
+            else {
+              memcpy(&v, src + (c0 + c) * sizeof(acc_t), sizeof v);
+#if GSIM_FP32
+              v *= scale; /* the FP32 config scales accumulator mvins too ([G] ConfigsFP mvin_scale_acc_args) */
+#endif
+            }
             d[c] = accum ? wrap_add(d[c], v) : v;
           }
         }
+        mark_written(to_acc, dr, 0, n);
       }
     }
   } else {
@@ -525,6 +593,8 @@ static void mvin_impl(int id, uintptr_t dram, uint32_t local, long cols, long ro
         uint32_t dr = row + (uint32_t)(r + b * bstride);
         if (!to_acc) memset(sp_at(dr), 0, n * sizeof(elem_t));
         else if (!accum) memset(acc_at(dr), 0, n * sizeof(acc_t));
+        else check_read(1, dr, 0, n, RD_ACC_MVIN);
+        mark_written(to_acc, dr, 0, n);
       }
   }
   timing_mvin(dram, to_acc, row, cols, rows, blocks, bstride, esz, stride, !to_acc && scale != 1.0f && dram);
@@ -552,6 +622,8 @@ static void mvout_impl(uintptr_t dram, uint32_t local, long cols, long rows, int
   uint32_t *sh = check_dram(dram, rows, stride, cols * esz, "mvout", &base);
   for (long i = 0; i < rows; i++) {
     char *dst = (char *)(dram + i * stride);
+    for (long b = 0; b < blocks; b++)
+      check_read(from_acc, row + (uint32_t)(b * DIM + i), 0, cols - b * DIM < DIM ? cols - b * DIM : DIM, RD_MVOUT);
     for (long j = 0; j < cols; j++) {
       uint32_t r = row + (uint32_t)((j / DIM) * DIM + i);
       long c = j % DIM;
@@ -607,6 +679,7 @@ static void preload_impl(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, lo
     if (is_acc(bd) == lastx.a_acc && (is_acc(bd) || row_of(bd) / (GSIM_SP_ROWS / GSIM_SP_BANKS) == lastx.a_row / (GSIM_SP_ROWS / GSIM_SP_BANKS)))
       factor = GSIM_BANK_CONFLICT_FACTOR;
     cyc span = maxc(lastx.end - lastx.start, feed) * factor;
+    ex_read_mark(bd, start, start + span);
     if (factor > 1) ctr.bank_conflict += span / factor * (factor - 1);
     unit_free[QEX] = maxc(unit_free[QEX], start + span);
     ctr.busy[QEX] += maxc(0, start + span - lastx.end);
@@ -615,6 +688,7 @@ static void preload_impl(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, lo
     if (dep > maxc(a + 1, unit_free[QEX])) ctr.dep_stall[QEX] += dep - maxc(a + 1, unit_free[QEX]);
     unit_free[QEX] = start + feed;
     ctr.busy[QEX] += feed;
+    if (real_b) ex_read_mark(bd, start, start + feed);
   }
   lastx.valid = 0;
   lastp.feed_end = start + feed * factor;
@@ -623,7 +697,8 @@ static void preload_impl(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, lo
 }
 
 /* read an operand row (zero-padded) from the scratchpad or, scaled, from the accumulator */
-static inline void operand_row(uint32_t a, uint32_t r, long ncols, acc_t *out) {
+static inline void operand_row(uint32_t a, uint32_t r, long ncols, acc_t *out, int what) {
+  check_read(is_acc(a), r, 0, ncols, what);
   if (is_acc(a)) {
     const acc_t *s = acc_at(r);
     for (long c = 0; c < DIM; c++) out[c] = c < ncols ? (acc_t)to_elem_scaled(s[c], exc.acc_scale) : 0;
@@ -637,6 +712,8 @@ static void write_c(uint32_t c, long c_rows, long c_cols, acc_t res[DIM][DIM], i
   if (garbage(c)) return;
   for (long i = 0; i < c_rows; i++) {
     uint32_t r = row_of(c) + (uint32_t)(i * exc.c_stride);
+    if (is_acc(c) && ((c >> 30) & 1)) check_read(1, r, 0, c_cols, RD_ACC_C);
+    mark_written(is_acc(c), r, 0, c_cols);
     if (is_acc(c)) {
       acc_t *d = acc_at(r);
       int accum = (c >> 30) & 1;
@@ -721,25 +798,25 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
   memset(A[a_full], 0, (size_t)(DIM - a_full) * sizeof A[0]);
   if (!ag) {
     if (!exc.a_t) {
-      for (long i = 0; i < a_rows; i++) operand_row(a, row_of(a) + (uint32_t)(i * exc.a_stride), a_cols, A[i]);
+      for (long i = 0; i < a_rows; i++) operand_row(a, row_of(a) + (uint32_t)(i * exc.a_stride), a_cols, A[i], RD_A);
     } else { /* A[i][k] = row k, column i */
       acc_t tmp[DIM];
       for (long k = 0; k < a_cols; k++) {
-        operand_row(a, row_of(a) + (uint32_t)(k * exc.a_stride), a_rows, tmp);
+        operand_row(a, row_of(a) + (uint32_t)(k * exc.a_stride), a_rows, tmp, RD_A);
         for (long i = 0; i < a_rows; i++) A[i][k] = tmp[i];
       }
     }
   }
   long x_full = dg ? 0 : bd_rows;
   memset(X[x_full], 0, (size_t)(DIM - x_full) * sizeof X[0]);
-  if (!dg) for (long i = 0; i < bd_rows; i++) operand_row(bd, row_of(bd) + (uint32_t)i, bd_cols, X[i]);
+  if (!dg) for (long i = 0; i < bd_rows; i++) operand_row(bd, row_of(bd) + (uint32_t)i, bd_cols, X[i], RD_D);
   if (exc.df == WEIGHT_STATIONARY) {
     if (preloaded) { /* load the weights latched by the preload; a garbage B gives zeros */
       memset(Wt, 0, sizeof Wt);
       if (!garbage(pre.b)) {
         acc_t tmp[DIM][DIM];
         memset(tmp, 0, sizeof tmp);
-        for (long i = 0; i < pre.b_rows; i++) operand_row(pre.b, row_of(pre.b) + (uint32_t)i, pre.b_cols, tmp[i]);
+        for (long i = 0; i < pre.b_rows; i++) operand_row(pre.b, row_of(pre.b) + (uint32_t)i, pre.b_cols, tmp[i], RD_B);
         for (int k = 0; k < DIM; k++)
           for (int j = 0; j < DIM; j++) Wt[j][k] = (op_t)(exc.b_t ? tmp[j][k] : tmp[k][j]);
       }
@@ -756,6 +833,7 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
     if (preloaded) {
       memset(pe, 0, sizeof pe);
       if (!garbage(pre.b)) for (long i = 0; i < pre.b_rows; i++) {
+        check_read(is_acc(pre.b), row_of(pre.b) + (uint32_t)i, 0, pre.b_cols, RD_OS_D);
         if (is_acc(pre.b)) { const acc_t *s = acc_at(row_of(pre.b) + (uint32_t)i); for (long j = 0; j < pre.b_cols; j++) pe[i][j] = s[j]; }
         else { const elem_t *s = sp_at(row_of(pre.b) + (uint32_t)i); for (long j = 0; j < pre.b_cols; j++) pe[i][j] = s[j]; }
       }
@@ -792,6 +870,8 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
   if (written > mesh_drain) mesh_drain = written;
   unit_free[QEX] = end;
   ctr.busy[QEX] += end - ready;
+  ex_read_mark(a, ready, end);
+  ex_read_mark(bd, ready, end);
   if (!ag) for (long i = 0; i < arow_n; i++) dep_mark(QEX, is_acc(a), row_of(a) + (uint32_t)(i * exc.a_stride), 1, 0, end);
   if (!dg) dep_mark(QEX, is_acc(bd), row_of(bd), (uint32_t)bd_rows, 0, end);
   if (!garbage(pre.c)) for (long i = 0; i < pre.c_rows; i++)
@@ -894,9 +974,22 @@ __attribute__((weak)) void negate_matrix(const elem_t *in, elem_t *out, int rows
 #include "library.inc"
 
 /* ---------------- harness support ---------------- */
+static void fill_garbage(void *p, size_t bytes, uint64_t seed) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull, *w = p;
+  for (size_t i = 0; i < bytes / 8; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; w[i] = x; }
+#if GSIM_FP32
+  /* garbage floats, but no NaN payloads that could compare equal by accident: small finite values */
+  for (size_t i = 0; i < bytes / 4; i++) ((uint32_t *)p)[i] = 0x40000000u | (((uint32_t *)p)[i] & 0x007FFFFFu) | (((uint32_t *)p)[i] & 0x80000000u);
+#endif
+}
+
 void gsim_reset(void) {
-  memset(spad, 0, (size_t)GSIM_SP_ROWS * DIM * sizeof(elem_t));
-  memset(acc, 0, (size_t)GSIM_ACC_ROWS * DIM * sizeof(acc_t));
+  /* seed-dependent garbage, as after power-up or the previous program (n_resets counts the harness's seeds) */
+  fill_garbage(spad, (size_t)GSIM_SP_ROWS * DIM * sizeof(elem_t), 2 * n_resets + 1);
+  fill_garbage(acc, (size_t)GSIM_ACC_ROWS * DIM * sizeof(acc_t), 2 * n_resets + 2);
+  n_resets++;
+  memset(wmask[0], 0, GSIM_SP_ROWS * sizeof(uint64_t)); memset(wmask[1], 0, GSIM_ACC_ROWS * sizeof(uint64_t));
+  memset(&uninit, 0, sizeof uninit);
   for (int i = 0; i < 3; i++) { ldc[i].stride = DIM * sizeof(elem_t); ldc[i].scale = 1.0f; ldc[i].shrunk = 0; ldc[i].block_stride = DIM; }
   memset(&exc, 0, sizeof exc);
   exc.df = WEIGHT_STATIONARY; exc.acc_scale = 1.0f; exc.a_stride = 1; exc.c_stride = 1;
@@ -914,11 +1007,13 @@ void gsim_reset(void) {
   memset(touch[0], 0, GSIM_SP_ROWS); memset(touch[1], 0, GSIM_ACC_ROWS);
   rd_n = wr_n = 0; rd_port = wr_port = 0; mvin_n = 0; mesh_n = 0; mesh_drain = 0; last_st_complete = 0;
   memset(&lastx, 0, sizeof lastx); memset(&lastp, 0, sizeof lastp);
+  memset(ex_rd, 0, sizeof ex_rd); memset(ex_rd_n, 0, sizeof ex_rd_n); memset(bank_wr_free, 0, sizeof bank_wr_free);
   epoch += (uint32_t)n_instr + 1;
   n_instr = 0; last_fence_instr = 0; mvouts_since_fence = 0; cur_line = 0;
   src_kind = SRC_CPU;
   bb_seen = gsim_bb;
   insns_seen = gsim_insns;
+  cpu_centi = 0;
 }
 
 /* The writable segments (data, bss) of the loaded object that holds the candidate's entry point. */
@@ -949,13 +1044,14 @@ void gsim_init(void *stack_probe) {
     wr_t[q][1] = calloc(GSIM_ACC_ROWS, sizeof(cyc)); rd_t[q][1] = calloc(GSIM_ACC_ROWS, sizeof(cyc));
   }
   touch[0] = calloc(GSIM_SP_ROWS, 1); touch[1] = calloc(GSIM_ACC_ROWS, 1);
+  wmask[0] = calloc(GSIM_SP_ROWS, sizeof(uint64_t)); wmask[1] = calloc(GSIM_ACC_ROWS, sizeof(uint64_t));
   data_lo = (uintptr_t)&__etext & ~(uintptr_t)3; data_hi = (uintptr_t)&_end;
   stack_hi = (uintptr_t)stack_probe + 65536; stack_lo = stack_hi - (8u << 20);
   shadow_data = calloc((data_hi - data_lo) / 4 + 2, sizeof(uint32_t));
   shadow_stack = calloc((stack_hi - stack_lo) / 4 + 2, sizeof(uint32_t));
   if (gsim_entry && dl_iterate_phdr(find_lib, NULL) && (lib_hi <= data_lo || lib_lo >= data_hi))
     shadow_lib = calloc((lib_hi - lib_lo) / 4 + 2, sizeof(uint32_t));
-  if (!spad || !acc || !shadow_data || !shadow_stack) fail("runtime_error", "simulator out of memory");
+  if (!spad || !acc || !shadow_data || !shadow_stack || !wmask[0] || !wmask[1]) fail("runtime_error", "simulator out of memory");
   gsim_reset();
 }
 
@@ -981,10 +1077,17 @@ size_t gsim_stats(char *buf, size_t cap) {
   P("dma_read_requests", ctr.dma_rd_reqs); P("dma_write_requests", ctr.dma_wr_reqs);
   P("busy_ld", ctr.busy[QLD]); P("busy_ex", ctr.busy[QEX]); P("busy_st", ctr.busy[QST]);
   P("stall_dep_ld", ctr.dep_stall[QLD]); P("stall_dep_ex", ctr.dep_stall[QEX]); P("stall_dep_st", ctr.dep_stall[QST]);
-  P("stall_rs_full", ctr.rs_full_stall); P("stall_cpu_front_queue", ctr.cpu_stall); P("stall_fence", ctr.fence_stall);
+  P("stall_rs_full", ctr.rs_full_stall); P("stall_rs_full_ld", ctr.rs_full_q[QLD]);
+  P("stall_rs_full_ex", ctr.rs_full_q[QEX]); P("stall_rs_full_st", ctr.rs_full_q[QST]); P("stall_cpu_front_queue", ctr.cpu_stall); P("stall_fence", ctr.fence_stall);
   P("stall_dma_window", ctr.window_stall); P("bank_conflict_cycles", ctr.bank_conflict);
+  P("stall_bank_write", ctr.bank_wr_stall);
   P("spad_rows_touched", sp_touched); P("acc_rows_touched", acc_touched);
   P("cpu_basic_blocks", ctr.bb); P("cpu_instructions", bb_key ? ctr.insns : 0); P("macs_issued", ctr.macs_issued);
+  P("uninit_reads", uninit.count);
+  if (uninit.count) {
+    P("uninit_instr", uninit.instr); P("uninit_line", uninit.line); P("uninit_mem", uninit.mem);
+    P("uninit_row", uninit.row); P("uninit_what", uninit.what);
+  }
   P("seccomp", sealed);
 #undef P
   return n;

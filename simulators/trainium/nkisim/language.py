@@ -36,6 +36,7 @@ from .runtime import (
     DynSlice,
     Tensor,
     access,
+    copy_engine,
     dma,
     emit,
     fail,
@@ -292,10 +293,16 @@ def store(dst, value, *, mask=None, **kw) -> None:
             v = v.reshape(dst.shape) if v.size == dst.elems() else np.broadcast_to(v, dst.shape)
         write(dst, v, mask)
     if value.buffer == "psum":  # DMA engines do not read PSUM: the compiler inserts an eviction copy first
-        tmp = scratch(value.shape, value.dtype)
-        emit(SCALAR, _min_ii(mask_count(mask, value.shape)[1]), [value], [tmp])
-        value = tmp
+        value = evict(value, mask_count(mask, value.shape)[1])
     dma(value, dst, mask)
+
+
+def evict(t: Tensor, n: int | None = None) -> Tensor:
+    """The PSUM -> SBUF copy the compiler inserts where an instruction needs an SBUF operand (a DMA, a matmul
+    operand), on ScalarE (the engine it evicts PSUM with)."""
+    tmp = scratch(t.shape, t.dtype)
+    emit(SCALAR, _min_ii(t.free_elems() if n is None else n), [t], [tmp])
+    return tmp
 
 
 def load_transpose2d(src, *, mask=None, dtype=None, **kw) -> Tensor:
@@ -341,8 +348,17 @@ def assign(view: Tensor, value) -> None:
         if s.pending_kind == "matmul":
             _take_matmul(view, value, accumulate=False)
             return
+        if s.pending_kind == "compute" and value.elems() == view.elems() and value.buffer == view.buffer:
+            emit_fn, s.pending = s.pending, None
+            value.pending = False
+            if s.functional:
+                write(view, value.alloc.data.reshape(view.shape))
+            emit_fn(view)
+            return
         s.flush()
     if isinstance(value, Tensor):
+        if value.elems() == 0:
+            return  # an empty tile (a zero-length tail): nothing to write, no instruction
         v = read(value)
         if v is not None:
             if v.shape != view.shape:
@@ -356,12 +372,12 @@ def assign(view: Tensor, value) -> None:
             write(view, v)
         elif value.elems() != view.elems() and value.shape[0] not in (1, view.shape[0]):
             fail(f"cannot assign a tile of shape {value.shape} to a region of shape {view.shape}")
-        if value.fresh and value.key is None and value.elems() == view.elems():
+        if value.fresh and value.key is None and value.elems() == view.elems() and value.buffer == view.buffer:
             value.fresh = False
             s.flush()
             _alias(value, view)
         else:
-            emit(VECTOR, _min_ii(view.free_elems()), [value], [view])
+            emit(copy_engine(value), _min_ii(view.free_elems()), [value], [view])
         return
     if isinstance(value, (int, float, np.number)):
         write(view, value)
@@ -420,9 +436,16 @@ def transpose(x, *, dtype=None, mask=None, **kw) -> Tensor:
     out = new_tile((F, P), dtype or x.dtype, "psum")
     v = read(x)
     write(out, None if v is None else v.T)
-    emit(TENSOR, _b.max(P, _b.min(64, F)), [x], [out])
+    emit(TENSOR, pe_transpose_cycles(P, F, x.dtype), [x], [out])
     session().tl.c["transpose_flops"] += 2 * P * F * P
     return out
+
+
+def pe_transpose_cycles(P: int, F: int, dtype) -> float:
+    """A TensorE transpose is a matmul against an identity (ARCH): max(P, min(64, F)) cycles (ISA nc_transpose),
+    and like any matmul x4 for fp32 data (ISA nc_matmul; fp32 is not bit-exact through it on NC-v2)."""
+    cyc = _b.max(P, _b.min(64, F))
+    return cyc * session().cfg.fp32_matmul_factor if _dt.as_dtype(dtype).itemsize == 4 else cyc
 
 
 # -- compute helpers ------------------------------------------------------------------------------------------------
@@ -483,21 +506,28 @@ def binary(op, x, y, *, dtype=None, mask=None, out: Tensor | None = None) -> Ten
     _, n = mask_count(mask, shape)
     srcs = [x, y]
     if xs and ys and shape[0] > 1:
-        # a [1,F] operand is broadcast over partitions first: TensorE ones-matmul + copy (ARCH "alternative use")
+        # a [1,F] operand is broadcast over partitions first by TensorE ones-matmuls (ARCH "alternative use")
+        # into PSUM. If it fits one PSUM bank (as a matmul output must) the elementwise op reads it there (one
+        # PSUM input: the cheaper tensor_tensor cost); a wider one is copied to SBUF chunk by chunk by the op's
+        # own engine (assumption, calibrated on the layernorm tutorial kernels, which broadcast 8192 wide).
         for i, t in enumerate(srcs):
-            if t.shape[0] == 1 and t.free_elems() > 1:
-                tmp = scratch((shape[0], t.free_elems()), t.dtype)
-                emit(TENSOR, _b.max(64, t.free_elems()), [t], [tmp])
-                emit(VECTOR, _min_ii(t.free_elems()), [tmp], [tmp])
+            f = t.free_elems()
+            if t.shape[0] == 1 and f > 1:
+                tmp = scratch((shape[0], f), _dt.float32, "psum")
+                emit(TENSOR, _b.max(64, f), [t], [tmp])
+                if 4 * f > session().cfg.psum_bank_bytes:
+                    sb = scratch((shape[0], f), t.dtype)
+                    emit(VECTOR, _min_ii(f), [tmp], [sb])
+                    tmp = sb
                 srcs[i] = tmp
     if xs and ys and x.free_elems() > 1 and y.free_elems() > 1:
-        cheap = (
-            x.buffer == "psum"
-            or y.buffer == "psum"
-            or (fn in (np.add, np.subtract, np.multiply) and x.dtype == y.dtype == o.dtype == _dt.bfloat16)
-        )
         if x.buffer == "psum" and y.buffer == "psum":
             fail("tensor_tensor operands cannot both be in PSUM")
+        cheap = any(t.buffer == "psum" for t in srcs) or (
+            fn in (np.add, np.subtract, np.multiply) and x.dtype == y.dtype == o.dtype == _dt.bfloat16
+        )
+        if srcs[0].buffer == "psum" and srcs[1].buffer == "psum":
+            srcs[0] = evict(srcs[0])  # both in PSUM (one broadcast there): one goes back to SBUF first
         emit(VECTOR, _min_ii(n if cheap else 2 * n), srcs, [o])
     else:
         emit(VECTOR, _min_ii(n), srcs, [o])
