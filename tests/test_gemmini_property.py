@@ -53,8 +53,8 @@ def reuse_program(ti: int, a_sp: int, b_sp: int) -> str:
           int i = i0 + t * DIM, ni = MAT_DIM_I - i < DIM ? MAT_DIM_I - i : DIM;
           mvin(&A[i][k0], {a_sp} + t * DIM, nk, ni);
           preload(t == 0 ? {b_sp} : GARBAGE_ADDR, ((1u << 31) | (t * DIM)) | (k0 ? (1u << 30) : 0), nj, nk, nj, ni);
-          if (t == 0) compute_preloaded({a_sp} + t * DIM, GARBAGE_ADDR, nk, ni, DIM, DIM);
-          else compute_accumulated({a_sp} + t * DIM, GARBAGE_ADDR, nk, ni, DIM, DIM);
+          if (t == 0) {{ compute_preloaded({a_sp} + t * DIM, GARBAGE_ADDR, nk, ni, DIM, DIM); }}
+          else {{ compute_accumulated({a_sp} + t * DIM, GARBAGE_ADDR, nk, ni, DIM, DIM); }}
         }}
       }}
       for (int t = 0; t < {ti} && i0 + t * DIM < MAT_DIM_I; t++) {{

@@ -301,18 +301,27 @@ def test_constraint_errors():
     assert "gemm_stationary_fmax" in _err(lambda b: mm(b, b[:, 0:512], 256), b)
     assert "contraction" in _err(lambda b: nisa.nc_matmul(nl.load(b[0:64, 0:128]), nl.load(b[0:128, 0:128])), b)
 
-    def psum_operand(b):
-        t = nl.load(b[0:128, 0:128])
-        return nisa.nc_matmul(nl.copy(t), nisa.nc_matmul(t, t))
-
-    assert "address space 'sbuf'" in _err(psum_operand, b)
-
     def both_psum(b):
         t = nl.load(b[0:128, 0:128])
         return nisa.tensor_tensor(nisa.nc_matmul(t, t), nisa.nc_matmul(t, t), op=np.add)
 
     assert "both be in PSUM" in _err(both_psum, b)
     assert "not known at trace time" in _err(lambda b: 1 if nl.load(b[0:128, 0:8]) else 0, b)
+
+
+def test_psum_matmul_operand_is_copied_to_sbuf_first():
+    b = f32(128, 128)
+
+    def k(b):
+        out = nl.ndarray((128, 128), nl.float32, buffer=nl.shared_hbm)
+        t = nl.load(b)
+        nl.store(out, nisa.nc_matmul(nl.copy(t), nisa.nc_matmul(t, t)))
+        return out
+
+    got, s = run_kernel(k, [b])
+    np.testing.assert_allclose(got, b.T @ (b.T @ b), rtol=1e-4, atol=1e-3)
+    # the inserted PSUM -> SBUF copy is an instruction of its own, on ScalarE or VectorE
+    assert s.tl.count["scalar"] + s.tl.count["vector"] >= 3
 
 
 def test_masked_out_of_bounds_is_allowed():

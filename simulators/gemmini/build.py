@@ -15,16 +15,17 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from . import toolchain
 from .config import GemminiConfig
 
 CSRC = Path(__file__).parent / "csrc"
 _SOURCES = ("gemmini.h", "runtime.c", "guard.inc", "loops.inc", "library.inc", "channel.inc", "count.c")
-_BUILD_VERSION = b"4"  # bump when what build_runtime produces changes
-# Flags of every candidate and harness compile; the precompiled header is only used with exactly these.
+_BUILD_VERSION = b"5"  # bump when what build_runtime produces changes
+# The harness (our code, host gcc). Candidates use toolchain.CANDIDATE_FLAGS with the pinned clang; the
+# precompiled header is only used with exactly those. Candidate code becomes a shared object the harness
+# loads, instrumented so that its CPU work is charged per basic block (gsim-count, csrc/count.c).
 CFLAGS = ("-O1", "-std=gnu11", "-fno-strict-aliasing", "-w", "-Werror=implicit-function-declaration", "-fmax-errors=5")
-# Candidate code becomes a shared object the harness loads, and is instrumented so that its CPU work can be
-# charged per basic block (gsim-count turns each block's trace call into counter additions).
-CANDIDATE_FLAGS = CFLAGS + ("-fPIC", "-fsanitize-coverage=trace-pc")
+CANDIDATE_FLAGS = toolchain.CANDIDATE_FLAGS
 # Headers every candidate gets before its own code (gemmini.h first); candidates may include them again.
 PRELUDE_HEADERS = (
     "assert.h",
@@ -53,7 +54,7 @@ def cache_root() -> Path:
 
 
 def _source_hash() -> str:
-    h = hashlib.sha256(_BUILD_VERSION)
+    h = hashlib.sha256(_BUILD_VERSION + toolchain.TOOLCHAIN.encode())
     for name in _SOURCES:
         h.update((CSRC / name).read_bytes())
     return h.hexdigest()[:12]
@@ -89,7 +90,8 @@ def build_runtime(config: GemminiConfig) -> Path:
         subprocess.run(count, cwd=tmp, check=True, capture_output=True, text=True)
         prelude = ['#include "gemmini.h"'] + [f"#include <{h}>" for h in PRELUDE_HEADERS]
         (inc / PRELUDE).write_text("\n".join(prelude) + "\n")
-        pch = ["gcc", *CANDIDATE_FLAGS, "-I", str(inc), "-x", "c-header", PRELUDE, "-o", f"{PRELUDE}.gch"]
+        pch = [str(toolchain.zig()), "cc", *CANDIDATE_FLAGS, "-I", str(inc), "-x", "c-header", PRELUDE]
+        pch += ["-o", f"{PRELUDE}.pch"]
         subprocess.run(pch, cwd=inc, check=True, capture_output=True, text=True)
         try:
             os.rename(tmp, out)

@@ -7,7 +7,6 @@ import math
 import re
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import lru_cache
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from .. import sandbox
 from ..result import SimResult
+from . import toolchain
 from .build import CANDIDATE_FLAGS, COUNTER, PRELUDE, build_runtime, harness_binary
 from .config import DEFAULT, FP32_4X4, GemminiConfig
 from .kernels import KernelSpec, make_inputs, parse_kernel, reference
@@ -117,8 +117,8 @@ _POISONED = " ".join(
 def solution_source(spec: KernelSpec, code: str) -> str:
     """The candidate's translation unit: headers, kernel macros, the arrays (defined in the harness), the
     poison list, then the code."""
-    lines = [f'#include "{PRELUDE}"']  # gemmini.h and the C headers, precompiled
-    lines += [f"#define {k} {v}" for k, v in spec.defines().items()]
+    # gemmini.h and the C headers come first, precompiled, through `-include` (compile_script)
+    lines = [f"#define {k} {v}" for k, v in spec.defines().items()]
     for a in spec.arrays:
         dims = "".join(f"[{s}]" for s in a.shape)
         lines.append(f"extern {a.ctype} {a.name}{dims} __attribute__((aligned(64)));")
@@ -169,12 +169,16 @@ def harness_main_source(spec: KernelSpec) -> str:
 
 def compile_script(root) -> str:
     """Shell commands that turn solution.c into solution.so (exit 97 with cc.txt on a compile error): compile
-    to assembly with the precompiled prelude, let gsim-count charge each basic block its length, assemble,
-    and link a shared object that binds its own symbols (-Bsymbolic) and has no lazy bindings (-z now)."""
+    with the pinned clang (toolchain.py) and the precompiled prelude to assembly, let gsim-count charge each
+    basic block its length, assemble, and link a shared object that binds its own symbols (-Bsymbolic) and
+    has no lazy bindings (-z now)."""
     flags = " ".join(CANDIDATE_FLAGS)
     fail = f" 2>> cc.txt || exit {_COMPILE_FAILED}; "
+    # zig keeps a cache even for `cc -S`: in the working directory, so nothing outside it is written
+    zig = f"ZIG_GLOBAL_CACHE_DIR=.zig ZIG_LOCAL_CACHE_DIR=.zig {toolchain.cc()}"
     return (
-        f"gcc -S -pipe {flags} -I {root}/include solution.c -o solution.s 2> cc.txt || exit {_COMPILE_FAILED}; "
+        f"{zig} -S {flags} -I {root}/include -include {PRELUDE} solution.c -o solution.s 2> cc.txt"
+        f" || exit {_COMPILE_FAILED}; "
         f"{root}/{COUNTER} solution.s counted.s{fail}{_AS} counted.s -o solution.o{fail}"
         f"{_LD} solution.o -o solution.so{fail}"
     )
@@ -201,9 +205,6 @@ def _expected(spec: KernelSpec, secret: int) -> dict[str, np.ndarray]:
     return reference(spec, _inputs(spec, secret))
 
 
-_REFERENCE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gemmini-reference")
-
-
 def _strip_comments(code: str) -> str:
     code = re.sub(r"/\*.*?\*/", " ", code, flags=re.S)
     code = re.sub(r"//[^\n]*", " ", code)
@@ -227,7 +228,7 @@ class GemminiSimulator:
     1024.0
     """
 
-    version = "gemmini-6"
+    version = f"gemmini-7+{toolchain.TOOLCHAIN}"  # the candidate compiler is part of the cost model
 
     def __init__(self, config: GemminiConfig | None = None):
         self.config = config
@@ -275,8 +276,7 @@ class GemminiSimulator:
         harness = harness_binary(root, harness_main_source(spec), harness_exports(spec))
         secrets = [input_seed(spec.name, code, s) for s in seeds]
         inputs = [_inputs(spec, x) for x in secrets]
-        # numpy releases the GIL in BLAS: the references are computed while the sandbox runs
-        expected = [_REFERENCE.submit(_expected, spec, x) for x in secrets]
+        expected = [_expected(spec, x) for x in secrets]
         for si, inp in enumerate(inputs):
             for a in spec.arrays:
                 files[f"in{si}_{a.name}.bin"] = np.ascontiguousarray(inp[a.name], dtype=a.dtype).tobytes()
@@ -288,7 +288,7 @@ class GemminiSimulator:
             files=files,
             limits=limits,
             read_back=("cc.txt", "nonce.txt", "result.bin"),
-            ro_paths=(str(root),),
+            ro_paths=(str(root), str(toolchain.zig().parent)),
             env={"GSIM_CHANNEL": "1"},
         )
         stdout = out.stdout[-4000:]
@@ -328,16 +328,18 @@ class GemminiSimulator:
         stats, pos = payload[8 : 8 + stats_len], 8 + stats_len
         if len(payload) != pos + len(seeds) * sum(a.size * a.dtype.itemsize for a in outs):
             return SimResult.failure(UNIT, "runtime_error", "the harness's result has the wrong size")
+        counters = _parse_stats(stats)
         for si in range(len(seeds)):
-            want = expected[si].result()
+            want = expected[si]
             for a in outs:
                 n = a.size * a.dtype.itemsize
                 got = np.frombuffer(payload[pos : pos + n], dtype=a.dtype).reshape(a.shape)
                 pos += n
                 msg = _compare(spec, a.name, got, want[a.name], seeds[si])
                 if msg:
-                    return SimResult(False, None, UNIT, error=_sim_error("wrong_output", msg), stdout=stdout)
-        counters = _parse_stats(stats)
+                    line = counters.get("uninit_line") if counters.get("uninit_reads") else None
+                    err = _sim_error("wrong_output", msg + _uninit_note(counters), line, counters.get("uninit_instr"))
+                    return SimResult(False, None, UNIT, error=err, stdout=stdout)
         cycles = float(counters.get("cycles", 0))
         cpu_macs = max(0, spec.macs - counters.get("macs_issued", 0))  # done by the CPU, whatever it claims
         if cycles < cpu_macs * CPU_CYCLES_PER_MAC_FLOOR:
@@ -371,14 +373,18 @@ def _sim_error(etype: str, msg: str, line: str | int | None = None, instr: str |
     return SimError(etype or "runtime_error", msg, line=num(line), instruction=num(instr))
 
 
-_POISON_ERR = re.compile(r'(?:solution\.c:(\d+):)?[^\n]*attempt to use poisoned "(\w+)"')
+# clang names no identifier: it is the one under the caret of the quoted source line
+_POISON_ERR = re.compile(
+    r"(?:solution\.c:(\d+):\d+: )?[^\n]*attempt to use a poisoned identifier\n[^|\n]*\|([^\n]*)\n[^|\n]*\|( *)\^"
+)
 
 
 def _compile_error(text: str, code: str = "") -> SimResult:
     p = _POISON_ERR.search(text)
     if p:  # a forbidden name reached the compiler (through a macro, a header or a function pointer)
         line = int(p.group(1)) if p.group(1) else None
-        return SimResult.failure(UNIT, "sandbox_violation", f"candidate code may not use {p.group(2)}", line=line)
+        name = re.match(r"\w*", p.group(2)[len(p.group(3)) :]).group(0) or "a forbidden name"
+        return SimResult.failure(UNIT, "sandbox_violation", f"candidate code may not use {name}", line=line)
     m = _GCC_ERR.search(text)
     if m:
         return SimResult.failure(UNIT, "compile_error", text.strip()[-2000:], line=int(m.group(1)))
@@ -391,6 +397,33 @@ def _compile_error(text: str, code: str = "") -> SimResult:
     if "undefined reference" in text and "solution" in text:
         return SimResult.failure(UNIT, "compile_error", "no function `void solution(...)` is defined:\n" + text[-1500:])
     return SimResult.failure(UNIT, "compile_error", text.strip()[-2000:] or "compilation failed")
+
+
+_READERS = (
+    "a mvout",
+    "a compute's A operand",
+    "a compute's D operand",
+    "a preload's B (weights)",
+    "an accumulating write (C += ...)",
+    "an accumulating mvin",
+    "an OS preload's D",
+)
+
+
+def _uninit_note(counters: dict[str, int]) -> str:
+    """Why an output can be wrong although every command was legal: it used memory nothing wrote."""
+    if not counters.get("uninit_reads"):
+        return ""
+    mem = "accumulator" if counters.get("uninit_mem") else "scratchpad"
+    what = counters.get("uninit_what", -1)
+    who = _READERS[what] if 0 <= what < len(_READERS) else "a command"
+    line = counters.get("uninit_line")
+    return (
+        f"; the code read uninitialized {mem} rows (first: row {counters.get('uninit_row')}, by {who}"
+        f"{f' at line {line}' if line else ''}; {counters['uninit_reads']} such reads): the scratchpad and "
+        "accumulator start with garbage, as on hardware, so zero or write rows before reading or accumulating "
+        "into them (e.g. mvin from address 0, or a first preload without the accumulate bit)"
+    )
 
 
 def _compare(spec: KernelSpec, name: str, got: np.ndarray, want: np.ndarray, seed: int) -> str | None:

@@ -71,6 +71,7 @@ int main(int argc, char **argv) {
   FILE *out = fopen(argv[2], "w");
   if (!out) { perror(argv[2]); return 2; }
   for (size_t i = 0; i < n; i++) {
+    if (strncmp(lines[i], "\t.addrsig", 9) == 0) continue; /* clang's, for the linker's ICF; GNU as has none */
     if (len[i] >= 0) fprintf(out, "\taddq\t$%ld, .Lgsim_ic(%%rip)\n\taddq\t$1, .Lgsim_bc(%%rip)\n", len[i]);
     else fputs(lines[i], out);
     if (len[i] >= 0 && is_trace_jump(lines[i])) fputs("\tret\n", out);

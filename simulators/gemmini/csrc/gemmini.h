@@ -105,24 +105,27 @@ void add_matrix();
 void negate_matrix();
 
 #define GSIM_U(x) ((uintptr_t)(x))
+/* Like the real header, whose intrinsics end in rocc-software's ROCC_INSTRUCTION `{ asm volatile(...); }`,
+ * every command is a brace block: `gemmini_config_ld(16) x = 1;` compiles, as it does there. */
+#define GSIM_STMT(call) { call; }
 #define GSIM_W(addr, cols, rows) (((uint64_t)(rows) << 48) | ((uint64_t)(cols) << 32) | (uint32_t)(addr))
 
 /* ---- gemmini.h spellings ---- */
-#define gemmini_extended_mvin(dram, local, cols, rows) gsim_mvin(0, GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__)
-#define gemmini_extended_mvin2(dram, local, cols, rows) gsim_mvin(1, GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__)
-#define gemmini_extended_mvin3(dram, local, cols, rows) gsim_mvin(2, GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__)
+#define gemmini_extended_mvin(dram, local, cols, rows) GSIM_STMT(gsim_mvin(0, GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__))
+#define gemmini_extended_mvin2(dram, local, cols, rows) GSIM_STMT(gsim_mvin(1, GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__))
+#define gemmini_extended_mvin3(dram, local, cols, rows) GSIM_STMT(gsim_mvin(2, GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__))
 #define gemmini_mvin(dram, local) gemmini_extended_mvin(dram, local, DIM, DIM)
 #define gemmini_block_mvin(dram, local, len) gemmini_extended_mvin(dram, local, (len) * DIM, DIM)
-#define gemmini_extended_mvout(dram, local, cols, rows) gsim_mvout(GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__)
+#define gemmini_extended_mvout(dram, local, cols, rows) GSIM_STMT(gsim_mvout(GSIM_U(dram), GSIM_W(local, cols, rows), __LINE__))
 #define gemmini_mvout(dram, local) gemmini_extended_mvout(dram, local, DIM, DIM)
 #define gemmini_extended_preload(BD, C, BD_cols, BD_rows, C_cols, C_rows) \
-  gsim_preload(GSIM_W(BD, BD_cols, BD_rows), GSIM_W(C, C_cols, C_rows), __LINE__)
+  GSIM_STMT(gsim_preload(GSIM_W(BD, BD_cols, BD_rows), GSIM_W(C, C_cols, C_rows), __LINE__))
 #define gemmini_preload(BD, C) gemmini_extended_preload(BD, C, DIM, DIM, DIM, DIM)
 #define gemmini_preload_zeros(C) gemmini_preload(GARBAGE_ADDR, C)
 #define gemmini_extended_compute_preloaded(A, BD, A_cols, A_rows, BD_cols, BD_rows) \
-  gsim_compute(1, GSIM_W(A, A_cols, A_rows), GSIM_W(BD, BD_cols, BD_rows), __LINE__)
+  GSIM_STMT(gsim_compute(1, GSIM_W(A, A_cols, A_rows), GSIM_W(BD, BD_cols, BD_rows), __LINE__))
 #define gemmini_extended_compute_accumulated(A, BD, A_cols, A_rows, BD_cols, BD_rows) \
-  gsim_compute(0, GSIM_W(A, A_cols, A_rows), GSIM_W(BD, BD_cols, BD_rows), __LINE__)
+  GSIM_STMT(gsim_compute(0, GSIM_W(A, A_cols, A_rows), GSIM_W(BD, BD_cols, BD_rows), __LINE__))
 #define gemmini_compute_preloaded(A, BD) gemmini_extended_compute_preloaded(A, BD, DIM, DIM, DIM, DIM)
 #define gemmini_compute_accumulated(A, BD) gemmini_extended_compute_accumulated(A, BD, DIM, DIM, DIM, DIM)
 
@@ -134,17 +137,17 @@ static inline uint64_t gsim_f2b(float x) {
   return u.b;
 }
 #define gemmini_extended3_config_ex(dataflow, act, sys_shift, acc_scale, C_stride, A_stride, A_transpose, B_transpose, set_only_strides) \
-  gsim_config((gsim_f2b(acc_scale) << 32) | ((uint64_t)((A_stride) & 0xFFFF) << 16) | ((uint64_t)((B_transpose) & 1) << 9) | \
+  GSIM_STMT(gsim_config((gsim_f2b(acc_scale) << 32) | ((uint64_t)((A_stride) & 0xFFFF) << 16) | ((uint64_t)((B_transpose) & 1) << 9) | \
               ((uint64_t)((A_transpose) & 1) << 8) | ((uint64_t)((set_only_strides) & 1) << 7) | ((uint64_t)((act) & 3) << 3) | \
               ((uint64_t)((dataflow) & 1) << 2), \
-              ((uint64_t)((C_stride) & 0xFFFF) << 48) | (uint32_t)(sys_shift), __LINE__)
+              ((uint64_t)((C_stride) & 0xFFFF) << 48) | (uint32_t)(sys_shift), __LINE__))
 #define gemmini_extended_config_ex(dataflow, act, sys_shift, A_stride, A_transpose, B_transpose) \
   gemmini_extended3_config_ex(dataflow, act, sys_shift, ACC_SCALE_IDENTITY, 1, A_stride, A_transpose, B_transpose, 0)
 #define gemmini_config_ex(dataflow, act, sys_shift) gemmini_extended_config_ex(dataflow, act, sys_shift, 1, 0, 0)
 
 #define gemmini_extended5_config_ld(stride, scale, shrunk, block_stride, pixel_repeats, id) \
-  gsim_config((gsim_f2b(scale) << 32) | ((uint64_t)((block_stride) & 0xFFFF) << 16) | ((uint64_t)((pixel_repeats) & 0xFF) << 8) | \
-              ((uint64_t)((id) & 3) << 3) | ((uint64_t)((shrunk) & 1) << 2) | 1, (uint64_t)(stride), __LINE__)
+  GSIM_STMT(gsim_config((gsim_f2b(scale) << 32) | ((uint64_t)((block_stride) & 0xFFFF) << 16) | ((uint64_t)((pixel_repeats) & 0xFF) << 8) | \
+              ((uint64_t)((id) & 3) << 3) | ((uint64_t)((shrunk) & 1) << 2) | 1, (uint64_t)(stride), __LINE__))
 #define gemmini_extended4_config_ld(stride, scale, shrunk, block_stride, id) \
   gemmini_extended5_config_ld(stride, scale, shrunk, block_stride, 1, id)
 #define gemmini_extended3_config_ld(stride, scale, shrunk, id) gemmini_extended4_config_ld(stride, scale, shrunk, DIM, id)
@@ -153,23 +156,23 @@ static inline uint64_t gsim_f2b(float x) {
 #define gemmini_config_ld(stride) gemmini_extended_config_ld(stride, MVIN_SCALE_IDENTITY)
 
 #define gemmini_extended2_config_st(stride, act, scale, pool_stride, pool_size, pool_out_dim, porows, pocols, orows, ocols, upad, lpad) \
-  gsim_config(((uint64_t)((pool_size) & 3) << 6) | ((uint64_t)((pool_stride) & 3) << 4) | ((uint64_t)((act) & 3) << 2) | 2, \
-              (gsim_f2b(scale) << 32) | (uint32_t)(stride), __LINE__)
+  GSIM_STMT(gsim_config(((uint64_t)((pool_size) & 3) << 6) | ((uint64_t)((pool_stride) & 3) << 4) | ((uint64_t)((act) & 3) << 2) | 2, \
+              (gsim_f2b(scale) << 32) | (uint32_t)(stride), __LINE__))
 #define gemmini_extended_config_st(stride, act, scale) gemmini_extended2_config_st(stride, act, scale, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 #define gemmini_config_st(stride) gemmini_extended_config_st(stride, NO_ACTIVATION, ACC_SCALE_IDENTITY)
-#define gemmini_config_norm(...) gsim_unsupported("gemmini_config_norm (I-BERT normalization)", __LINE__)
-#define gemmini_flush(skip) gsim_flush((skip), __LINE__)
-#define gemmini_fence() gsim_fence(__LINE__)
+#define gemmini_config_norm(...) GSIM_STMT(gsim_unsupported("gemmini_config_norm (I-BERT normalization)", __LINE__))
+#define gemmini_flush(skip) GSIM_STMT(gsim_flush((skip), __LINE__))
+#define gemmini_fence() gsim_fence(__LINE__) /* a plain `asm volatile("fence")` there: an expression */
 #define read_cycles() gsim_read_cycles() /* the simulated CPU clock, as gemmini_testutils.h's read_cycles() */
 
 #define gemmini_loop_ws(I, J, K, pad_I, pad_J, pad_K, A, B, D, C, A_stride, B_stride, D_stride, C_stride, A_transpose, B_transpose, full_C, low_D, ex_accumulate, act, a_spad_id, b_spad_id, is_resadd) \
-  gsim_loop_ws((I), (J), (K), (pad_I), (pad_J), (pad_K), GSIM_U(A), GSIM_U(B), GSIM_U(D), GSIM_U(C), (A_stride), (B_stride), (D_stride), (C_stride), (A_transpose), (B_transpose), (full_C), (low_D), (ex_accumulate), (act), (a_spad_id), (b_spad_id), (is_resadd), __LINE__)
+  GSIM_STMT(gsim_loop_ws((I), (J), (K), (pad_I), (pad_J), (pad_K), GSIM_U(A), GSIM_U(B), GSIM_U(D), GSIM_U(C), (A_stride), (B_stride), (D_stride), (C_stride), (A_transpose), (B_transpose), (full_C), (low_D), (ex_accumulate), (act), (a_spad_id), (b_spad_id), (is_resadd), __LINE__))
 
 #define gemmini_loop_conv_ws(batch_size, in_row_dim, in_col_dim, in_channels, out_channels, out_row_dim, out_col_dim, pool_out_row_dim, pool_out_col_dim, stride, padding, kernel_dim, kernel_dilation, pool_size, pool_stride, pool_padding, batches, porows, pocols, pochs, krows, kcols, kchs, lpad, rpad, upad, dpad, plpad, prpad, pupad, pdpad, orows, ocols, weights, output, bias, input, no_bias, no_pool, downsample, wrot180, input_dilated, activation, trans_output_1203, trans_weight_1203, trans_weight_0132, trans_input_3120, max_pixels_per_row, in_stride, weight_stride, out_stride, dw, a_spad_id, b_spad_id) \
-  do { \
+  { \
     const long gsim_p_[] = {batch_size, in_row_dim, in_col_dim, in_channels, out_channels, out_row_dim, out_col_dim, pool_out_row_dim, pool_out_col_dim, stride, padding, kernel_dim, kernel_dilation, pool_size, pool_stride, pool_padding, batches, porows, pocols, pochs, krows, kcols, kchs, lpad, rpad, upad, dpad, plpad, prpad, pupad, pdpad, orows, ocols, no_bias, no_pool, downsample, wrot180, input_dilated, activation, trans_output_1203, trans_weight_1203, trans_weight_0132, trans_input_3120, max_pixels_per_row, in_stride, weight_stride, out_stride, dw, a_spad_id, b_spad_id}; \
     gsim_loop_conv_ws(gsim_p_, GSIM_U(weights), GSIM_U(output), GSIM_U(bias), GSIM_U(input), __LINE__); \
-  } while (0)
+  }
 
 /* The vendor library (real argument lists). */
 #define tiled_matmul_auto(dim_I, dim_J, dim_K, A, B, D, C, stride_A, stride_B, stride_D, stride_C, A_scale_factor, B_scale_factor, D_scale_factor, act, scale, bert_scale, repeating_bias, transpose_A, transpose_B, full_C, low_D, weightA, tiled_matmul_type) \

@@ -43,6 +43,14 @@ static GS int32_t Wp[DIM / 2][DIM] __attribute__((aligned(32)));
 static GS acc_t pe[DIM][DIM]; /* OS accumulators */
 static GS uint32_t os_c; static GS long os_c_cols, os_c_rows; static GS int os_pending;
 static GS int loop_ws_count;
+/* As on hardware, the scratchpad and accumulator hold garbage until written: each reset fills them with a
+ * pseudo-random pattern that differs per seed, and a per-row bitmask of written columns catches the first
+ * read of a column nothing wrote (reported with a wrong output, which such a read almost always causes). */
+static GS uint64_t *wmask[2];
+static GS uint64_t n_resets;
+/* what read it (stats key uninit_what; the host names it) */
+enum { RD_MVOUT, RD_A, RD_D, RD_B, RD_ACC_C, RD_ACC_MVIN, RD_OS_D };
+static GS struct { uint64_t count, instr; int line, mem, what; uint32_t row; } uninit;
 
 /* candidate DRAM: data+bss and the stack; the shadow holds the index+1 of the last mvout per 4 B */
 extern char __etext, _end; /* linker symbols: end of code, end of bss */
@@ -65,6 +73,7 @@ static GS volatile uint64_t *cpu_ic = &no_count[0], *cpu_bc = &no_count[1];
 static GS uint64_t bb_seen, insns_seen;
 /* the two processes (channel.inc) */
 static GS int is_child, replaying;
+static GS char zero_row[(GSIM_MAX_BLOCK_LEN + GSIM_MAX_BLOCK_LEN_ACC) * DIM * 8]; /* what a replayed mvin reads: a row at most */
 static GS pid_t child_pid;
 static void child_error(const char *text, size_t n);
 
@@ -136,6 +145,21 @@ static inline int is_acc(uint32_t a) { return (a >> 31) & 1; }
 static inline uint32_t row_of(uint32_t a) { return a & 0x1FFFFFFFu; }
 static inline elem_t *sp_at(uint32_t row) { return spad + (size_t)row * DIM; }
 static inline acc_t *acc_at(uint32_t row) { return acc + (size_t)row * DIM; }
+static inline uint64_t col_mask(long c0, long n) {
+  uint64_t m = n >= 64 ? ~0ull : ((1ull << n) - 1);
+  return m << c0;
+}
+/* columns [c0, c0+n) of row `row` of memory m (0 spad, 1 acc) are now defined */
+static inline void mark_written(int m, uint32_t row, long c0, long n) {
+  if (n > 0) wmask[m][row] |= col_mask(c0, n);
+}
+static void note_uninit(int m, uint32_t row, int what) {
+  if (!uninit.count++) { uninit.instr = n_instr; uninit.line = cur_line; uninit.mem = m; uninit.row = row; uninit.what = what; }
+}
+static inline void check_read(int m, uint32_t row, long c0, long n, int what) {
+  uint64_t want = col_mask(c0, n);
+  if (n > 0 && (wmask[m][row] & want) != want) note_uninit(m, row, what);
+}
 
 static void check_local(uint32_t a, uint32_t row_hi_excl, const char *what) {
   uint32_t row = row_of(a);
@@ -425,8 +449,9 @@ static void mvin_impl(int id, uintptr_t dram, uint32_t local, long cols, long ro
             fail("hazard_error", "mvin reads DRAM that command #%u (a mvout) wrote with no fence() between them", sh[g] - epoch);
       }
     }
-    for (long r = 0; r < rows && !replaying; r++) { /* the accelerator process never touches candidate memory */
-      const char *src = (const char *)(dram + r * stride);
+    for (long r = 0; r < rows; r++) {
+      /* the accelerator process never touches candidate memory: it loads zeros (timing needs no data) */
+      const char *src = replaying ? zero_row : (const char *)(dram + r * stride);
       for (long b = 0; b < blocks; b++) {
         long c0 = b * DIM, n = cols - c0 < DIM ? cols - c0 : DIM;
         uint32_t dr = row + (uint32_t)(r + b * bstride);
@@ -437,13 +462,20 @@ static void mvin_impl(int id, uintptr_t dram, uint32_t local, long cols, long ro
           else for (long c = 0; c < n; c++) d[c] = mvin_scale(s[c], scale);
         } else {
           acc_t *d = acc_at(dr);
+          if (accum) check_read(1, dr, 0, n, RD_ACC_MVIN);
           for (long c = 0; c < n; c++) {
             acc_t v;
             if (shrunk) v = mvin_scale(((const elem_t *)src)[c0 + c], scale);
-            else memcpy(&v, src + (c0 + c) * sizeof(acc_t), sizeof v);
+            else {
+              memcpy(&v, src + (c0 + c) * sizeof(acc_t), sizeof v);
+#if GSIM_FP32
+              v *= scale; /* the FP32 config scales accumulator mvins too ([G] ConfigsFP mvin_scale_acc_args) */
+#endif
+            }
             d[c] = accum ? wrap_add(d[c], v) : v;
           }
         }
+        mark_written(to_acc, dr, 0, n);
       }
     }
   } else {
@@ -453,6 +485,8 @@ static void mvin_impl(int id, uintptr_t dram, uint32_t local, long cols, long ro
         uint32_t dr = row + (uint32_t)(r + b * bstride);
         if (!to_acc) memset(sp_at(dr), 0, n * sizeof(elem_t));
         else if (!accum) memset(acc_at(dr), 0, n * sizeof(acc_t));
+        else check_read(1, dr, 0, n, RD_ACC_MVIN);
+        mark_written(to_acc, dr, 0, n);
       }
   }
   timing_mvin(dram, to_acc, row, cols, rows, blocks, bstride, esz, stride, !to_acc && scale != 1.0f && dram);
@@ -480,6 +514,8 @@ static void mvout_impl(uintptr_t dram, uint32_t local, long cols, long rows, int
   uint32_t *sh = check_dram(dram, rows, stride, cols * esz, "mvout", &base);
   for (long i = 0; i < rows; i++) {
     char *dst = (char *)(dram + i * stride);
+    for (long b = 0; b < blocks; b++)
+      check_read(from_acc, row + (uint32_t)(b * DIM + i), 0, cols - b * DIM < DIM ? cols - b * DIM : DIM, RD_MVOUT);
     for (long j = 0; j < cols && !replaying; j++) { /* the accelerator process never touches candidate memory */
       uint32_t r = row + (uint32_t)((j / DIM) * DIM + i);
       long c = j % DIM;
@@ -551,7 +587,8 @@ static void preload_impl(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, lo
 }
 
 /* read an operand row (zero-padded) from the scratchpad or, scaled, from the accumulator */
-static inline void operand_row(uint32_t a, uint32_t r, long ncols, acc_t *out) {
+static inline void operand_row(uint32_t a, uint32_t r, long ncols, acc_t *out, int what) {
+  check_read(is_acc(a), r, 0, ncols, what);
   if (is_acc(a)) {
     const acc_t *s = acc_at(r);
     for (long c = 0; c < DIM; c++) out[c] = c < ncols ? (acc_t)to_elem_scaled(s[c], exc.acc_scale) : 0;
@@ -565,6 +602,8 @@ static void write_c(uint32_t c, long c_rows, long c_cols, acc_t res[DIM][DIM], i
   if (garbage(c)) return;
   for (long i = 0; i < c_rows; i++) {
     uint32_t r = row_of(c) + (uint32_t)(i * exc.c_stride);
+    if (is_acc(c) && ((c >> 30) & 1)) check_read(1, r, 0, c_cols, RD_ACC_C);
+    mark_written(is_acc(c), r, 0, c_cols);
     if (is_acc(c)) {
       acc_t *d = acc_at(r);
       int accum = (c >> 30) & 1;
@@ -649,25 +688,25 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
   memset(A[a_full], 0, (size_t)(DIM - a_full) * sizeof A[0]);
   if (!ag) {
     if (!exc.a_t) {
-      for (long i = 0; i < a_rows; i++) operand_row(a, row_of(a) + (uint32_t)(i * exc.a_stride), a_cols, A[i]);
+      for (long i = 0; i < a_rows; i++) operand_row(a, row_of(a) + (uint32_t)(i * exc.a_stride), a_cols, A[i], RD_A);
     } else { /* A[i][k] = row k, column i */
       acc_t tmp[DIM];
       for (long k = 0; k < a_cols; k++) {
-        operand_row(a, row_of(a) + (uint32_t)(k * exc.a_stride), a_rows, tmp);
+        operand_row(a, row_of(a) + (uint32_t)(k * exc.a_stride), a_rows, tmp, RD_A);
         for (long i = 0; i < a_rows; i++) A[i][k] = tmp[i];
       }
     }
   }
   long x_full = dg ? 0 : bd_rows;
   memset(X[x_full], 0, (size_t)(DIM - x_full) * sizeof X[0]);
-  if (!dg) for (long i = 0; i < bd_rows; i++) operand_row(bd, row_of(bd) + (uint32_t)i, bd_cols, X[i]);
+  if (!dg) for (long i = 0; i < bd_rows; i++) operand_row(bd, row_of(bd) + (uint32_t)i, bd_cols, X[i], RD_D);
   if (exc.df == WEIGHT_STATIONARY) {
     if (preloaded) { /* load the weights latched by the preload; a garbage B gives zeros */
       memset(Wt, 0, sizeof Wt);
       if (!garbage(pre.b)) {
         acc_t tmp[DIM][DIM];
         memset(tmp, 0, sizeof tmp);
-        for (long i = 0; i < pre.b_rows; i++) operand_row(pre.b, row_of(pre.b) + (uint32_t)i, pre.b_cols, tmp[i]);
+        for (long i = 0; i < pre.b_rows; i++) operand_row(pre.b, row_of(pre.b) + (uint32_t)i, pre.b_cols, tmp[i], RD_B);
         for (int k = 0; k < DIM; k++)
           for (int j = 0; j < DIM; j++) Wt[j][k] = (op_t)(exc.b_t ? tmp[j][k] : tmp[k][j]);
       }
@@ -684,6 +723,7 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
     if (preloaded) {
       memset(pe, 0, sizeof pe);
       if (!garbage(pre.b)) for (long i = 0; i < pre.b_rows; i++) {
+        check_read(is_acc(pre.b), row_of(pre.b) + (uint32_t)i, 0, pre.b_cols, RD_OS_D);
         if (is_acc(pre.b)) { const acc_t *s = acc_at(row_of(pre.b) + (uint32_t)i); for (long j = 0; j < pre.b_cols; j++) pe[i][j] = s[j]; }
         else { const elem_t *s = sp_at(row_of(pre.b) + (uint32_t)i); for (long j = 0; j < pre.b_cols; j++) pe[i][j] = s[j]; }
       }
@@ -822,9 +862,22 @@ __attribute__((weak)) void negate_matrix(const elem_t *in, elem_t *out, int rows
 #include "library.inc"
 
 /* ---------------- harness support ---------------- */
+static void fill_garbage(void *p, size_t bytes, uint64_t seed) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull, *w = p;
+  for (size_t i = 0; i < bytes / 8; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; w[i] = x; }
+#if GSIM_FP32
+  /* garbage floats, but no NaN payloads that could compare equal by accident: small finite values */
+  for (size_t i = 0; i < bytes / 4; i++) ((uint32_t *)p)[i] = 0x40000000u | (((uint32_t *)p)[i] & 0x007FFFFFu) | (((uint32_t *)p)[i] & 0x80000000u);
+#endif
+}
+
 void gsim_reset(void) {
-  memset(spad, 0, (size_t)GSIM_SP_ROWS * DIM * sizeof(elem_t));
-  memset(acc, 0, (size_t)GSIM_ACC_ROWS * DIM * sizeof(acc_t));
+  /* seed-dependent garbage, as after power-up or the previous program (n_resets counts the harness's seeds) */
+  fill_garbage(spad, (size_t)GSIM_SP_ROWS * DIM * sizeof(elem_t), 2 * n_resets + 1);
+  fill_garbage(acc, (size_t)GSIM_ACC_ROWS * DIM * sizeof(acc_t), 2 * n_resets + 2);
+  n_resets++;
+  memset(wmask[0], 0, GSIM_SP_ROWS * sizeof(uint64_t)); memset(wmask[1], 0, GSIM_ACC_ROWS * sizeof(uint64_t));
+  memset(&uninit, 0, sizeof uninit);
   for (int i = 0; i < 3; i++) { ldc[i].stride = DIM * sizeof(elem_t); ldc[i].scale = 1.0f; ldc[i].shrunk = 0; ldc[i].block_stride = DIM; }
   memset(&exc, 0, sizeof exc);
   exc.df = WEIGHT_STATIONARY; exc.acc_scale = 1.0f; exc.a_stride = 1; exc.c_stride = 1;
@@ -894,11 +947,12 @@ void gsim_init(void *stack_probe) {
     wr_t[q][1] = calloc(GSIM_ACC_ROWS, sizeof(cyc)); rd_t[q][1] = calloc(GSIM_ACC_ROWS, sizeof(cyc));
   }
   touch[0] = calloc(GSIM_SP_ROWS, 1); touch[1] = calloc(GSIM_ACC_ROWS, 1);
+  wmask[0] = calloc(GSIM_SP_ROWS, sizeof(uint64_t)); wmask[1] = calloc(GSIM_ACC_ROWS, sizeof(uint64_t));
   data_lo = (uintptr_t)&__etext & ~(uintptr_t)3; data_hi = (uintptr_t)&_end;
   stack_hi = (uintptr_t)stack_probe + 65536; stack_lo = stack_hi - (8u << 20);
   shadow_data = calloc((data_hi - data_lo) / 4 + 2, sizeof(uint32_t));
   shadow_stack = calloc((stack_hi - stack_lo) / 4 + 2, sizeof(uint32_t));
-  if (!spad || !acc || !shadow_data || !shadow_stack) fail("runtime_error", "simulator out of memory");
+  if (!spad || !acc || !shadow_data || !shadow_stack || !wmask[0] || !wmask[1]) fail("runtime_error", "simulator out of memory");
   gsim_reset();
 }
 
@@ -928,6 +982,11 @@ size_t gsim_stats(char *buf, size_t cap) {
   P("stall_dma_window", ctr.window_stall); P("bank_conflict_cycles", ctr.bank_conflict);
   P("spad_rows_touched", sp_touched); P("acc_rows_touched", acc_touched);
   P("cpu_basic_blocks", ctr.bb); P("cpu_instructions", ctr.insns); P("macs_issued", ctr.macs_issued);
+  P("uninit_reads", uninit.count);
+  if (uninit.count) {
+    P("uninit_instr", uninit.instr); P("uninit_line", uninit.line); P("uninit_mem", uninit.mem);
+    P("uninit_row", uninit.row); P("uninit_what", uninit.what);
+  }
   P("seccomp", sealed);
 #undef P
   return n;

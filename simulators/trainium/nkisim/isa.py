@@ -9,7 +9,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from . import language as nl
-from .runtime import NkiError, Tensor, dma, emit, fail, mask_count, new_tile, read, session, write
+from .runtime import Tensor, dma, emit, fail, mask_count, new_tile, pick, read, session, write
 from .timeline import GPSIMD, SCALAR, TENSOR, VECTOR
 
 tensor_engine, vector_engine, scalar_engine, gpsimd_engine, unknown_engine = TENSOR, VECTOR, SCALAR, GPSIMD, None
@@ -77,12 +77,14 @@ def nc_matmul(
     mask=None,
     **kw,
 ) -> Tensor:
-    """stationary[K,M].T @ moving[K,N] -> PSUM [M,N] fp32. Cost max(min(64, M), N) TensorE cycles (x4 for fp32)."""
+    """stationary[K,M].T @ moving[K,N] -> PSUM [M,N] fp32. Cost max(min(64, M), N) TensorE cycles (x4 for fp32).
+
+    is_transpose=True runs the PE array in transpose mode; with an identity `moving` that is a transpose of
+    `stationary`. The result is the same product either way: Autocomp's attention kernels pass q and k with
+    is_transpose=True, and trn1 accepted their outputs as q.T @ k."""
     s = session()
-    if is_transpose:
-        raise NkiError("nc_matmul(is_transpose=True) is not supported by this simulator; use nisa.nc_transpose")
-    _sb(stationary, "nc_matmul", "stationary", "sbuf")
-    _sb(moving, "nc_matmul", "moving", "sbuf")
+    _sb(stationary, "nc_matmul", "stationary")
+    _sb(moving, "nc_matmul", "moving")
     if stationary.ndim != 2 or moving.ndim != 2:
         fail(f"nc_matmul operands must be 2-D tiles, got {stationary.shape} and {moving.shape}")
     K, M = stationary.shape
@@ -114,7 +116,9 @@ def nc_matmul(
 
     def issue(target: Tensor = out) -> None:
         out.pending = False
-        emit(TENSOR, cyc, [stationary, moving], [target])
+        # TensorE reads only SBUF: an operand in PSUM (a transpose result, say) is copied there first
+        ops = [nl.evict(t) if t.buffer == "psum" else t for t in (stationary, moving)]
+        emit(TENSOR, cyc, ops, [target])
 
     s.pending = issue
     s.pending_kind = "matmul"
@@ -355,7 +359,10 @@ def tensor_copy(src, *, mask=None, dtype=None, engine=None, **kw) -> Tensor:
         fail("GpSimd cannot access PSUM")
     out = new_tile(src.shape, dtype or src.dtype)
     write(out, read(src), mask)
-    emit(e, _ii(_n(src, mask)), [src], [out])
+    cyc = _ii(_n(src, mask))
+    if engine is None:  # unknown engine: the compiler picks (research §3.2)
+        e = pick(nl.COPY_ENGINES, cyc, [src], [out])
+    emit(e, cyc, [src], [out])
     return out
 
 

@@ -41,6 +41,7 @@ from .runtime import (
     fail,
     mask_count,
     new_tile,
+    pick,
     read,
     scratch,
     session,
@@ -292,10 +293,20 @@ def store(dst, value, *, mask=None, **kw) -> None:
             v = v.reshape(dst.shape) if v.size == dst.elems() else np.broadcast_to(v, dst.shape)
         write(dst, v, mask)
     if value.buffer == "psum":  # DMA engines do not read PSUM: the compiler inserts an eviction copy first
-        tmp = scratch(value.shape, value.dtype)
-        emit(SCALAR, _min_ii(mask_count(mask, value.shape)[1]), [value], [tmp])
-        value = tmp
+        value = evict(value, mask_count(mask, value.shape)[1])
     dma(value, dst, mask)
+
+
+def evict(t: Tensor, n: int | None = None) -> Tensor:
+    """The PSUM -> SBUF copy the compiler inserts where an instruction needs an SBUF operand (a DMA, a matmul
+    operand, an assignment into an SBUF tile), on whichever of ScalarE / VectorE finishes it first."""
+    tmp = scratch(t.shape, t.dtype)
+    cyc = _min_ii(t.free_elems() if n is None else n)
+    emit(pick(COPY_ENGINES, cyc, [t], [tmp]), cyc, [t], [tmp])
+    return tmp
+
+
+COPY_ENGINES = (SCALAR, VECTOR)  # engines that read PSUM and write SBUF (GpSimd cannot access PSUM: ARCH)
 
 
 def load_transpose2d(src, *, mask=None, dtype=None, **kw) -> Tensor:
@@ -315,13 +326,14 @@ def _onchip(t, op: str, arg: str = "data") -> Tensor:
 
 
 def copy(src, *, mask=None, dtype=None, engine=None, **kw) -> Tensor:
-    """nl.copy: a ScalarE activation copy (the engine the compiler uses for PSUM eviction)."""
+    """nl.copy: a copy on ScalarE or VectorE, whichever finishes first (the compiler's choice)."""
     _onchip(src, "copy", "src")
     out = new_tile(src.shape, dtype or src.dtype)
     v = read(src, mask)
     write(out, v, mask)
     _, n = mask_count(mask, src.shape)
-    emit(engine or SCALAR, _min_ii(n), [src], [out])
+    cyc = _min_ii(n)
+    emit(engine or pick(COPY_ENGINES, cyc, [src], [out]), cyc, [src], [out])
     return out
 
 
@@ -356,12 +368,14 @@ def assign(view: Tensor, value) -> None:
             write(view, v)
         elif value.elems() != view.elems() and value.shape[0] not in (1, view.shape[0]):
             fail(f"cannot assign a tile of shape {value.shape} to a region of shape {view.shape}")
-        if value.fresh and value.key is None and value.elems() == view.elems():
+        if value.fresh and value.key is None and value.elems() == view.elems() and value.buffer == view.buffer:
             value.fresh = False
             s.flush()
             _alias(value, view)
         else:
-            emit(VECTOR, _min_ii(view.free_elems()), [value], [view])
+            cyc = _min_ii(view.free_elems())
+            engines = COPY_ENGINES if value.buffer == "psum" or view.buffer == "psum" else (VECTOR, SCALAR)
+            emit(pick(engines, cyc, [value], [view]), cyc, [value], [view])
         return
     if isinstance(value, (int, float, np.number)):
         write(view, value)
@@ -483,21 +497,28 @@ def binary(op, x, y, *, dtype=None, mask=None, out: Tensor | None = None) -> Ten
     _, n = mask_count(mask, shape)
     srcs = [x, y]
     if xs and ys and shape[0] > 1:
-        # a [1,F] operand is broadcast over partitions first: TensorE ones-matmul + copy (ARCH "alternative use")
+        # a [1,F] operand is broadcast over partitions first by TensorE ones-matmuls (ARCH "alternative use")
+        # into PSUM. If it fits one PSUM bank (as a matmul output must) the elementwise op reads it there (one
+        # PSUM input: the cheaper tensor_tensor cost); a wider one is copied to SBUF chunk by chunk by the op's
+        # own engine (assumption, calibrated on the layernorm tutorial kernels, which broadcast 8192 wide).
         for i, t in enumerate(srcs):
-            if t.shape[0] == 1 and t.free_elems() > 1:
-                tmp = scratch((shape[0], t.free_elems()), t.dtype)
-                emit(TENSOR, _b.max(64, t.free_elems()), [t], [tmp])
-                emit(VECTOR, _min_ii(t.free_elems()), [tmp], [tmp])
+            f = t.free_elems()
+            if t.shape[0] == 1 and f > 1:
+                tmp = scratch((shape[0], f), _dt.float32, "psum")
+                emit(TENSOR, _b.max(64, f), [t], [tmp])
+                if 4 * f > session().cfg.psum_bank_bytes:
+                    sb = scratch((shape[0], f), t.dtype)
+                    emit(VECTOR, _min_ii(f), [tmp], [sb])
+                    tmp = sb
                 srcs[i] = tmp
     if xs and ys and x.free_elems() > 1 and y.free_elems() > 1:
-        cheap = (
-            x.buffer == "psum"
-            or y.buffer == "psum"
-            or (fn in (np.add, np.subtract, np.multiply) and x.dtype == y.dtype == o.dtype == _dt.bfloat16)
-        )
         if x.buffer == "psum" and y.buffer == "psum":
             fail("tensor_tensor operands cannot both be in PSUM")
+        cheap = any(t.buffer == "psum" for t in srcs) or (
+            fn in (np.add, np.subtract, np.multiply) and x.dtype == y.dtype == o.dtype == _dt.bfloat16
+        )
+        if srcs[0].buffer == "psum" and srcs[1].buffer == "psum":
+            srcs[0] = evict(srcs[0])  # both in PSUM (one broadcast there): one goes back to SBUF first
         emit(VECTOR, _min_ii(n if cheap else 2 * n), srcs, [o])
     else:
         emit(VECTOR, _min_ii(n), srcs, [o])

@@ -92,10 +92,10 @@ class Session:
         return (f.f_code.co_filename, f.f_lineno) if f is not None else None
 
     def rotate(self, acc: Access, seq: int) -> None:
-        """Give a tile allocated inside a loop its physical buffer: N rotating buffers in affine_range, 1 otherwise."""
+        """Give a tile allocated inside a loop its physical buffer: N rotating buffers (fewer in sequential loops)."""
         if not self.loops or self.loops[-1] == "static":
             return
-        nbuf = self.cfg.affine_buffers if self.loops[-1] == "affine" else 1
+        nbuf = self.cfg.affine_buffers if self.loops[-1] == "affine" else self.cfg.sequential_buffers
         site = self.site()
         n = self.site_count.get(site, 0)
         self.site_count[site] = n + 1
@@ -304,6 +304,8 @@ class Tensor:
                     stop = stop + n if stop < 0 else stop
                 if step <= 0:
                     fail("slices must have a positive step")
+                if n == 0:
+                    start = stop = 0  # any slice of an empty dimension is empty (as the traced kernel sees it)
                 if start < 0 or stop > n or start > stop:
                     fail(f"slice [{start}:{stop}] is out of bounds for dimension {d} of size {n}")
                 sub = r[start:stop:step]
@@ -634,6 +636,8 @@ def dma(src: Tensor, dst: Tensor, mask=None, transpose: bool = False) -> None:
         hbm_bytes += nbytes
     else:
         c[f"{dst.buffer}_write_bytes"] += nbytes
+    if nbytes == 0:
+        return
     s.tl.dma(rows, per_row, chunk, [access(src)], [access(dst)], hbm_bytes)
     if dst.alloc.spilled:
         spill(dst, save=True)
@@ -653,10 +657,29 @@ def spill(t: Tensor, save: bool) -> None:
         s.tl.dma(partitions(t), 1, chunk, [], acc, nbytes)
 
 
+def pick(engines: tuple, cycles: float, reads, writes) -> str:
+    """The engine the compiler gives work that several engines can do: the one that would finish it first
+    (ties go to the first listed)."""
+    s = session()
+    s.flush()
+    if len(engines) == 1:
+        return engines[0]
+    r = [access(t) for t in reads if isinstance(t, Tensor)]
+    w = [access(t) for t in writes]
+    best, when = engines[0], None
+    for e in engines:
+        t = s.tl.earliest(e, cycles, r, w)
+        if when is None or t < when - 1e-9:
+            best, when = e, t
+    return best
+
+
 def emit(engine: str, cycles: float, reads, writes) -> None:
     """Charge a compute instruction reading and writing tiles (scalars in `reads` are ignored)."""
     s = session()
     s.flush()
+    if any(t.elems() == 0 for t in writes):
+        return  # an empty tile: the compiler emits no instruction
     r = []
     c = s.tl.c
     for t in reads:

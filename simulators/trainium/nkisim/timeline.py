@@ -1,11 +1,12 @@
 """The online list scheduler: each NKI call becomes one instruction, placed as soon as it is traced.
 
-Every engine (Tensor, Vector, Scalar, GpSimd) and every DMA engine runs its stream in order; engines run
+Every engine (Tensor, Vector, Scalar, GpSimd) and every DMA engine runs its own instruction stream; engines run
 concurrently and wait on each other through semaphores (data dependencies, plus a sync latency across engines).
-Because instructions arrive in program order and each engine is in order, placing them online is the same as
-running a list scheduler over the whole trace afterwards, and needs no trace in memory.
+The neuronx compiler schedules each engine's stream within the dependencies, not in program order: an
+instruction goes into the earliest gap of its engine's timeline at or after its operands are ready (list
+scheduling in program order with backfilling, bounded by a window of recent busy intervals per engine).
 
-    start = max(engine_free, deps ready (+ sync if from another engine))
+    start = earliest gap >= deps ready (+ sync if from another engine)
     busy  = cycles / f_engine;  done = start + busy + pipe latency
 """
 
@@ -18,7 +19,9 @@ from ..config import TrainiumConfig
 TENSOR, VECTOR, SCALAR, GPSIMD, DMA = "tensor", "vector", "scalar", "gpsimd", "dma"
 ENGINES = (TENSOR, VECTOR, SCALAR, GPSIMD)
 _PORT_USERS = {VECTOR: ("sbuf", "psum"), GPSIMD: ("sbuf",), SCALAR: ("psum",)}
-_MAX_DMA_INTERVALS = 64  # busy intervals kept per DMA engine; older ones become a floor
+# Busy intervals kept per engine, DMA engine and shared port; older ones become a floor. For compute engines this
+# is the compiler's scheduling window (assumption: an instruction moves ahead of at most ~64 earlier ones).
+_WINDOW = 64
 _MAX_ACCESSES = 48  # per allocation; older entries are merged (conservatively) to bound the work per instruction
 
 
@@ -70,7 +73,8 @@ class Timeline:
             SCALAR: cfg.pipe_scalar / cfg.f_scalar,
             GPSIMD: cfg.pipe_gpsimd / cfg.f_gpsimd,
         }
-        self.free = dict.fromkeys(ENGINES, 0.0)
+        self.free = dict.fromkeys(ENGINES, 0.0)  # end of each engine's last busy interval
+        self.lanes = {e: [None, [], [], 0.0] for e in ENGINES}  # busy intervals, as the DMA groups
         self.busy = dict.fromkeys(ENGINES, 0.0)
         self.count = dict.fromkeys((*ENGINES, DMA), 0)
         # DMA engines in groups with identical histories: [engine ids, busy starts, busy ends, floor]
@@ -148,16 +152,23 @@ class Timeline:
                 acc.last = t_read
 
     # -- compute engines ----------------------------------------------------------------------------------------
-    def compute(self, engine: str, cycles: float, reads, writes) -> float:
-        start = max(self.free[engine], self._ready(engine, reads, writes))
-        busy = cycles / self.freq[engine]
+    def _lanes(self, engine: str, busy: float, reads, writes) -> list:
+        lanes = [self.lanes[engine]]
         if busy > 0 and engine in _PORT_USERS:
             # VectorE and GpSimdE cannot access SBUF at the same time, nor VectorE and ScalarE PSUM (ARCH)
             bufs = {a[2] for a in reads} | {a[2] for a in writes}
-            ports = [self.ports[b] for b in _PORT_USERS[engine] if b in bufs]
-            if ports:
-                start = self._fit(ports, start, busy)
-        self.free[engine] = start + busy
+            lanes += [self.ports[b] for b in _PORT_USERS[engine] if b in bufs]
+        return lanes
+
+    def compute(self, engine: str, cycles: float, reads, writes) -> float:
+        busy = cycles / self.freq[engine]
+        lanes = self._lanes(engine, busy, reads, writes)
+        start = self._find(lanes, self._ready(engine, reads, writes), busy)
+        for lane in lanes:
+            _, i = self._earliest(lane, start, busy)
+            self._insert(lane, i, start, busy)
+        if start + busy > self.free[engine]:
+            self.free[engine] = start + busy
         self.busy[engine] += busy
         self.count[engine] += 1
         done = start + busy + self.pipe[engine]
@@ -165,6 +176,13 @@ class Timeline:
         if done > self.end:
             self.end = done
         return done
+
+    def earliest(self, engine: str, cycles: float, reads, writes) -> float:
+        """When an instruction would finish on `engine` (no side effects): how the compiler picks an engine for
+        work several engines can do (PSUM evictions it inserts, calls without a fixed engine)."""
+        busy = cycles / self.freq[engine]
+        start = self._find(self._lanes(engine, busy, reads, writes), self._ready(engine, reads, writes), busy)
+        return start + busy
 
     # -- DMA ------------------------------------------------------------------------------------------------------
     def dma(self, rows: int, chunks_per_row: int, chunk_bytes: float, reads, writes, hbm_bytes: int) -> float:
@@ -240,10 +258,12 @@ class Timeline:
 
     @staticmethod
     def _insert(grp: list, i: int, t: float, dur: float) -> None:
+        if dur <= 0:
+            return
         starts, ends = grp[1], grp[2]
         starts.insert(i, t)
         ends.insert(i, t + dur)
-        if len(starts) > _MAX_DMA_INTERVALS:
+        if len(starts) > _WINDOW:
             del starts[0]
             grp[3] = max(grp[3], ends.pop(0))
 
@@ -254,20 +274,16 @@ class Timeline:
         self._insert(grp, i, t, dur)
         return t
 
-    def _fit(self, ports: list, t: float, dur: float) -> float:
-        """Earliest start >= t free on every shared port; the ports are then held for `dur`."""
+    def _find(self, lanes: list, t: float, dur: float) -> float:
+        """Earliest start >= t with `dur` free on every lane (an engine and the shared ports it needs)."""
         while True:
             moved = False
-            for p in ports:
+            for p in lanes:
                 t2, _ = self._earliest(p, t, dur)
                 if t2 > t:
                     t, moved = t2, True
             if not moved:
-                break
-        for p in ports:
-            _, i = self._earliest(p, t, dur)
-            self._insert(p, i, t, dur)
-        return t
+                return t
 
     # -- results --------------------------------------------------------------------------------------------------
     def latency_us(self) -> float:
