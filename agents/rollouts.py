@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import importlib
 import json
-import os
 import sys
 import time
 import traceback
@@ -24,8 +23,7 @@ from tqdm import tqdm
 
 from agents.envapi import EnvSpec, make_env
 from agents.results import ResultStore
-
-ROOT = Path(__file__).resolve().parent.parent
+from autocomp_env.raysetup import init_ray  # noqa: F401  (re-exported: scripts and tests import it from here)
 
 
 def _describe(obj: Any) -> Any:
@@ -174,21 +172,6 @@ def run_jobs(
         if rec["key"] in keys and (rec["key"] not in latest or rec.get("status") == "ok"):
             latest[rec["key"]] = rec
     return [latest[j.key] for j in jobs if j.key in latest]
-
-
-def init_ray(workers: int = 2, address: str | None = None, pythonpath: tuple[str, ...] = ()) -> None:
-    """Start (or join) Ray once per process; workers get our package root (and `pythonpath`) on sys.path."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    paths = [str(ROOT), *pythonpath, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
-    if address:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
-    else:
-        ray.init(num_cpus=workers, include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
 
 
 def _run_ray(

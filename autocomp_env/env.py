@@ -244,7 +244,7 @@ class AutocompEnv(gym.Env):
     | `render_mode` | str | None | None or "ansi" (the code and its profile) |
     | `family` | str | set by the id | "target/family" of a registered id (e.g. "gemmini/matmul"); checks `kernel` |
 
-    Extra methods for agents: `propose_plans(n)`, `get_state()`, `set_state(state)`, `fork()`,
+    Extra methods for agents: `propose_plans(n)`, `feedback()`, `get_state()`, `set_state(state)`, `fork()`,
     `baseline_latencies()`; attributes `kernel`, `menu`, `feature_names`, `usage`, `total_usage`, `code`,
     `latency`, `start_latency`, `best_latency`, `best_code`. Module helpers: `env_id_for(kernel)`,
     `feature_names(target)`.
@@ -453,6 +453,13 @@ class AutocompEnv(gym.Env):
             error=self._last_error,
             history=tuple(self._history),
         )
+
+    def feedback(self) -> Feedback:
+        """What a code model or planner sees about the current code: latency, utilization, simulator counters,
+        the last error and the (plan, latency) history from the start (text policies build prompts from it)."""
+        if self.code is None:
+            raise gym.error.ResetNeeded("call reset() before feedback()")
+        return self._feedback()
 
     def _mask(self) -> np.ndarray:
         schedule = read_schedule(self.code) if self.code is not None else None

@@ -11,7 +11,7 @@ K64 = "gemmini/matmul-64x128x64"
 SIM = GemminiSimulator()
 # The accelerator-side invariants are checked with free CPU code, so the address arithmetic of each variant
 # does not blur them; CPU cost has its own test.
-HW = GemminiSimulator(GemminiConfig(cpu_cycles_per_instruction=0, cpu_cycles_per_block=0))
+HW = GemminiSimulator(GemminiConfig(cpu_centicycles_per_instruction=0, cpu_cycles_per_block=0))
 
 TEMPLATE = """
 void solution(int8_t A[MAT_DIM_I][MAT_DIM_K], int8_t B[MAT_DIM_K][MAT_DIM_J], int8_t C[MAT_DIM_I][MAT_DIM_J]) {
@@ -103,7 +103,7 @@ def test_bank_conflicts_cost(base):
 
 
 def test_memory_latency_is_monotonic(base):
-    slow = GemminiSimulator(GemminiConfig(mem_latency_rd=200, mem_latency_wr=200, cpu_cycles_per_instruction=0))
+    slow = GemminiSimulator(GemminiConfig(mem_latency_rd=200, mem_latency_wr=200, cpu_centicycles_per_instruction=0))
     assert cycles(variant(), sim=slow) > base
 
 

@@ -154,13 +154,18 @@ def planning_messages(
     rng: np.random.Generator,
     opts: PromptOptions = PromptOptions(),
     forced: int | None = None,
+    answer: str = "plan",
 ) -> tuple[Messages, list[int], str]:
     """The planning prompt, the menu indices it shows (after dropout) and the instruction variant.
 
     Menu numbers in the prompt are the item's index + 1 in the full menu, so an answer maps back to the
     action. If dropout leaves nothing, one applicable item is kept so the menu is never empty. `forced` (a
     menu index) shows only that item and asks how to apply it (Autocomp's forced option; no dropout).
+    `answer="code"` is Autocomp's `skip_planning` form: the same prompt, but the model names its choice in one
+    line and then writes the complete new code (one call instead of plan + implementation).
     """
+    if answer not in ("plan", "code"):
+        raise ValueError(f"answer must be 'plan' or 'code', got {answer!r}")
     t = target_for(kernel)
     applicable = [i for i in range(len(menu)) if mask is None or bool(mask[i])] or list(range(len(menu)))
     if forced is not None:
@@ -178,21 +183,33 @@ def planning_messages(
     parent = _parent_section(kernel, code, feedback, t, opts, rng)
     items = "\n".join(f"{i + 1}. {menu[i]}" for i in shown)
     step = len(feedback.history) + 1
+    if answer == "plan":
+        task = (
+            " Make the plan specific to this code: name the loops, tile sizes, buffers and addresses it changes and "
+            "say why it will be faster. Write a plan, not the full code."
+        )
+        rules = _rules(list(t.rules) + ["Limit the plan to the one optimization you chose."])
+    else:
+        task = (
+            " After that first line, say in one or two sentences what you change and why it will be faster, then "
+            "write the complete new code that applies it."
+        )
+        last = f"Return the complete new code in one ```{t.lang} fenced block."
+        rules = _rules(list(t.rules) + ["Apply only the one optimization you chose.", last], code)
     body = "\n\n".join(
         [
             _header(kernel, t),
             parent,
             "# Optimization menu\nLook for inefficiencies in the current code. These optimizations may help:\n"
             f"<optimizations>\n{items}\n</optimizations>",
-            "# Task\n"
-            + _instruction(variant, t, None if forced is None else forced + 1)
-            + " Make the plan specific to this code: name the loops, tile "
-            "sizes, buffers and addresses it changes and say why it will be faster. Write a plan, not the full code.",
-            _rules(list(t.rules) + ["Limit the plan to the one optimization you chose."]),
+            "# Task\n" + _instruction(variant, t, None if forced is None else forced + 1) + task,
+            rules,
             f"This is phase {step} of {max(opts.phases, step)} of the optimization.",
         ]
     )
-    system = f"You are {t.role}. You write short, concrete optimization plans."
+    system = f"You are {t.role}. " + (
+        "You write short, concrete optimization plans." if answer == "plan" else "You write correct, fast code."
+    )
     return [{"role": "system", "content": system}, {"role": "user", "content": body}], shown, variant
 
 

@@ -32,13 +32,20 @@ class GemminiConfig:
     # (assumption) the RoCC hand-off of one command, beyond the instructions that compute and pack its operands
     # (those are counted with the candidate's code; research §3.3 lumps both into 3 cycles)
     cpu_cycles_per_rocc: int = 1
-    # (assumption) single-issue in-order Rocket: one cycle per instruction of candidate CPU code (counted on the
-    # host's compiled code, no cache-miss or FP-latency stalls); per basic block when no disassembly is available
-    cpu_cycles_per_instruction: int = 1
+    # CPU cycles per 100 instructions of the candidate's code (counted on the pinned compiler's x86-64 code,
+    # toolchain.py). (assumption, fitted to FireSim's Exo ratios) the single-issue in-order Rocket runs the same
+    # C in more instructions than x86-64 (no folded address arithmetic, 32-bit zero-extension in two shifts,
+    # 64-bit constants built in steps) and stalls on load-use and branch bubbles
+    cpu_centicycles_per_instruction: int = 125
+    # per basic block when no disassembly is available
     cpu_cycles_per_block: int = 4
-    # (assumption) the software tiled_matmul path: loop, bounds and address math per command, calibrated so
-    # that it runs ~6x slower than loop_ws on Autocomp's GEMMs (Autocomp reports 5.6x over the library)
+    # the software tiled_matmul path's CPU cost per command (loop, bounds and address math of gemmini.h's
+    # sp_tiled_matmul_ws): (assumption, fitted to FireSim's measured SW-library/FSM speed ratio 0.16-0.17 on
+    # Autocomp's Exo GEMMs 0, 2, 3; simulators/gemmini/calibration.py checks it within 10 %)
     lib_cycles_per_rocc: int = 45
+    # (assumption) the library's CPU matmul (tiled_matmul_type CPU): two loads, a multiply, an add and the loop
+    # branch per multiply-accumulate, each at cpu_centicycles_per_instruction
+    cpu_instructions_per_mac: int = 5
     dma_beat_bytes: int = 16  # [G] dma_buswidth 128 bits
     dma_max_request_bytes: int = 64  # [G] dma_maxbytes
     dma_window: int = 16  # [G] max_in_flight_mem_reqs, reads and writes each
@@ -50,6 +57,7 @@ class GemminiConfig:
     max_matmuls_in_mesh: int = 5  # [G] MeshWithDelays max_simultaneous_matmuls
     reuse_rows_floor: int = 4  # [G] ExecuteController: total_rows floor when weights are reused
     bank_conflict_factor: int = 2  # (derived) same_bank alternation
+    sp_single_ported: bool = True  # [G] sp_singleported: a row write and a read of one spad bank never share a cycle
     acc_read_latency: int = 10  # [G] acc_latency 2 + acc scale pipe 8
     sp_read_latency: int = 2  # (derived)
     mvin_complete_extra: int = 3  # (derived) last beat to SRAM write

@@ -70,7 +70,7 @@ static GS int src_kind = SRC_CPU;
  * the accelerator process at the stamps of the command being replayed (channel.inc). */
 static GS uint64_t no_count[2];
 static GS volatile uint64_t *cpu_ic = &no_count[0], *cpu_bc = &no_count[1];
-static GS uint64_t bb_seen, insns_seen;
+static GS uint64_t bb_seen, insns_seen, cpu_centi;
 /* the two processes (channel.inc) */
 static GS int is_child, replaying;
 static GS char zero_row[(GSIM_MAX_BLOCK_LEN + GSIM_MAX_BLOCK_LEN_ACC) * DIM * 8]; /* what a replayed mvin reads: a row at most */
@@ -96,11 +96,18 @@ static GS cyc last_st_complete;
 static GS struct { int valid; cyc start, end; uint32_t a_row; int a_acc; } lastx;
 static GS struct { cyc feed_end; } lastp; /* when the last preload's weights are in */
 static GS uint8_t *touch[2];
+/* Scratchpad banks are single-ported ([G] sp_singleported): a mvin's row write and an EX read of the same
+ * bank cannot share a cycle. The EX read intervals of recent commands, per bank; a row write waits for a
+ * cycle outside them (the later command in program order pays; the cost to the pair is the same). */
+#define EXR 32
+static GS struct { cyc s, e; } ex_rd[GSIM_SP_BANKS][EXR];
+static GS uint32_t ex_rd_n[GSIM_SP_BANKS];
+static GS cyc bank_wr_free[GSIM_SP_BANKS];
 
 static GS struct {
   uint64_t n_mvin, n_mvout, n_preload, n_compute, n_config, n_fence, n_loop_ws, n_loop_conv, n_flush;
   uint64_t dma_rd_bytes, dma_wr_bytes, dma_rd_reqs, dma_wr_reqs;
-  uint64_t busy[3], dep_stall[3], rs_full_stall, cpu_stall, fence_stall, window_stall, bank_conflict;
+  uint64_t busy[3], dep_stall[3], rs_full_q[3], bank_wr_stall, rs_full_stall, cpu_stall, fence_stall, window_stall, bank_conflict;
   uint64_t fsm_instr, macs_issued, bb, insns;
 } ctr;
 
@@ -228,7 +235,9 @@ static void sync_cpu(void) {
   uint64_t bb = *cpu_bc, insns = *cpu_ic;
   ctr.bb += bb - bb_seen;
   ctr.insns += insns - insns_seen;
-  t_cpu += (cyc)(insns - insns_seen) * GSIM_CPU_CYCLES_PER_INSTRUCTION;
+  cpu_centi += (insns - insns_seen) * GSIM_CPU_CENTICYCLES_PER_INSTRUCTION; /* whole cycles, carrying the fraction */
+  t_cpu += (cyc)(cpu_centi / 100);
+  cpu_centi %= 100;
   bb_seen = bb;
   insns_seen = insns;
 }
@@ -260,7 +269,7 @@ static cyc allocate(int q) {
   static const int cap[3] = {GSIM_RS_LD, GSIM_RS_EX, GSIM_RS_ST};
   if (rs_n[q] >= (uint64_t)cap[q]) {
     cyc slot = rs_ring[q][(rs_n[q] - cap[q]) % RING];
-    if (slot > a) { ctr.rs_full_stall += slot - a; a = slot; }
+    if (slot > a) { ctr.rs_full_stall += slot - a; ctr.rs_full_q[q] += slot - a; a = slot; }
   }
   last_alloc = a;
   alloc_ring[n_instr % RING] = a;
@@ -294,6 +303,26 @@ static void dep_mark(int q, int m, uint32_t row, uint32_t n, int writes, cyc whe
     if (v[i] < when) v[i] = when;
     tc[i] = 1;
   }
+}
+
+static inline int sp_bank(uint32_t row) { return (int)(row / (GSIM_SP_ROWS / GSIM_SP_BANKS)); }
+static void ex_read_mark(uint32_t a, cyc s, cyc e) {
+  if (garbage(a) || is_acc(a) || e <= s) return;
+  int b = sp_bank(row_of(a));
+  ex_rd[b][ex_rd_n[b]++ % EXR].s = s;
+  ex_rd[b][(ex_rd_n[b] - 1) % EXR].e = e;
+}
+/* the cycle at which a row write into bank b that is ready at t happens */
+static cyc bank_write(int b, cyc t) {
+  t = maxc(t, bank_wr_free[b]);
+  if (GSIM_SP_SINGLE_PORTED)
+    for (int moved = 1; moved;) {
+      moved = 0;
+      for (int i = 0; i < EXR && (uint32_t)i < ex_rd_n[b]; i++)
+        if (ex_rd[b][i].s <= t && t < ex_rd[b][i].e) { ctr.bank_wr_stall += ex_rd[b][i].e - t; t = ex_rd[b][i].e; moved = 1; }
+    }
+  bank_wr_free[b] = t + 1;
+  return t;
 }
 
 /* one DMA request of `bytes` issued no earlier than t on a port; returns the cycle its data is done */
@@ -348,9 +377,16 @@ static void timing_mvin(uintptr_t dram, int m, uint32_t row, long cols, long row
   if (dram == 0) {
     t = ready + rows * blocks;
     done = t + 1;
+    if (!m)
+      for (long r = 0; r < rows; r++)
+        for (long b = 0; b < blocks; b++) done = maxc(done, bank_write(sp_bank(row + b * bstride + r), ready + r * blocks + b) + 1);
   } else {
+    cyc arrive = t;
     for (long r = 0; r < rows; r++) {
-      if (r == 0 || stride != 0) done = maxc(done, dma_row(&t, dram + r * stride, cols * esz, 0));
+      if (r == 0 || stride != 0) arrive = dma_row(&t, dram + r * stride, cols * esz, 0);
+      done = maxc(done, arrive);
+      if (!m)
+        for (long b = 0; b < blocks; b++) done = maxc(done, bank_write(sp_bank(row + b * bstride + r), arrive) + 1);
       if (scaled) t += GSIM_MVIN_SCALE_CYCLES_PER_ROW - 1;
     }
     done += GSIM_MVIN_COMPLETE_EXTRA;
@@ -571,6 +607,7 @@ static void preload_impl(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, lo
     if (is_acc(bd) == lastx.a_acc && (is_acc(bd) || row_of(bd) / (GSIM_SP_ROWS / GSIM_SP_BANKS) == lastx.a_row / (GSIM_SP_ROWS / GSIM_SP_BANKS)))
       factor = GSIM_BANK_CONFLICT_FACTOR;
     cyc span = maxc(lastx.end - lastx.start, feed) * factor;
+    ex_read_mark(bd, start, start + span);
     if (factor > 1) ctr.bank_conflict += span / factor * (factor - 1);
     unit_free[QEX] = maxc(unit_free[QEX], start + span);
     ctr.busy[QEX] += maxc(0, start + span - lastx.end);
@@ -579,6 +616,7 @@ static void preload_impl(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, lo
     if (dep > maxc(a + 1, unit_free[QEX])) ctr.dep_stall[QEX] += dep - maxc(a + 1, unit_free[QEX]);
     unit_free[QEX] = start + feed;
     ctr.busy[QEX] += feed;
+    if (real_b) ex_read_mark(bd, start, start + feed);
   }
   lastx.valid = 0;
   lastp.feed_end = start + feed * factor;
@@ -760,6 +798,8 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
   if (written > mesh_drain) mesh_drain = written;
   unit_free[QEX] = end;
   ctr.busy[QEX] += end - ready;
+  ex_read_mark(a, ready, end);
+  ex_read_mark(bd, ready, end);
   if (!ag) for (long i = 0; i < arow_n; i++) dep_mark(QEX, is_acc(a), row_of(a) + (uint32_t)(i * exc.a_stride), 1, 0, end);
   if (!dg) dep_mark(QEX, is_acc(bd), row_of(bd), (uint32_t)bd_rows, 0, end);
   if (!garbage(pre.c)) for (long i = 0; i < pre.c_rows; i++)
@@ -895,11 +935,13 @@ void gsim_reset(void) {
   memset(touch[0], 0, GSIM_SP_ROWS); memset(touch[1], 0, GSIM_ACC_ROWS);
   rd_n = wr_n = 0; rd_port = wr_port = 0; mvin_n = 0; mesh_n = 0; mesh_drain = 0; last_st_complete = 0;
   memset(&lastx, 0, sizeof lastx); memset(&lastp, 0, sizeof lastp);
+  memset(ex_rd, 0, sizeof ex_rd); memset(ex_rd_n, 0, sizeof ex_rd_n); memset(bank_wr_free, 0, sizeof bank_wr_free);
   epoch += (uint32_t)n_instr + 1;
   n_instr = 0; last_fence_instr = 0; mvouts_since_fence = 0; cur_line = 0;
   src_kind = SRC_CPU;
   bb_seen = *cpu_bc;
   insns_seen = *cpu_ic;
+  cpu_centi = 0;
 }
 
 /* The writable segments (data, bss) of the loaded object that holds the candidate's entry point. */
@@ -978,8 +1020,10 @@ size_t gsim_stats(char *buf, size_t cap) {
   P("dma_read_requests", ctr.dma_rd_reqs); P("dma_write_requests", ctr.dma_wr_reqs);
   P("busy_ld", ctr.busy[QLD]); P("busy_ex", ctr.busy[QEX]); P("busy_st", ctr.busy[QST]);
   P("stall_dep_ld", ctr.dep_stall[QLD]); P("stall_dep_ex", ctr.dep_stall[QEX]); P("stall_dep_st", ctr.dep_stall[QST]);
-  P("stall_rs_full", ctr.rs_full_stall); P("stall_cpu_front_queue", ctr.cpu_stall); P("stall_fence", ctr.fence_stall);
+  P("stall_rs_full", ctr.rs_full_stall); P("stall_rs_full_ld", ctr.rs_full_q[QLD]);
+  P("stall_rs_full_ex", ctr.rs_full_q[QEX]); P("stall_rs_full_st", ctr.rs_full_q[QST]); P("stall_cpu_front_queue", ctr.cpu_stall); P("stall_fence", ctr.fence_stall);
   P("stall_dma_window", ctr.window_stall); P("bank_conflict_cycles", ctr.bank_conflict);
+  P("stall_bank_write", ctr.bank_wr_stall);
   P("spad_rows_touched", sp_touched); P("acc_rows_touched", acc_touched);
   P("cpu_basic_blocks", ctr.bb); P("cpu_instructions", ctr.insns); P("macs_issued", ctr.macs_issued);
   P("uninit_reads", uninit.count);

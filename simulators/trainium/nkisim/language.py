@@ -36,12 +36,12 @@ from .runtime import (
     DynSlice,
     Tensor,
     access,
+    copy_engine,
     dma,
     emit,
     fail,
     mask_count,
     new_tile,
-    pick,
     read,
     scratch,
     session,
@@ -299,14 +299,10 @@ def store(dst, value, *, mask=None, **kw) -> None:
 
 def evict(t: Tensor, n: int | None = None) -> Tensor:
     """The PSUM -> SBUF copy the compiler inserts where an instruction needs an SBUF operand (a DMA, a matmul
-    operand, an assignment into an SBUF tile), on whichever of ScalarE / VectorE finishes it first."""
+    operand), on ScalarE (the engine it evicts PSUM with)."""
     tmp = scratch(t.shape, t.dtype)
-    cyc = _min_ii(t.free_elems() if n is None else n)
-    emit(pick(COPY_ENGINES, cyc, [t], [tmp]), cyc, [t], [tmp])
+    emit(SCALAR, _min_ii(t.free_elems() if n is None else n), [t], [tmp])
     return tmp
-
-
-COPY_ENGINES = (SCALAR, VECTOR)  # engines that read PSUM and write SBUF (GpSimd cannot access PSUM: ARCH)
 
 
 def load_transpose2d(src, *, mask=None, dtype=None, **kw) -> Tensor:
@@ -326,14 +322,13 @@ def _onchip(t, op: str, arg: str = "data") -> Tensor:
 
 
 def copy(src, *, mask=None, dtype=None, engine=None, **kw) -> Tensor:
-    """nl.copy: a copy on ScalarE or VectorE, whichever finishes first (the compiler's choice)."""
+    """nl.copy: a ScalarE activation copy (the engine the compiler uses for PSUM eviction)."""
     _onchip(src, "copy", "src")
     out = new_tile(src.shape, dtype or src.dtype)
     v = read(src, mask)
     write(out, v, mask)
     _, n = mask_count(mask, src.shape)
-    cyc = _min_ii(n)
-    emit(engine or pick(COPY_ENGINES, cyc, [src], [out]), cyc, [src], [out])
+    emit(engine or SCALAR, _min_ii(n), [src], [out])
     return out
 
 
@@ -353,8 +348,17 @@ def assign(view: Tensor, value) -> None:
         if s.pending_kind == "matmul":
             _take_matmul(view, value, accumulate=False)
             return
+        if s.pending_kind == "compute" and value.elems() == view.elems() and value.buffer == view.buffer:
+            emit_fn, s.pending = s.pending, None
+            value.pending = False
+            if s.functional:
+                write(view, value.alloc.data.reshape(view.shape))
+            emit_fn(view)
+            return
         s.flush()
     if isinstance(value, Tensor):
+        if value.elems() == 0:
+            return  # an empty tile (a zero-length tail): nothing to write, no instruction
         v = read(value)
         if v is not None:
             if v.shape != view.shape:
@@ -373,9 +377,7 @@ def assign(view: Tensor, value) -> None:
             s.flush()
             _alias(value, view)
         else:
-            cyc = _min_ii(view.free_elems())
-            engines = COPY_ENGINES if value.buffer == "psum" or view.buffer == "psum" else (VECTOR, SCALAR)
-            emit(pick(engines, cyc, [value], [view]), cyc, [value], [view])
+            emit(copy_engine(value), _min_ii(view.free_elems()), [value], [view])
         return
     if isinstance(value, (int, float, np.number)):
         write(view, value)
@@ -434,9 +436,16 @@ def transpose(x, *, dtype=None, mask=None, **kw) -> Tensor:
     out = new_tile((F, P), dtype or x.dtype, "psum")
     v = read(x)
     write(out, None if v is None else v.T)
-    emit(TENSOR, _b.max(P, _b.min(64, F)), [x], [out])
+    emit(TENSOR, pe_transpose_cycles(P, F, x.dtype), [x], [out])
     session().tl.c["transpose_flops"] += 2 * P * F * P
     return out
+
+
+def pe_transpose_cycles(P: int, F: int, dtype) -> float:
+    """A TensorE transpose is a matmul against an identity (ARCH): max(P, min(64, F)) cycles (ISA nc_transpose),
+    and like any matmul x4 for fp32 data (ISA nc_matmul; fp32 is not bit-exact through it on NC-v2)."""
+    cyc = _b.max(P, _b.min(64, F))
+    return cyc * session().cfg.fp32_matmul_factor if _dt.as_dtype(dtype).itemsize == 4 else cyc
 
 
 # -- compute helpers ------------------------------------------------------------------------------------------------

@@ -89,7 +89,8 @@ class Session:
         f = sys._getframe(2)
         while f is not None and f.f_code.co_filename in _OURS:
             f = f.f_back
-        return (f.f_code.co_filename, f.f_lineno) if f is not None else None
+        # the bytecode offset tells apart two allocating calls on one line (a transpose and its copy, say)
+        return (f.f_code.co_filename, f.f_lineno, f.f_lasti) if f is not None else None
 
     def rotate(self, acc: Access, seq: int) -> None:
         """Give a tile allocated inside a loop its physical buffer: N rotating buffers (fewer in sequential loops)."""
@@ -118,7 +119,7 @@ class Session:
         return bad
 
     def flush(self) -> None:
-        if self.pending is not None:
+        while self.pending is not None:
             p, self.pending = self.pending, None
             p()
 
@@ -657,29 +658,39 @@ def spill(t: Tensor, save: bool) -> None:
         s.tl.dma(partitions(t), 1, chunk, [], acc, nbytes)
 
 
-def pick(engines: tuple, cycles: float, reads, writes) -> str:
-    """The engine the compiler gives work that several engines can do: the one that would finish it first
-    (ties go to the first listed)."""
-    s = session()
-    s.flush()
-    if len(engines) == 1:
-        return engines[0]
-    r = [access(t) for t in reads if isinstance(t, Tensor)]
-    w = [access(t) for t in writes]
-    best, when = engines[0], None
-    for e in engines:
-        t = s.tl.earliest(e, cycles, r, w)
-        if when is None or t < when - 1e-9:
-            best, when = e, t
-    return best
+def copy_engine(src: Tensor) -> str:
+    """The engine the compiler gives a copy with no engine named ("selected based on the input tile", ISA
+    tensor_copy): ScalarE for a PSUM source (the eviction engine, as Autocomp's annotated kernels show),
+    else VectorE."""
+    return "scalar" if src.buffer == "psum" else "vector"
 
 
 def emit(engine: str, cycles: float, reads, writes) -> None:
-    """Charge a compute instruction reading and writing tiles (scalars in `reads` are ignored)."""
+    """Charge a compute instruction reading and writing tiles (scalars in `reads` are ignored).
+
+    An instruction whose only output is a new tile is issued lazily, at the next NKI call: if that call is
+    `view[...] = result`, the instruction writes straight into `view` (as the compiler allocates it) and waits for
+    that buffer, so both spellings of the same kernel get the same timing."""
     s = session()
     s.flush()
     if any(t.elems() == 0 for t in writes):
         return  # an empty tile: the compiler emits no instruction
+    if len(writes) == 1 and writes[0].fresh and writes[0].key is None:
+        out = writes[0]
+        out.pending = True
+
+        def issue(target: Tensor = out) -> None:
+            out.pending = False
+            emit_now(engine, cycles, reads, [target])
+
+        s.pending = issue
+        s.pending_kind = "compute"
+        return
+    emit_now(engine, cycles, reads, writes)
+
+
+def emit_now(engine: str, cycles: float, reads, writes) -> None:
+    s = session()
     r = []
     c = s.tl.c
     for t in reads:
