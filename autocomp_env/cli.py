@@ -1,6 +1,6 @@
 """`autocomp-env`: the command line. Every command has --help; user mistakes are one line, a hint, exit 2.
 
-Commands: list, sim, run, bench, train, replay, validate, report, demo. Options come from flags or one
+Commands: list, sim, run, bench, train, replay, validate, report, demo, serve. Options come from flags or one
 YAML file (`--config`), flags winning; the effective configuration is saved with every result.
 """
 
@@ -381,6 +381,29 @@ def cmd_report(cfg: dict[str, Any]) -> int:
     return report_main(cfg)
 
 
+def cmd_serve(cfg: dict[str, Any]) -> int:
+    try:
+        from autocomp_env.integrations.openenv_server import serve
+    except ImportError as e:
+        raise UserError(f"the OpenEnv server needs openenv-core ({e.name} is missing)", "pip install -e '.[openenv]'") from None
+    if cfg["host"] not in ("127.0.0.1", "localhost", "::1"):
+        print(f"autocomp-env serve: warning: listening on {cfg['host']}: anyone who can reach it runs code in your sandbox", file=sys.stderr)
+    code_model = _code_model(cfg) if cfg.get("code_model") == "llm" else "offline"
+    env_kwargs = {} if cfg["mode"] == "code" else {"code_model": code_model}
+    _kernel(cfg["kernel"])
+    print(f"autocomp-env serve: OpenEnv server for {cfg['kernel']} ({cfg['mode']} mode) at http://{cfg['host']}:{cfg['port']}", flush=True)
+    serve(
+        host=cfg["host"],
+        port=int(cfg["port"]),
+        kernel=cfg["kernel"],
+        mode=cfg["mode"],
+        max_turns=int(cfg["max_turns"]),
+        max_sessions=int(cfg["max_sessions"]),
+        **env_kwargs,
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------------------------------
 # parser
 
@@ -461,6 +484,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("validate", cmd_validate, "Re-simulate the best code of an episode or results file in a fresh process.")
     sp.add_argument("file", help="episode JSON or results JSONL")
+
+    sp = add("serve", cmd_serve, "Serve a kernel as an OpenEnv environment for LLM-policy training (text interface).")
+    _opt(sp, "--kernel", default="gemmini-exo-small:0", help="kernel name or alias (a session may reset to another)")
+    _opt(sp, "--mode", default="plan", choices=["plan", "code"], help="the policy writes plans or full code")
+    _opt(sp, "--max-turns", type=int, default=4, help="turns per episode (default 4)")
+    _opt(sp, "--max-sessions", type=int, default=16, help="concurrent WebSocket sessions (default 16)")
+    _opt(sp, "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    _opt(sp, "--port", type=int, default=8000, help="port (default 8000)")
+    _opt(sp, "--code-model", default="offline", choices=["offline", "llm"], help="plan mode: who implements plans")
+    _opt(sp, "--base-url", default=None, help="OpenAI-compatible endpoint for --code-model llm")
+    _opt(sp, "--model", default=None, help="LLM model name for --code-model llm")
+    _opt(sp, "--api-key", default=None, help="API key (default: $OPENAI_API_KEY / $AUTOCOMP_LLM_API_KEY)")
+    _opt(sp, "--temperature", type=float, default=None, help="LLM sampling temperature")
 
     sp = add("report", cmd_report, "Comparison table and plots from one or several results folders.")
     sp.add_argument("dirs", nargs="+", help="results folders")

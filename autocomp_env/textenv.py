@@ -76,7 +76,8 @@ class TextObservation:
 
 @dataclass(frozen=True)
 class TextTurn:
-    """The outcome of one answer: the next observation, the reward, the named metrics and the env's info."""
+    """The outcome of one answer: the next observation, the reward, the named metrics and the env's info.
+    `truncated` is also set when the episode used its `max_turns`."""
 
     observation: TextObservation
     reward: float
@@ -187,10 +188,11 @@ class TextEnv:
     def _advance(self, turn: TextTurn) -> TextTurn:
         """Count the turn, build the next prompt and return the turn carrying it."""
         self.turn += 1
-        self.done = turn.terminated or turn.truncated or self.turn >= self.max_turns
+        truncated = turn.truncated or (self.turn >= self.max_turns and not turn.terminated)  # a time limit
+        self.done = turn.terminated or truncated
         self._group = []
         self.observation = self._observe()
-        return dataclasses.replace(turn, observation=self.observation)
+        return dataclasses.replace(turn, observation=self.observation, truncated=truncated)
 
     def _check_running(self) -> None:
         if self.observation is None:

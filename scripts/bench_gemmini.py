@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from simulators.gemmini import DEFAULT, GemminiSimulator, parse_kernel, vendor_code  # noqa: E402
 from simulators.gemmini.build import build_runtime, harness_binary  # noqa: E402
 from simulators.gemmini.kernels import make_inputs  # noqa: E402
-from simulators.gemmini.simulator import compile_script, harness_main_source, solution_source  # noqa: E402
+from simulators.gemmini.simulator import compile_script, harness_exports, harness_main_source, solution_source  # noqa: E402
 
 SIG = "void solution(int8_t A[MAT_DIM_I][MAT_DIM_K], int8_t B[MAT_DIM_K][MAT_DIM_J], int8_t C[MAT_DIM_I][MAT_DIM_J])"
 SETUP = """
@@ -72,7 +72,7 @@ def instructions_per_second(kernel: str, code: str, repeat: int) -> tuple[int, f
     per second of run wall time, and the CPU seconds of one compile and of one single-seed run."""
     spec = parse_kernel(kernel)
     root = build_runtime(DEFAULT)
-    harness = harness_binary(root, harness_main_source(spec))
+    harness = harness_binary(root, harness_main_source(spec), harness_exports(spec))
     with tempfile.TemporaryDirectory() as d:
         Path(d, "solution.c").write_text(solution_source(spec, code))
         inp = make_inputs(spec, 0)
@@ -107,7 +107,7 @@ def main() -> None:
         root = Path(d) / "gemmini"
         shutil.copytree(runtime, root, ignore=shutil.ignore_patterns("harness"))
         t0 = time.perf_counter()
-        harness_binary(root, harness_main_source(parse_kernel(kernel)))
+        harness_binary(root, harness_main_source(parse_kernel(kernel)), harness_exports(parse_kernel(kernel)))
         print(f"harness build for a new kernel shape (once, cached): {time.perf_counter() - t0:.3f} s")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"\n{kernel}: roofline {sim.roofline(kernel):.0f} cycles")

@@ -303,7 +303,7 @@ def test_the_harness_runs_by_hand(tmp_path):
     from simulators.gemmini.build import build_runtime, harness_binary
     from simulators.gemmini.config import DEFAULT
     from simulators.gemmini.kernels import case
-    from simulators.gemmini.simulator import compile_script, harness_main_source, solution_source
+    from simulators.gemmini.simulator import compile_script, harness_exports, harness_main_source, solution_source
 
     spec = parse_kernel(MM)
     root = build_runtime(DEFAULT)
@@ -311,7 +311,7 @@ def test_the_harness_runs_by_hand(tmp_path):
     for a in spec.arrays:
         (tmp_path / f"in0_{a.name}.bin").write_bytes(case(spec, 0)[0][a.name].tobytes())
     subprocess.run(["/bin/sh", "-c", compile_script(root)], cwd=tmp_path, check=True)
-    harness = harness_binary(root, harness_main_source(spec))
+    harness = harness_binary(root, harness_main_source(spec), harness_exports(spec))
     subprocess.run([str(harness), "1"], cwd=tmp_path, check=True, env={"PATH": "/usr/bin:/bin"})
     stats = dict(line.split() for line in (tmp_path / "stats0.txt").read_text().splitlines())
     assert int(stats["cycles"]) > 0 and stats["seccomp"] == "0" and stats["n_compute"] == "12"
