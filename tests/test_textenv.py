@@ -128,3 +128,17 @@ def test_bad_arguments_are_clear_errors():
         TextEnv(KERNEL, mode="chat")
     with pytest.raises(ValueError, match="code_model"):
         TextEnv(KERNEL, mode="code", code_model="offline")
+
+
+def test_the_readme_text_interface_example_runs(tmp_path):
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "from autocomp_env.textenv import" in b]
+    assert blocks, "the README's text-interface example is missing"
+    r = subprocess.run([sys.executable, "-c", blocks[0]], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "roofline_fraction" in r.stdout
