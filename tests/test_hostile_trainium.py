@@ -488,7 +488,7 @@ tryit('home', lambda: open({home!r}).close() or True)
 tryit('write_tmp', lambda: open({outside!r}, 'w').close() or True)
 raise RuntimeError('PROBE ' + repr(sorted(got.items())))
 """
-DENIED = {"EPERM", "EACCES", "ESRCH"}  # no permission, or no such process in the candidate's pid namespace
+DENIED = {"EPERM", "EACCES", "ESRCH", "ENOENT"}  # no permission, no such process (pid namespace) or file (hidden)
 
 
 def _probe(w, target: int) -> dict:
@@ -500,7 +500,15 @@ def _probe(w, target: int) -> dict:
 
 
 @pytest.mark.parametrize(
-    "without", [(), ("landlock",), ("landlock", "pidns"), ("landlock", "pidns", "userns")], ids=lambda w: "-".join(w)
+    "without",
+    [
+        (),  # Landlock and our namespaces
+        ("landlock",),  # no Landlock: the sandbox's namespace level (isolation.enter) instead
+        ("landlock", "mountns"),  # our namespaces only
+        ("landlock", "mountns", "pidns"),  # a user namespace only
+        ("landlock", "mountns", "pidns", "userns"),  # nothing but the warm process being non-dumpable (and nobody)
+    ],
+    ids=lambda w: "-".join(w) or "all",
 )
 def test_the_candidate_cannot_reach_the_warm_process(unguarded, private_tmp, without):
     w = unguarded
@@ -515,10 +523,11 @@ def test_the_candidate_cannot_reach_the_warm_process(unguarded, private_tmp, wit
     assert {got["mem"], got["ptrace"], got["vm_write"]} <= DENIED, got
     # Signals: the pid namespace or Landlock's scope stop them; with neither, the same user may kill it (then the
     # host starts a new one: a lost evaluation, never a forged one).
-    assert got["kill"] in DENIED or without == ("landlock", "pidns"), got
-    if not without:  # the host's environment, the home directory and any write: Landlock stops these
-        assert {got["host_environ"], got["home"], got["write_tmp"]} <= DENIED, got
-        assert not os.path.exists(OUTSIDE[0])
+    assert got["kill"] in DENIED or without == ("landlock", "mountns", "pidns"), got
+    if without in ((), ("landlock",)):  # the default levels: the host's environment and the home directory hidden
+        assert {got["host_environ"], got["home"]} <= DENIED, got
+    if not without:  # and with Landlock, no write anywhere
+        assert got["write_tmp"] in DENIED and not os.path.exists(OUTSIDE[0]), got
     assert w.pid() == pid and os.kill(pid, 0) is None  # the warm process is alive and the same
     assert TrainiumSimulator().run(RMSNORM + "\n\n", KERNEL).correct
 
@@ -550,11 +559,30 @@ raise RuntimeError('PROBE ' + repr(sorted(res.items())))
 
 
 def test_non_dumpable_is_what_keeps_a_same_user_child_out(unguarded, private_tmp):
-    unguarded.without = ("landlock", "pidns", "userns")
+    unguarded.without = ("landlock", "mountns", "pidns", "userns")
     r = TrainiumSimulator().run(CONTROL + RMSNORM, KERNEL, timeout=TIMEOUT)
     assert r.error.type == "runtime_error" and "PROBE" in r.error.message, r.error
     got = dict(eval(r.error.message.split("PROBE ", 1)[1]))
     assert got[1] == "ok" and got[0] in DENIED, got
+
+
+def test_a_machine_that_refuses_every_isolation_runs_no_model_code(monkeypatch, private_tmp, listener):
+    # No Landlock, no bubblewrap, and the namespace level refused: the warm child exits before running anything,
+    # and the evaluation is refused as sandbox.run refuses it (SandboxUnavailable, which names the opt-in).
+    paths = [helpers.TESTS, trn_sim._SHIM, trn_sim._ROOT, *trn_sim._library_dirs()]
+    w = _Warm(paths, "trn_unguarded:prepare_refused", env=dict(trn_sim._BLAS))
+    w.without = ("landlock",)
+    monkeypatch.setattr(trn_sim, "warm_process", lambda: w)
+    monkeypatch.setattr(trn_sim, "RECORD", UNGUARDED)
+    monkeypatch.setattr(trn_sim, "_cold_available", lambda: False)
+    monkeypatch.setattr(trn_sim, "scan", lambda source: None)
+    try:
+        code = _code("escape_shell", listener.getsockname()[1])
+        with pytest.raises(sandbox.SandboxUnavailable, match="AUTOCOMP_SANDBOX=rlimits"):
+            TrainiumSimulator().run(code, KERNEL, timeout=TIMEOUT)
+        assert_contained("escape_shell", private_tmp, listener)  # nothing of it ran
+    finally:
+        w.close()
 
 
 @pytest.mark.skipif(sandbox._BWRAP is None, reason="bubblewrap is not installed")

@@ -18,6 +18,14 @@ def prepare() -> None:
     replay.prepare()
 
 
+def prepare_refused() -> None:
+    """A machine whose kernel refuses the namespaces of the sandbox's namespace level (only a network one)."""
+    from simulators import isolation
+
+    replay.prepare()
+    isolation.enter = lambda keep: {"netns"}
+
+
 def record(payload: dict, body: bytes = b"") -> bytes:
     runner.scan = lambda source: None
     runner.safe_builtins = lambda importer: dict(vars(builtins))

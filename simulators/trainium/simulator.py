@@ -196,6 +196,12 @@ class TrainiumSimulator:
             payload = {"source": code, "kernel": spec.name, "config": self.config.to_dict()}
             if w.landlock(True) or not _cold_available():
                 out = w.call(RECORD, payload, limits=limits, cwd=tmp, read_paths=read_paths(), max_result=MAX_RECORD)
+                if out.returncode == warm.EXIT_UNISOLATED:  # the same policy as sandbox.run's namespace level
+                    raise sandbox.SandboxUnavailable(
+                        "this machine has neither Landlock nor bubblewrap and refuses the namespaces that hide your "
+                        "home directory and other processes from model code. Install bubblewrap (apt-get install "
+                        "bubblewrap), or set AUTOCOMP_SANDBOX=rlimits to run it anyway without that isolation."
+                    )
                 phases.update(record_wall_s=out.wall_seconds, sandbox_start_s=out.start_seconds)
                 phases["record_cpu_s"] = out.cpu_seconds
                 failed = _failure(out, timeout, "kernel")
