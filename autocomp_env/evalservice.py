@@ -55,6 +55,13 @@ class EvalWorker:
 
         return os.getpid()
 
+    def cpu_seconds(self) -> float:
+        """CPU time of this worker and the sandboxed processes it ran (compilers, simulators)."""
+        import resource
+
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
 
 @dataclass
 class _Request:
@@ -169,6 +176,10 @@ class EvalService:
     @property
     def workers(self) -> int:
         return len(self._workers)
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU seconds used so far by the live workers (their own and their sandboxed children's)."""
+        return float(sum(self._ray.get([w.cpu_seconds.remote() for w in self._workers.values()])))
 
     def worker_pids(self) -> list[int]:
         return self._ray.get([w.pid.remote() for w in self._workers.values()])
