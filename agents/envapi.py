@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 from autocomp_env.core import Plan
+from autocomp_env.env import env_id_for
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,6 @@ def make_env(spec: EnvSpec) -> gym.Env:
     for mod in spec.imports:
         importlib.import_module(mod)
     if spec.env_id is None:
-        from autocomp_env.env import env_id_for
-
         return gym.make(env_id_for(spec.kernel), kernel=spec.kernel, **dict(spec.kwargs))
     return gym.make(spec.env_id, kernel=spec.kernel, **dict(spec.kwargs))
 

@@ -13,8 +13,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from autocomp_env.core import Feedback, Generation, Kernel, Plan
-from autocomp_env.families.base import read_schedule
 from autocomp_env.kernels import family_of
+from autocomp_env.schedules.base import read_schedule
 
 
 @runtime_checkable

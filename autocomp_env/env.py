@@ -14,14 +14,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from autocomp_env import targets
 from autocomp_env.budget import Budget, Usage
 from autocomp_env.cache import EvalCache
 from autocomp_env.codemodel import CodeModel, OfflineCodeModel
 from autocomp_env.core import Feedback, Generation, Kernel, Plan
 from autocomp_env.episode import EpisodeState, code_hash
 from autocomp_env.evaluation import Evaluator
-from autocomp_env.families.base import read_schedule
-from autocomp_env.kernels import UnknownKernel, family_of, get_kernel, resolve
+from autocomp_env.kernels import UnknownKernel, family_of, get_kernel, load_family, resolve
+from autocomp_env.schedules.base import read_schedule
 from simulators.result import SimResult
 
 # Printable ASCII (with newline and tab) plus the unicode punctuation LLM plans commonly contain.
@@ -31,65 +32,17 @@ MAX_CODE_CHARS = 200_000
 ROOFLINE_TOLERANCE = 0.01  # "reached the roofline" = within 1% of it
 ACTION_MODES = ("menu", "plan", "both")
 
-# The flagship kernel of each registered env (override with kernel=...; "small" = its small variant).
-DEFAULT_KERNELS: dict[str, str] = {
-    "gemmini/matmul": "gemmini-exo:0",
-    "gemmini/conv": "gemmini-conv:0",
-    "gemmini/tinympc": "gemmini-tinympc:1",
-    "trainium/gemm": "trainium-tutorial:2",
-    "trainium/attention": "trainium-tutorial:4",
-    "trainium/sdattention": "trainium-tutorial:5",
-    "trainium/rmsnorm": "trainium-tutorial:0",
-    "trainium/layernorm": "trainium-tutorial:1",
-    "trainium/softmax": "trainium-extra:0",
-    "trainium/mamba": "trainium-tutorial:3",
-    "trainium/conv1d": "trainium-extra:1",
-}
-
-
 def env_id_for(kernel: str) -> str:
     """The registered env id that serves `kernel` (name or alias), e.g. "autocomp/Gemmini-matmul-v0"."""
-    from autocomp_env import ENV_IDS
-
     k = get_kernel(kernel)
-    for env_id, family in ENV_IDS.items():
-        if family == f"{k.target}/{k.family}":
-            return env_id
-    raise ValueError(f"no registered env serves {k.target}/{k.family}")
-
-
-# Simulator counters exposed as features, per target: (counter, scale). scale "latency" divides by the
-# latency (busy or stall time becomes a fraction of the run); a number divides by that number. Missing or
-# non-numeric counters read 0, so a simulator may add counters without changing the observation.
-COUNTER_FEATURES: dict[str, tuple[tuple[str, str | float], ...]] = {
-    "gemmini": (
-        ("busy_ld", "latency"),
-        ("busy_ex", "latency"),
-        ("busy_st", "latency"),
-        ("stall_dep_ex", "latency"),
-        ("stall_fence", "latency"),
-        ("stall_rs_full", "latency"),
-        ("stall_dma_window", "latency"),
-        ("bank_conflict_cycles", "latency"),
-        ("instructions", "latency"),  # instructions per cycle
-        ("spad_rows_touched", 16384.0),  # share of the 256 KiB scratchpad
-        ("acc_rows_touched", 1024.0),  # share of the 64 KiB accumulator
-    ),
-    "trainium": (
-        ("tensor_busy_pct", 100.0),
-        ("vector_busy_pct", 100.0),
-        ("scalar_busy_pct", 100.0),
-        ("gpsimd_busy_pct", 100.0),
-        ("dma_busy_pct", 100.0),
-        ("mfu", 1.0),
-        ("mbu", 1.0),
-    ),
-}
+    return targets.target(k.target).env_id(k.family)
 
 
 def feature_names(target: str) -> tuple[str, ...]:
-    """Names of the observation's `features` entries for `target`, in order."""
-    counters = tuple(f"counter:{name}" for name, _ in COUNTER_FEATURES.get(target, ()))
+    """Names of the observation's `features` entries for `target`, in order. The counters are the target's
+    (`Target.counters`): a missing or non-numeric counter reads 0, so a simulator may add counters without
+    changing the observation."""
+    counters = tuple(f"counter:{name}" for name, _ in targets.target(target).counters)
     return (
         ("log_latency_ratio", "speedup", "best_speedup", "utilization", "roofline_fraction")
         + counters
@@ -190,7 +143,7 @@ class AutocompEnv(gym.Env):
     | 2 | best speedup in the episode | 0 | 1e6 |
     | 3 | utilization reported by the simulator (0 if none) | 0 | 1e6 |
     | 4 | fraction of the roofline: roofline / latency | 0 | 1 |
-    | 5 .. 4+C | simulator counters (`COUNTER_FEATURES`), normalized | 0 | 1e6 |
+    | 5 .. 4+C | simulator counters (the target's `counters`), normalized | 0 | 1e6 |
     | 5+C | samples budget left (fraction, 1 if unlimited) | 0 | 1 |
     | 6+C | tokens budget left | 0 | 1 |
     | 7+C | dollars budget left | 0 | 1 |
@@ -479,7 +432,7 @@ class AutocompEnv(gym.Env):
             float(r.utilization or 0.0) if r else 0.0,
             min(1.0, self.kernel.roofline / lat),
         ]
-        for name, scale in COUNTER_FEATURES.get(self.kernel.target, ()):
+        for name, scale in targets.target(self.kernel.target).counters:
             v = counters.get(name, 0.0)
             v = float(v) if isinstance(v, (int, float)) and math.isfinite(v) else 0.0
             values.append(v / lat if scale == "latency" else v / float(scale))
@@ -670,9 +623,11 @@ def _choose_kernel(kernel: str | None, family: str | None) -> Kernel:
             raise ValueError(
                 "pass kernel=... (a name or alias), or make a registered id like autocomp/Gemmini-matmul-v0"
             )
-        if family not in DEFAULT_KERNELS:
-            raise ValueError(f"unknown family {family!r}; known: {', '.join(DEFAULT_KERNELS)}")
-        k = get_kernel(DEFAULT_KERNELS[family])
+        target, _, name = family.partition("/")
+        try:
+            k = get_kernel(load_family(target, name).flagship)
+        except (UnknownKernel, ValueError) as e:
+            raise ValueError(f"unknown family {family!r}: {e}") from e
         return get_kernel(k.small) if kernel == "small" and k.small else k
     try:
         k = get_kernel(resolve(kernel))

@@ -28,9 +28,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from autocomp_env import targets
 from autocomp_env.cache import EvalCache
 from autocomp_env.core import Kernel
-from autocomp_env.evaluation import Evaluator, timeout_for
+from autocomp_env.evaluation import Evaluator
 from autocomp_env.kernels import get_kernel
 from autocomp_env.raysetup import init_ray
 from simulators.result import SimResult
@@ -218,7 +219,7 @@ class EvalService:
     def _limit(self, req: _Request) -> float:
         if req.timeout is not None:
             return req.timeout
-        return self.timeout if self.timeout is not None else timeout_for(req.kernel, len(self.seeds)) + TIMEOUT_SLACK
+        return self.timeout if self.timeout is not None else targets.target(req.kernel.target).timeout_for(req.kernel, len(self.seeds)) + TIMEOUT_SLACK
 
     def _deadline(self, req: _Request) -> float:
         return time.monotonic() + self._limit(req)

@@ -2,6 +2,10 @@
 
     python scripts/bench_trainium.py [--small] [--only NAME,...] [--functional-timeout S]
     python scripts/bench_trainium.py --step [--kernel trainium/rmsnorm-128x512] [--repeat 12]
+    python scripts/bench_trainium.py --traces DIR
+
+--traces: timing-only evaluation (through the sandbox) of every intact step of Autocomp's trace files in DIR, at
+the measured shapes, with the wall seconds and the CPU seconds of the replay that runs the timeline.
 
 Per kernel: timing-only mode (TrainiumSimulator.run(mode="timing"), through the sandbox), and a functional check
 of one seed (mode="functional", seeds=(0,)), at the default (published) shapes, or small ones with --small. Prints
@@ -84,7 +88,7 @@ def bench_step(kernel: str, repeat: int) -> int:
     import gymnasium as gym
 
     import autocomp_env  # noqa: F401  (registers the envs)
-    from autocomp_env import evaluation
+    from autocomp_env import targets
     from simulators.trainium import simulator as trn_sim
 
     family = kernel.split("/")[1].split("-")[0]
@@ -115,7 +119,7 @@ def bench_step(kernel: str, repeat: int) -> int:
     env = gym.make(f"autocomp/Trainium-{family}-v0", kernel=kernel, cache_dir="", max_steps=repeat + 1)
     obs, _ = env.reset(seed=0)
     steps, evals = [], []
-    tsim = evaluation.simulator_for("trainium")
+    tsim = targets.simulator("trainium")
     for _ in range(repeat):
         before = getattr(tsim, "last_phases", None)
         action = env.action_space.sample(mask=obs["mask"].astype("int8"))
@@ -133,6 +137,28 @@ def bench_step(kernel: str, repeat: int) -> int:
     return 0
 
 
+def bench_traces(directory: str) -> int:
+    from simulators.trainium.traces import kernel_for, parse_trace, trace_files
+
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times scale with it)")
+    print(f"{'trace':22} {'step':>4} {'latency us':>11} {'wall s':>7} {'replay cpu-s':>13}")
+    worst = 0.0
+    for path in trace_files(directory):
+        kernel = kernel_for(path)
+        for st in parse_trace(path):
+            if st.damage:
+                continue
+            t0 = time.perf_counter()
+            r = TrainiumSimulator().run(st.code, kernel, mode="timing", timeout=600)
+            wall = time.perf_counter() - t0
+            cpu = r.counters.get("timing_cpu_seconds", float("nan"))
+            worst = max(worst, cpu)
+            lat = f"{r.latency:11.1f}" if r.latency is not None else f"{'-':>11}"
+            print(f"{os.path.basename(path):22} {st.index:4} {lat} {wall:7.2f} {cpu:13.2f}", flush=True)
+    print(f"slowest timeline: {worst:.2f} CPU-s")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", action="store_true")
@@ -142,9 +168,12 @@ def main() -> int:
     ap.add_argument("--step", action="store_true", help="env-step speed with per-phase figures")
     ap.add_argument("--kernel", default="trainium/rmsnorm-128x512")
     ap.add_argument("--repeat", type=int, default=12)
+    ap.add_argument("--traces", metavar="DIR", help="time every intact step of the *_trace.py files in DIR")
     a = ap.parse_args()
     if a.step:
         return bench_step(a.kernel, max(5, a.repeat))
+    if a.traces:
+        return bench_traces(a.traces)
     only = {x for x in a.only.split(",") if x}
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall times scale with it)")
     print(f"{'kernel':16} {'shape':36} {'latency us':>11} {'timing s':>9} {'functional s':>13}  result")

@@ -17,7 +17,7 @@ import pytest
 from helpers import HOME_SECRET, OUTSIDE, assert_contained, assert_env_penalizes_and_goes_on, assert_error
 
 import autocomp_env  # noqa: F401  (registers the envs)
-from autocomp_env import evaluation
+from autocomp_env import targets
 from simulators import sandbox, warm
 from simulators.trainium import TrainiumSimulator, replay
 from simulators.trainium import simulator as trn_sim
@@ -193,7 +193,7 @@ ENV_CASES = [n for n in sorted(HOSTILE) if HOSTILE[n][1] != GUARD and n != "fork
 
 
 def test_env_penalizes_hostile_code_and_goes_on(private_tmp, listener, monkeypatch):
-    monkeypatch.setitem(evaluation._INSTANCES, "trainium", _ShortTimeout())
+    monkeypatch.setitem(targets._SIMULATORS, ("trainium", repr(None)), _ShortTimeout())
     port = listener.getsockname()[1]
     cases = [(n, _code(n, port), HOSTILE[n][1]) for n in ENV_CASES]
     assert_env_penalizes_and_goes_on("autocomp/Trainium-rmsnorm-v0", KERNEL, cases, private_tmp, listener)

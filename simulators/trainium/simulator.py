@@ -89,7 +89,7 @@ class TrainiumSimulator:
     Results are cached in-process by (code hash, kernel, seed) and (code hash, kernel, config).
     """
 
-    version = "trn1-nki1-sim-0.3"
+    version = "trn1-nki1-sim-0.4"
 
     def __init__(self, config: TrainiumConfig | None = None) -> None:
         self.config = config or TrainiumConfig()

@@ -190,7 +190,9 @@ class _Range:
         s = session()
         s.loops.append(self.kind)
         try:
-            yield from self.r
+            for i in self.r:
+                s.line = None  # allocation sites are numbered per line within one iteration
+                yield i
         finally:
             if s.loops:
                 s.loops.pop()
@@ -908,8 +910,59 @@ def activation_fn(op):
         fail(f"unsupported activation function {getattr(op, '__name__', op)!r}")
 
 
-def static_cast(x, dtype):
+def static_cast(x, dtype, **kw):
+    """A value conversion to `dtype` (a copy with a cast, on ScalarE like nl.copy)."""
     return copy(x, dtype=dtype)
+
+
+# Short dtype names (NKI exports both spellings).
+fp32, bf16, fp16, tf32, fp8_e4m3, fp8_e5m2 = float32, bfloat16, float16, tfloat32, float8_e4m3, float8_e5m2
+
+
+def finfo(dtype):
+    """Machine limits of a float dtype (bits, eps, max, min, tiny), bfloat16 and fp8 included (ml_dtypes)."""
+    import ml_dtypes
+
+    return ml_dtypes.finfo(_dt.as_dtype(dtype))
+
+
+def nc(n) -> int:
+    """nl.nc(n): n NeuronCores of a launch grid; trn1 runs a kernel on one, so it only multiplies the grid."""
+    return int(n)
+
+
+class spmd_dim(int):  # noqa: N801  (NKI name)
+    """nl.spmd_dim(*dims): one grid dimension that is the product of its parts (nl.nc(2) x 4 -> 8 instances,
+    run one after another on trn1's single NeuronCore)."""
+
+    def __new__(cls, *dims):
+        n = 1
+        for d in dims:
+            n *= int(d)
+        return super().__new__(cls, n)
+
+
+def loop_reduce(x, op, loop_indices, *, dtype=None, mask=None, **kw) -> Tensor:
+    """`b = nl.loop_reduce(a, op, loop_indices=[i])`: b = op(a, b) across the iterations of the loop(s) over
+    `loop_indices`, b starting at zeros (NKI: "the destination tile is also the rhs input to op"). One
+    elementwise VectorE instruction per iteration; the running tile belongs to the calling line."""
+    _onchip(x, "loop_reduce", "x")
+    s = session()
+    idx = [int(i) for i in (loop_indices if isinstance(loop_indices, (list, tuple)) else [loop_indices])]
+    key = _caller_line()
+    acc = s.loop_acc.get(key)
+    if acc is None or not any(idx) or acc.shape != _tile_shape(x.shape):
+        acc = zeros(_tile_shape(x.shape), dtype or x.dtype)
+        s.loop_acc[key] = acc
+    binary(op, x, acc, dtype=dtype, mask=mask, out=acc)
+    return acc
+
+
+def _caller_line():
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_filename in _rt._OURS:
+        f = f.f_back
+    return None if f is None else (f.f_code.co_filename, f.f_lineno)
 
 
 def softmax(x, axis, *, dtype=None, mask=None, **kw):
