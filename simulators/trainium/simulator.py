@@ -18,7 +18,7 @@ import threading
 import time
 
 from .. import sandbox, warm
-from ..result import SimResult, within_roofline
+from ..result import ERROR_TYPES, SimResult, within_roofline
 from .config import TrainiumConfig
 from .guard import scan
 from .kernels import KernelSpec, parse_kernel
@@ -212,7 +212,9 @@ class TrainiumSimulator:
                 phases.update(record_wall_s=out.wall_seconds)
                 failed = _failure(out, timeout, "kernel")
                 data = out.files.get("record.bin", b"")
-            phases["isolation"] = list(out.isolation) + (["cgroup-pids"] if w.cgroup else [])
+            phases["isolation"] = list(out.isolation)
+            if w.cgroup and "cgroup-pids" not in out.isolation:  # the warm process's cgroup holds its children
+                phases["isolation"].append("cgroup-pids")
             if failed:
                 return failed
             status, _, record = data.partition(b"\n")
@@ -222,11 +224,11 @@ class TrainiumSimulator:
                 status = None
             if not isinstance(status, dict):
                 return _err("runtime_error", "the kernel's process returned no status")
-            if status.get("error"):
-                e = status["error"]
-                return _err(
-                    str(e.get("type")), str(e.get("message")), e.get("line") if type(e.get("line")) is int else None
-                )
+            if status.get("error"):  # the candidate's process reports it: only a known type, a number for a line
+                e = status["error"] if isinstance(status["error"], dict) else {}
+                kind = e.get("type") if e.get("type") in ERROR_TYPES else "runtime_error"
+                line = e.get("line") if type(e.get("line")) is int else None
+                return _err(kind, str(e.get("message"))[:4000], line)
             phases.update({k: v for k, v in status.items() if k.endswith("_s") and type(v) in (int, float)})
             # The secret seeds exist only from here on: the candidate's process (and everything it started) is dead.
             left = max(1.0, timeout - (time.monotonic() - t0))
