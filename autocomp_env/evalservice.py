@@ -20,6 +20,7 @@ each future is completed exactly once. Cache hits are answered on the caller's s
 from __future__ import annotations
 
 import itertools
+import os
 import queue
 import threading
 import time
@@ -52,8 +53,6 @@ class EvalWorker:
         return self.evaluator.evaluate_with_hit(get_kernel(kernel), code)
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
     def cpu_seconds(self) -> float:
@@ -103,7 +102,7 @@ class EvalService:
         timeout: float | None = None,
         max_attempts: int = 3,
     ):
-        import ray
+        import ray  # noqa: PLC0415  (seconds to import: only the service needs it)
 
         if workers < 1 or per_worker < 1 or max_queued < 1 or max_attempts < 1:
             raise ValueError("workers, per_worker, max_queued and max_attempts must be >= 1")

@@ -32,7 +32,7 @@ def candidates(kernel, n: int, tag: str) -> list[str]:
 
 
 def throughput(kernel, workers: int, n: int, address: str | None) -> dict:
-    import ray
+    import ray  # noqa: PLC0415  (seconds to import: after the arguments parse)
 
     with EvalService(workers=workers, address=address, cache_dir="") as svc:
         svc.evaluate_many([(kernel, c) for c in candidates(kernel, 2 * workers, f"warm{workers}")])  # start-up
@@ -56,7 +56,7 @@ def throughput(kernel, workers: int, n: int, address: str | None) -> dict:
 
 
 def drain(kernel, n: int, address: str | None) -> dict:
-    import ray
+    import ray  # noqa: PLC0415  (as in throughput)
 
     with EvalService(workers=2, address=address, cache_dir="", max_queued=n) as svc:
         svc.evaluate_many([(kernel, c) for c in candidates(kernel, 4, "warm-drain")])

@@ -407,6 +407,22 @@ def test_a_forged_record_is_refused_or_replayed_for_what_it_does(unguarded, name
     assert TrainiumSimulator().run(RMSNORM + "\n", KERNEL).correct  # the warm process still works
 
 
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        (b'{"error": {"type": "correct", "message": "fine", "line": "3"}}\n', "runtime_error"),
+        (b'{"error": {"type": "timeout", "message": "x"}}\n', "timeout"),
+        (b"not json\n", "runtime_error"),
+        (b"", "runtime_error"),
+        (b'{"entries": 1}\n' + b"NKIREC1\n" + (1 << 60).to_bytes(8, "little"), "sandbox_violation"),
+    ],
+)
+def test_the_candidates_status_line_is_checked(unguarded, raw, kind):
+    unguarded.extra = {"raw": raw.hex()}
+    r = TrainiumSimulator().run(RMSNORM, KERNEL, timeout=TIMEOUT)
+    assert r.error is not None and r.error.type == kind and r.error.line is None, r.error
+
+
 # Computes the outputs of the public inputs of seeds 0 and 1 at trace time, and picks one per element by comparing
 # the kernel's input with seed 0's: correct on both seeds when inputs are public, wrong on secret ones.
 LOOKUP = """
@@ -539,6 +555,17 @@ def test_non_dumpable_is_what_keeps_a_same_user_child_out(unguarded, private_tmp
     assert r.error.type == "runtime_error" and "PROBE" in r.error.message, r.error
     got = dict(eval(r.error.message.split("PROBE ", 1)[1]))
     assert got[1] == "ok" and got[0] in DENIED, got
+
+
+@pytest.mark.skipif(sandbox._BWRAP is None, reason="bubblewrap is not installed")
+def test_without_landlock_the_candidate_runs_cold_under_bubblewrap(monkeypatch, private_tmp, listener, honest):
+    monkeypatch.setattr(warm.Warm, "landlock", lambda self, start=False: 0)
+    sim = TrainiumSimulator()
+    r = sim.run(RMSNORM, KERNEL)
+    assert r.correct and r.latency == honest and "bwrap" in sim.last_phases["isolation"], r.error
+    r = sim.run(_code("escape_shell", listener.getsockname()[1]), KERNEL, timeout=TIMEOUT)
+    assert_error("escape_shell", r, HOSTILE["escape_shell"][1])
+    assert_contained("escape_shell", private_tmp, listener)
 
 
 def test_replay_judges_the_returned_tensor_against_its_own_reference():
