@@ -57,8 +57,6 @@ class EvalWorker:
 
     def cpu_seconds(self) -> float:
         """CPU time of this worker and the sandboxed processes it ran (compilers, simulators)."""
-        import resource
-
         me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
