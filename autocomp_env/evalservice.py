@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import resource
 import threading
 import time
 from collections.abc import Iterable
