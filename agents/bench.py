@@ -86,10 +86,10 @@ def speedup_curve(results: list[EpisodeResult], grid: np.ndarray) -> np.ndarray:
 
 
 def plot(records: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    import matplotlib  # a second or more to import: only plotting needs it
+    import matplotlib  # noqa: PLC0415  (a second or more to import: only plotting needs it)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (after choosing the Agg backend)
 
     ok = [r for r in records if r.get("status") == "ok"]
     top = max((s for r in ok for s, _ in r["result"]["trace"]), default=1)

@@ -176,7 +176,7 @@ def run_jobs(
 def _run_ray(
     todo: list[Job], workers: int, address: str | None, max_retries: int, pythonpath: tuple[str, ...], record, bar
 ) -> None:
-    import ray  # as in init_ray
+    import ray  # noqa: PLC0415  (seconds to import: only the Ray backend needs it)
 
     init_ray(workers, address, pythonpath)
     task = ray.remote(num_cpus=1, max_retries=max_retries)(run_job)

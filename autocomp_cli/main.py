@@ -340,7 +340,7 @@ def cmd_demo(cfg: dict[str, Any]) -> int:
 
 
 def cmd_train(cfg: dict[str, Any]) -> int:
-    from agents.learned import train_main  # imports torch (seconds): only this command needs it
+    from agents.learned import train_main  # noqa: PLC0415  (torch: seconds, only this command needs it)
 
     return train_main(cfg)
 
@@ -375,7 +375,7 @@ def cmd_report(cfg: dict[str, Any]) -> int:
 
 def cmd_serve(cfg: dict[str, Any]) -> int:
     try:
-        from autocomp_env.integrations.openenv_server import serve
+        from autocomp_env.integrations.openenv_server import serve  # noqa: PLC0415  (optional openenv extra)
     except ImportError as e:
         raise UserError(f"the OpenEnv server needs openenv-core ({e.name} is missing)", "pip install -e '.[openenv]'") from None
     if cfg["host"] not in ("127.0.0.1", "localhost", "::1"):

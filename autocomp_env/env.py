@@ -22,6 +22,7 @@ from autocomp_env.core import Feedback, Generation, Kernel, Plan
 from autocomp_env.episode import EpisodeState, code_hash
 from autocomp_env.evaluation import Evaluator
 from autocomp_env.kernels import UnknownKernel, family_of, get_kernel, load_family, resolve
+from autocomp_env.rewards import REWARDS, LogSpeedup, Reward, Step
 from autocomp_env.schedules.base import read_schedule
 from simulators.result import SimResult
 
@@ -152,10 +153,13 @@ class AutocompEnv(gym.Env):
 
     ## Rewards
 
-    A correct candidate gives `log(previous latency / new latency)` and becomes the state, so the return
-    of an episode is `log(start latency / final latency)`, the log-speedup (a slower correct candidate is
-    accepted too, with a negative reward, as in an RL walk; a search keeps its best via `get_state`). An
-    incorrect candidate, or a generation error, gives `-failure_penalty` and leaves the state unchanged.
+    A reward object (`reward=`, see `autocomp_env.rewards`) turns each step into a float. The default,
+    `LogSpeedup`: a correct candidate gives `log(previous latency / new latency)` and becomes the state, so
+    the return of an episode is `log(start latency / final latency)`, the log-speedup (a slower correct
+    candidate is accepted too, with a negative reward, as in an RL walk; a search keeps its best via
+    `get_state`). An incorrect candidate, or a generation error, gives `-failure_penalty` and leaves the
+    state unchanged. `reward="baseline_normalized"` gives (previous - new latency) / the vendor library's
+    latency instead.
     `info` reports, per step: `step`, `latency` (also as `cycles` or `latency_us`), `candidate_latency`,
     `best_latency`, `start_latency`, `roofline`, `speedup`, `best_speedup`, `correct`, `error_type` and
     `error_message` (the simulator's, or "generation_error"), `plan`, `menu_index`, `note` and `fault` (from
@@ -192,6 +196,7 @@ class AutocompEnv(gym.Env):
     | `budget` | Budget or dict | None | limits per episode: samples, llm_calls, tokens, dollars, sim_seconds |
     | `max_steps` | int | 32 | steps per episode |
     | `failure_penalty` | float | 0.1 | reward magnitude for an incorrect candidate (finite) |
+    | `reward` | str or Reward | "log_speedup" | a name in `autocomp_env.rewards.REWARDS` (built with `failure_penalty`) or a `Reward` object |
     | `evaluator` | Evaluator | None | shared evaluator; by default one with a disk cache in `cache_dir` |
     | `cache_dir` | str | None | evaluation cache dir (default `$AUTOCOMP_CACHE/eval` or ~/.cache/autocomp-env/eval); "" disables |
     | `render_mode` | str | None | None or "ansi" (the code and its profile) |
@@ -227,6 +232,7 @@ class AutocompEnv(gym.Env):
         cache_dir: str | None = None,
         render_mode: str | None = None,
         family: str | None = None,
+        reward: str | Reward | None = None,
     ):
         self.kernel: Kernel = _choose_kernel(kernel, family)
         self.family = family_of(self.kernel)
@@ -244,6 +250,7 @@ class AutocompEnv(gym.Env):
         self.budget = Budget.of(budget)
         self.max_steps = max_steps
         self.failure_penalty = float(failure_penalty)
+        self.reward = _choose_reward(reward, self.failure_penalty)
         self.render_mode = render_mode
         if evaluator is None:
             evaluator = Evaluator(cache=_default_cache(cache_dir))
@@ -312,6 +319,7 @@ class AutocompEnv(gym.Env):
         self.code = self.best_code = code
         self.latency = self.start_latency = self.best_latency = float(result.latency)
         self._result = result
+        self.reward.reset(self)
         info = self._info(plan=None, generation=None, candidate=result, cache_hit=False, wall=0.0)
         return self.observation(), info
 
@@ -342,16 +350,22 @@ class AutocompEnv(gym.Env):
         if gen.response_hash is not None and gen.code is not None:
             self._responses[gen.response_hash] = gen.code
 
-        if result.correct and result.latency is not None:
-            new = float(result.latency)
-            reward = math.log(self.latency / new)
+        step = Step(
+            kernel=self.kernel,
+            previous_latency=self.latency,
+            latency=float(result.latency) if result.correct and result.latency is not None else None,
+            start_latency=self.start_latency,
+            result=result,
+        )
+        reward = float(self.reward(step))
+        if step.correct:
+            new = step.latency
             self.code, self.latency, self._result = gen.code, new, result
             if new < self.best_latency:
                 self.best_latency, self.best_code = new, gen.code
             self._history.append((plan.text, new))
             self._last_error = None
         else:
-            reward = -self.failure_penalty
             self._last_error = f"{result.error.type}: {result.error.message}" if result.error else "incorrect"
         self._last_correct = bool(result.correct)
         self._steps += 1
@@ -636,6 +650,18 @@ def _choose_kernel(kernel: str | None, family: str | None) -> Kernel:
     if family is not None and f"{k.target}/{k.family}" != family:
         raise ValueError(f"kernel {k.name} is not a {family} kernel; use the env id of its family")
     return k
+
+
+def _choose_reward(reward: str | Reward | None, failure_penalty: float) -> Reward:
+    if reward is None:
+        return LogSpeedup(failure_penalty)
+    if isinstance(reward, str):
+        if reward not in REWARDS:
+            raise ValueError(f"unknown reward {reward!r}; known: {', '.join(REWARDS)} (or a Reward object)")
+        return REWARDS[reward](failure_penalty=failure_penalty)
+    if not (callable(reward) and callable(getattr(reward, "reset", None))):
+        raise ValueError(f"reward must be a name or a Reward (reset(env) and __call__(step)), got {reward!r:.80}")
+    return reward
 
 
 def _choose_code_model(code_model: str | CodeModel, fault_rate: float) -> CodeModel:

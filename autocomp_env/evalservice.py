@@ -20,7 +20,9 @@ each future is completed exactly once. Cache hits are answered on the caller's s
 from __future__ import annotations
 
 import itertools
+import os
 import queue
+import resource
 import threading
 import time
 from collections.abc import Iterable
@@ -52,9 +54,12 @@ class EvalWorker:
         return self.evaluator.evaluate_with_hit(get_kernel(kernel), code)
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
+
+    def cpu_seconds(self) -> float:
+        """CPU time of this worker and the sandboxed processes it ran (compilers, simulators)."""
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 @dataclass
@@ -96,7 +101,7 @@ class EvalService:
         timeout: float | None = None,
         max_attempts: int = 3,
     ):
-        import ray
+        import ray  # noqa: PLC0415  (seconds to import: only the service needs it)
 
         if workers < 1 or per_worker < 1 or max_queued < 1 or max_attempts < 1:
             raise ValueError("workers, per_worker, max_queued and max_attempts must be >= 1")
@@ -170,6 +175,10 @@ class EvalService:
     @property
     def workers(self) -> int:
         return len(self._workers)
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU seconds used so far by the live workers (their own and their sandboxed children's)."""
+        return float(sum(self._ray.get([w.cpu_seconds.remote() for w in self._workers.values()])))
 
     def worker_pids(self) -> list[int]:
         return self._ray.get([w.pid.remote() for w in self._workers.values()])

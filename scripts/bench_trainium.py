@@ -27,7 +27,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import gymnasium as gym  # noqa: E402
+
+import autocomp_env  # noqa: E402, F401  (registers the envs)
+from autocomp_env import targets  # noqa: E402
 from simulators.trainium import TrainiumSimulator  # noqa: E402
+from simulators.trainium import simulator as trn_sim  # noqa: E402
 from simulators.trainium.calibration import example_source  # noqa: E402
 from simulators.trainium.kernels import default_name  # noqa: E402
 
@@ -85,12 +90,6 @@ def phases_of(p: dict) -> dict[str, float]:
 
 
 def bench_step(kernel: str, repeat: int) -> int:
-    import gymnasium as gym
-
-    import autocomp_env  # noqa: F401  (registers the envs)
-    from autocomp_env import targets
-    from simulators.trainium import simulator as trn_sim
-
     family = kernel.split("/")[1].split("-")[0]
     code = example_source(family)
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} (wall times scale with it)")

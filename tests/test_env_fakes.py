@@ -10,7 +10,7 @@ import re
 from autocomp_env import targets
 from autocomp_env.core import Kernel
 from autocomp_env.schedules.base import Family, Transform, read_schedule, schedule_comment
-from simulators.result import SimResult
+from simulators.result import SimResult, within_roofline
 
 MENU = ("loop tiling", "loop unrolling", "vectorize", "fuse loops", "other methods not listed here")
 
@@ -90,12 +90,13 @@ class ToySimulator:
             return SimResult.failure("cycles", "wrong_output", "mismatch at element 3")
         claim = re.search(r"CLAIM:(\S+)", code)
         if claim:
-            return SimResult(True, float(claim.group(1)), "cycles", utilization=1.0)
+            return within_roofline(SimResult(True, float(claim.group(1)), "cycles", utilization=1.0), self.roofline(kernel))
         s = read_schedule(code)
         if s is None:
             return SimResult.failure("cycles", "compile_error", "no solution found")
         lat = round(4 * n / s["tile"] / s["unroll"] ** 0.5 / (2 if s["vec"] else 1) + 10, 3)
-        return SimResult(True, lat, "cycles", utilization=(n / 64) / lat, counters={"busy": lat / 2}, sim_seconds=0.001)
+        result = SimResult(True, lat, "cycles", utilization=(n / 64) / lat, counters={"busy": lat / 2}, sim_seconds=0.001)
+        return within_roofline(result, self.roofline(kernel))  # the one roofline check, as every simulator's
 
     def roofline(self, kernel: str) -> float:
         n, _, roof = kernel.split("-", 1)[1].partition("-roof")

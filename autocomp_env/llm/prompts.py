@@ -34,6 +34,7 @@ class PromptOptions:
     include_history: bool = False  # show the plans (and latencies) from the root to the parent
     phases: int = 8  # N in the "phase i of N" reminder
     use_edits: bool = False  # ask for JSON edits instead of a full rewrite
+    include_isa: bool = True  # planning prompts: the target's ISA/architecture summary (off for small-context models)
     expand_menu_actions: bool = True  # a bare menu item given to implement() is first planned (forced option)
     max_error_line: int = 400  # repair prompts: characters kept per error-output line
     max_error_chars: int = 6000  # ... and in all
@@ -213,9 +214,10 @@ def planning_messages(
         )
         last = f"Return the complete new code in one ```{t.lang} fenced block."
         rules = _rules(list(t.rules) + ["Apply only the one optimization you chose.", last], code)
+    header = _header(kernel, t) if opts.include_isa else f"# Kernel\nKernel: {kernel.name}\n{t.signature}\n"
     body = "\n\n".join(
         [
-            _header(kernel, t),
+            header,
             parent,
             "# Optimization menu\nLook for inefficiencies in the current code. These optimizations may help:\n"
             f"<optimizations>\n{items}\n</optimizations>",

@@ -13,15 +13,15 @@ from autocomp_env.targets.trainium import prompts
 
 
 def simulator(config: Any = None) -> Any:
-    # Imported here: the simulator package loads ml_dtypes (about a second), which only Trainium kernels need.
-    from simulators.trainium import TrainiumSimulator
+    from simulators.trainium import TrainiumSimulator  # noqa: PLC0415  (ml_dtypes: ~1 s, only Trainium needs it)
 
-    return TrainiumSimulator(config)
+    # The evaluator caches results (memory and disk): the simulator keeps none of its own.
+    return TrainiumSimulator(config, cache_results=False)
 
 
 def parse(name: str) -> tuple[str, Any]:
     """The simulator's own parse of `name` (a `simulators.trainium.KernelSpec`) and its family."""
-    from simulators.trainium.kernels import parse_kernel  # ml_dtypes, as above
+    from simulators.trainium.kernels import parse_kernel  # noqa: PLC0415  (ml_dtypes, as above)
 
     spec = parse_kernel(name)
     return spec.family, spec
