@@ -327,7 +327,7 @@ def _child(req: dict, body: bytes, res_w: int, out_w: int, libc, abi: int) -> No
         os.closerange(3, 4)  # every other descriptor, the host's socket among them
         os.closerange(5, 1 << 20)
         iso = ["rlimits"]
-        confine = req["confined"] and req["mode"] == "auto"
+        confine = req["confined"] and req["mode"] != "rlimits"  # AUTOCOMP_SANDBOX=rlimits: the user's opt-out
         landlock = confine and abi >= 1 and "landlock" not in req["without"]
         hidden = False
         if confine and not landlock and "mountns" not in req["without"]:

@@ -575,6 +575,14 @@ def test_non_dumpable_is_what_keeps_a_same_user_child_out(unguarded, private_tmp
     assert got[1] == "ok" and got[0] in DENIED, got
 
 
+@pytest.mark.parametrize("mode", ["auto", "namespaces"])
+def test_every_sandbox_mode_but_rlimits_confines_the_candidate(monkeypatch, mode):
+    monkeypatch.setenv("AUTOCOMP_SANDBOX", mode)
+    sim = TrainiumSimulator()
+    assert sim.run(RMSNORM + f"\n# {mode}\n", KERNEL).correct
+    assert {"pidns", "netns", "landlock"} <= set(sim.last_phases["isolation"]), sim.last_phases["isolation"]
+
+
 def test_a_machine_that_refuses_every_isolation_runs_no_model_code(monkeypatch, private_tmp, listener):
     # No Landlock, no bubblewrap, and the namespace level refused: the warm child exits before running anything,
     # and the evaluation is refused as sandbox.run refuses it (SandboxUnavailable, which names the opt-in).
