@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import importlib
 import json
-import os
 import sys
 import time
 import traceback
@@ -23,9 +22,9 @@ from typing import Any
 from tqdm import tqdm
 
 from agents.envapi import EnvSpec, make_env
+from agents.registry import make_agent
 from agents.results import ResultStore
-
-ROOT = Path(__file__).resolve().parent.parent
+from autocomp_env.raysetup import init_ray  # noqa: F401  (re-exported: scripts and tests import it from here)
 
 
 def _describe(obj: Any) -> Any:
@@ -85,8 +84,6 @@ def jobs_for(
 def run_job(job: Job) -> dict[str, Any]:
     """Build the env and the agent, run one episode, return the record to store. Never raises for a bad
     job: errors come back as a record with status "error" and the traceback."""
-    from agents.registry import make_agent
-
     t0 = time.perf_counter()
     try:
         agent = make_agent(job.agent, **dict(job.agent_kwargs))
@@ -176,25 +173,10 @@ def run_jobs(
     return [latest[j.key] for j in jobs if j.key in latest]
 
 
-def init_ray(workers: int = 2, address: str | None = None, pythonpath: tuple[str, ...] = ()) -> None:
-    """Start (or join) Ray once per process; workers get our package root (and `pythonpath`) on sys.path."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    paths = [str(ROOT), *pythonpath, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}}
-    if address:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
-    else:
-        ray.init(num_cpus=workers, include_dashboard=False, runtime_env=runtime_env, log_to_driver=False)
-
-
 def _run_ray(
     todo: list[Job], workers: int, address: str | None, max_retries: int, pythonpath: tuple[str, ...], record, bar
 ) -> None:
-    import ray
+    import ray  # noqa: PLC0415  (seconds to import: only the Ray backend needs it)
 
     init_ray(workers, address, pythonpath)
     task = ray.remote(num_cpus=1, max_retries=max_retries)(run_job)

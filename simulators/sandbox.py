@@ -9,7 +9,6 @@ What it guarantees and what it does not is documented in the README ("Sandbox").
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import os
 import resource
@@ -23,8 +22,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_CLONE_NEWNET = 0x40000000
-_CLONE_NEWUSER = 0x10000000
+from . import isolation as _ns
+
+
+class SandboxUnavailable(RuntimeError):
+    """The machine allows neither bubblewrap nor namespaces that hide the home directories and other
+    processes: model code is not run there unless the user opts in with AUTOCOMP_SANDBOX=rlimits."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Outcome:
     wall_seconds: float
     output_truncated: bool
     files: dict[str, bytes] = field(default_factory=dict)  # read back from the temp dir
-    isolation: tuple[str, ...] = ()  # the protections that applied: bwrap, netns, cgroup-pids, rlimits
+    isolation: tuple[str, ...] = ()  # what applied: bwrap, netns, mountns, pidns, cgroup-pids, rlimits
     disk_exceeded: bool = False  # killed for writing more than Limits.disk_bytes (then signal is SIGXFSZ)
 
     @property
@@ -59,14 +62,6 @@ class Outcome:
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out
-
-
-def _try_unshare_net() -> bool:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(_CLONE_NEWNET) == 0:
-        return True
-    # Unprivileged users can often get a network namespace inside a new user namespace.
-    return libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0
 
 
 def _user_threads(uid: int) -> int:
@@ -89,22 +84,26 @@ def _user_threads(uid: int) -> int:
     return n
 
 
-def _child_setup(limits: Limits, isolate_net: bool, net_flag_fd: int, cgroup: str | None, nproc: int) -> None:
-    # Runs in the forked child before exec: join the pids cgroup, unshare the network, set rlimits.
+def _child_setup(
+    limits: Limits, isolate: bool, flag_fd: int, cgroup: str | None, nproc: int, keep: tuple[str, ...]
+) -> None:
+    # Runs in the forked child before exec: join the pids cgroup, enter the namespaces, set rlimits.
     if cgroup:
         try:
             with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
                 f.write(str(os.getpid()))
         except OSError:
             pass
-    isolated = False
-    if isolate_net:
+    got: set[str] = set()
+    if isolate:
         try:
-            isolated = _try_unshare_net()
+            got = _ns.enter(keep)
         except Exception:
-            isolated = False
-    os.write(net_flag_fd, b"1" if isolated else b"0")
-    os.close(net_flag_fd)
+            got = set()
+    os.write(flag_fd, ",".join(sorted(got)).encode() or b"-")
+    os.close(flag_fd)
+    if isolate and _mode() == "auto" and not _NAMESPACE_LEVEL <= got:
+        os._exit(125)  # the parent raises SandboxUnavailable
     cpu = max(1, int(limits.cpu_seconds))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
@@ -117,14 +116,27 @@ def _child_setup(limits: Limits, isolate_net: bool, net_flag_fd: int, cgroup: st
         pass
 
 
+_NAMESPACE_LEVEL = {"netns", "mountns", "pidns"}  # what the default level needs without bubblewrap
+
+
 _BWRAP = shutil.which("bwrap")
 _PIDS_CGROUP_ROOT = "/sys/fs/cgroup/pids"  # cgroup v1 pids controller; v2 needs delegation we rarely have
 _counter = itertools.count()
 
 
 def _mode() -> str:
-    """AUTOCOMP_SANDBOX=rlimits forces the weakest level (for debugging or to compare)."""
+    """AUTOCOMP_SANDBOX=rlimits forces the weakest level (for debugging or to compare; the user's opt-in to
+    run model code unisolated); =namespaces skips bubblewrap."""
     return os.environ.get("AUTOCOMP_SANDBOX", "auto")
+
+
+def _keep_paths(ro_paths: tuple[str, ...]) -> set[str]:
+    """What the child still needs from under a hidden home: the interpreter, our package, caches."""
+    keep = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    keep.add(str(Path(__file__).resolve().parent.parent))
+    keep.add(_cache_root())
+    keep.update(ro_paths)
+    return {k for k in keep if k}
 
 
 def _bwrap_prefix(tmp: str, ro_paths: tuple[str, ...]) -> list[str]:
@@ -133,12 +145,9 @@ def _bwrap_prefix(tmp: str, ro_paths: tuple[str, ...]) -> list[str]:
     hidden = {p for p in (os.path.expanduser("~"), "/root", "/home") if os.path.isdir(p) and p != "/"}
     for h in sorted(hidden):
         argv += ["--tmpfs", h]
-    # What the child still needs from under a hidden home: the interpreter, our package, caches.
-    keep = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))}
-    keep.add(str(Path(__file__).resolve().parent.parent))
-    keep.add(_cache_root())
-    keep.update(ro_paths)
-    for k in sorted(keep):  # bound back over the home tmpfs and the /tmp tmpfs (a cache in /tmp is common in CI)
+    for k in sorted(
+        _keep_paths(ro_paths)
+    ):  # bound back over the home tmpfs and the /tmp tmpfs (a cache in /tmp is common in CI)
         if k and os.path.exists(k) and any(k == h or k.startswith(h + "/") for h in hidden | {"/tmp"}):
             argv += ["--ro-bind", k, k]
     argv += ["--bind", tmp, tmp, "--unshare-all", "--die-with-parent", "--new-session", "--chdir", tmp, "--"]
@@ -256,6 +265,7 @@ def run(
     start = time.monotonic()
     isolation = ["rlimits"]
     use_bwrap = _BWRAP is not None and _mode() == "auto"
+    keep = tuple(sorted(_keep_paths(ro_paths) | {tmp}))
     cgroup = _make_pids_cgroup(limits.max_processes) if _mode() == "auto" else None
     # A fixed RLIMIT_NPROC of 64 would fail every run (even bubblewrap's own clone) for a user who already
     # runs more than 64 threads, as on any desktop; the limit is relative to what runs now. Root: not enforced.
@@ -287,7 +297,7 @@ def run(
                 start_new_session=True,
                 close_fds=True,
                 pass_fds=(wfd,),
-                preexec_fn=lambda: _child_setup(limits, isolate_net and not use_bwrap, wfd, cgroup, nproc),
+                preexec_fn=lambda: _child_setup(limits, isolate_net and not use_bwrap, wfd, cgroup, nproc, keep),
             )
         os.close(wfd)
         timed_out, disk_exceeded = _watch(proc, tmp, start + limits.wall_seconds, limits.disk_bytes)
@@ -295,8 +305,14 @@ def run(
         proc.wait()
         _kill_cgroup(cgroup)
         with os.fdopen(rfd, "rb") as flag:
-            if flag.read(1) == b"1":
-                isolation.append("netns")
+            got = {t for t in flag.read(256).decode().split(",") if t in _NAMESPACE_LEVEL}
+        isolation += sorted(got)
+        if isolate_net and not use_bwrap and _mode() == "auto" and not _NAMESPACE_LEVEL <= got:
+            raise SandboxUnavailable(
+                "this machine allows neither bubblewrap nor user namespaces, so model code could read your home "
+                "directory and other processes' environments. Install bubblewrap (apt-get install bubblewrap), or "
+                "set AUTOCOMP_SANDBOX=rlimits to run it anyway without that isolation."
+            )
         rc = proc.returncode
         sig = -rc if rc is not None and rc < 0 else None
         if use_bwrap and rc is not None and 128 < rc < 160:  # bwrap reports a child's death by signal n as 128+n

@@ -8,7 +8,7 @@ from simulators.gemmini import GemminiSimulator, parse_kernel
 from simulators.gemmini.build import build_runtime, harness_binary
 from simulators.gemmini.config import DEFAULT
 from simulators.gemmini.kernels import case
-from simulators.gemmini.simulator import compile_script, harness_main_source
+from simulators.gemmini.simulator import compile_script, harness_exports, harness_main_source
 
 KERNEL = "gemmini/matmul-16x16x16"
 SIG = "void solution(int8_t A[16][16], int8_t B[16][16], int8_t C[16][16]) {"
@@ -39,7 +39,7 @@ def test_the_shared_object_has_no_load_time_entry_even_without_the_poison(tmp_pa
     for a in spec.arrays:
         (tmp_path / f"in0_{a.name}.bin").write_bytes(case(spec, 0)[0][a.name].tobytes())
     subprocess.run(["/bin/sh", "-c", compile_script(root)], cwd=tmp_path, check=True)
-    harness = harness_binary(root, harness_main_source(spec))
+    harness = harness_binary(root, harness_main_source(spec), harness_exports(spec))
     subprocess.run([str(harness), "1"], cwd=tmp_path, check=True, env={"PATH": "/usr/bin:/bin"})
     assert (tmp_path / "stats0.txt").exists()
     assert not (tmp_path / "init_ran").exists() and not (tmp_path / "fini_ran").exists()

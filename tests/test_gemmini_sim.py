@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import helpers
 import pytest
@@ -303,7 +304,7 @@ def test_the_harness_runs_by_hand(tmp_path):
     from simulators.gemmini.build import build_runtime, harness_binary
     from simulators.gemmini.config import DEFAULT
     from simulators.gemmini.kernels import case
-    from simulators.gemmini.simulator import compile_script, harness_main_source, solution_source
+    from simulators.gemmini.simulator import compile_script, harness_exports, harness_main_source, solution_source
 
     spec = parse_kernel(MM)
     root = build_runtime(DEFAULT)
@@ -311,7 +312,7 @@ def test_the_harness_runs_by_hand(tmp_path):
     for a in spec.arrays:
         (tmp_path / f"in0_{a.name}.bin").write_bytes(case(spec, 0)[0][a.name].tobytes())
     subprocess.run(["/bin/sh", "-c", compile_script(root)], cwd=tmp_path, check=True)
-    harness = harness_binary(root, harness_main_source(spec))
+    harness = harness_binary(root, harness_main_source(spec), harness_exports(spec))
     subprocess.run([str(harness), "1"], cwd=tmp_path, check=True, env={"PATH": "/usr/bin:/bin"})
     stats = dict(line.split() for line in (tmp_path / "stats0.txt").read_text().splitlines())
     assert int(stats["cycles"]) > 0 and stats["seccomp"] == "0" and stats["n_compute"] == "12"
@@ -361,3 +362,14 @@ def test_a_declared_but_undefined_function_is_a_compile_error():
     r = run(code)
     assert r.error.type == "compile_error" and "helper" in r.error.message
     assert r.error.line == code.splitlines().index("  helper(1);") + 1
+
+
+def test_compile_errors_name_the_candidates_lines_not_the_prelude():
+    # A declaration that conflicts with the harness's (the prelude declares solution() and the arrays): the
+    # error is on the candidate's line 2, and our lines are named "<harness prelude>", never solution.c.
+    code = "#include <stdint.h>\nvoid solution(int *A) { (void)A; }\n"
+    r = run(code)
+    assert r.error.type == "compile_error" and r.error.line == 2, r.error
+    quoted = [int(n) for n in re.findall(r"solution\.c:(\d+)", r.error.message)]
+    assert quoted and max(quoted) <= len(code.splitlines()), r.error.message
+    assert "<harness prelude>" in r.error.message

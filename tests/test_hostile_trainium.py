@@ -3,7 +3,8 @@
 Every case must end in a structured error (a type from ERROR_TYPES), leave no process or sandbox dir
 behind, change nothing outside the sandbox, and (in the env) cost exactly the failure penalty while the
 state stays put and the next step works normally. Some cases first escape the Python-level guard (the
-static AST check) on purpose: the OS sandbox must still contain them.
+static AST check) on purpose: the OS sandbox must still contain them, and since the candidate's process only
+records NKI calls that the trusted side replays, nothing it does there can forge a latency or an output.
 """
 
 from __future__ import annotations
@@ -12,16 +13,16 @@ import json
 import os
 
 import helpers
-import numpy as np
 import pytest
 from helpers import HOME_SECRET, OUTSIDE, assert_contained, assert_env_penalizes_and_goes_on, assert_error
 
 import autocomp_env  # noqa: F401  (registers the envs)
-from autocomp_env import evaluation
-from simulators import sandbox
-from simulators.trainium import TrainiumSimulator
+from autocomp_env import targets
+from simulators import sandbox, warm
+from simulators.trainium import TrainiumSimulator, replay
 from simulators.trainium import simulator as trn_sim
 from simulators.trainium.kernels import parse_kernel
+from simulators.trainium.nkisim.runtime import Alloc, Tensor
 
 KERNEL = "trainium/rmsnorm-128x512"
 TIMEOUT = 3.0  # hostile code only; honest code (with a schedule marker) gets the default
@@ -92,10 +93,42 @@ HOSTILE: dict[str, tuple[str, set[str]]] = {
     "tb_frame": (HDR + "    def f(t):\n        return t.tb_frame.f_builtins\n" + COPY, GUARD),
     "format_frame": (HDR + GEN + "    s = '{0.gi_frame.f_back.f_locals}'.format(g)\n" + COPY, GUARD),
     "format_indirect": (HDR + GEN + "    t = '{0.gi_frame}'\n    s = t.format(g)\n" + COPY, GUARD),
-    # Standard modules that numpy imports, reachable as attributes: inspect gives frames, operator any attribute.
+    # Names in `from X import` read module attributes: the builtins module, numpy's escape modules.
+    "from_numpy_builtins": (
+        "from numpy import __builtins__ as B\n" + _body("B['open']('x')", "return a_tensor"),
+        GUARD,
+    ),
+    "from_numpy_ctypeslib": ("from numpy import ctypeslib\n" + _body("return a_tensor"), GUARD),
+    # A class pattern reads attributes with no attribute node in the AST.
+    "match_class_pattern": (
+        HDR + GEN + "    match g:\n        case object(gi_frame=f):\n            pass\n" + COPY,
+        GUARD,
+    ),
+    "match_class_globals": (
+        HDR + "    match solution:\n        case object(__globals__=G):\n            pass\n" + COPY,
+        GUARD,
+    ),
+    # A literal's bound .format, called later, walks attributes named in its fields.
+    "format_bound_method": (HDR + GEN + "    f = '{0.gi_frame.f_back.f_locals}'.format\n    s = f(g)\n" + COPY, GUARD),
+    "format_passed_along": (HDR + GEN + "    s = list(map('{0.gi_frame}'.format, [g]))\n" + COPY, GUARD),
+    "str_format_unbound": (HDR + GEN + "    s = str.format('{0.gi_frame}', g)\n" + COPY, GUARD),
+    # A kernel that simulates or benchmarks another kernel inside itself would compute in an uncharged session.
+    "nested_simulate_kernel": (
+        HDR + "    x = nki.simulate_kernel(nki.jit(lambda t: t), np.zeros((128, 512), np.float32))\n" + COPY,
+        {"constraint_error"},
+    ),
+    "nested_benchmark": (
+        HDR + "    b = nki.benchmark(solution)\n    b(a_tensor, g_tensor)\n" + COPY,
+        {"constraint_error"},
+    ),
+    "nested_baremetal_on_numpy": (
+        HDR + "    k = nki.baremetal(lambda t: nl.load(t))\n    k(np.zeros((128, 512), np.float32))\n" + COPY,
+        {"constraint_error"},
+    ),
     # numpy's module-level tables: np.sctypeDict maps dtype names to types (editing it retypes 'float32' arrays).
-    "edit_numpy_table": ("np.sctypeDict['float32'] = np.float16\n" + HDR + COPY, {"sandbox_violation"}),
-    "clear_numpy_table": (HDR + "    np.typecodes.clear()\n" + COPY, {"sandbox_violation"}),
+    # In the candidate's process that changes nothing the replay uses: the copy is judged as the wrong output it is.
+    "edit_numpy_table": ("np.sctypeDict['float32'] = np.float16\n" + HDR + COPY, {"wrong_output"}),
+    "clear_numpy_table": (HDR + "    np.typecodes.clear()\n" + COPY, {"wrong_output"}),
     "inspect_frame": (HDR + "    f = np.ma.core.inspect.currentframe()\n" + COPY, GUARD),
     "operator_getattr": (HDR + "    c = np.random.mtrand.operator.attrgetter('__class__')(())\n" + COPY, GUARD),
     "types_function": (HDR + "    t = nki.types.FunctionType\n" + COPY, GUARD),
@@ -160,7 +193,7 @@ ENV_CASES = [n for n in sorted(HOSTILE) if HOSTILE[n][1] != GUARD and n != "fork
 
 
 def test_env_penalizes_hostile_code_and_goes_on(private_tmp, listener, monkeypatch):
-    monkeypatch.setitem(evaluation._INSTANCES, "trainium", _ShortTimeout())
+    monkeypatch.setitem(targets._SIMULATORS, ("trainium", repr(None)), _ShortTimeout())
     port = listener.getsockname()[1]
     cases = [(n, _code(n, port), HOSTILE[n][1]) for n in ENV_CASES]
     assert_env_penalizes_and_goes_on("autocomp/Trainium-rmsnorm-v0", KERNEL, cases, private_tmp, listener)
@@ -220,92 +253,362 @@ def test_kernel_names_reach_no_escape_by_attribute():
     assert d["found"] == [] and d["seen"] > 1000, d["found"][:20]
 
 
-# -- correctness is judged on the host -------------------------------------------------------------------------------
+# -- behind the guard: the candidate's process only records; the replay decides ----------------------------------------
 RMSNORM = open(os.path.join(os.path.dirname(trn_sim.__file__), "examples", "rmsnorm.py")).read()
-# Runs the real runner with the static guard switched off (as if a kernel had found a way past it), plus `extra`
-# (test code, standing for a runner the kernel took over), to show what still holds behind the guard.
-BOOT = """import sys
-root = sys.argv[1]
-sys.path[:0] = [root + "/simulators/trainium/shim", root]
-sys.path += sys.argv[2:]  # numpy's dirs: the runner runs with -S
-from simulators.trainium import guard, runner
-guard.scan = lambda source: None
-{extra}
-sys.exit(runner.main())
-"""
+UNGUARDED = "trn_unguarded:record"
 
 
-def _unguarded(monkeypatch, extra: str = "") -> None:
-    real = sandbox.run
+class _Warm(warm.Warm):
+    """A warm process running the candidate's side with the guard off and real builtins (tests/trn_unguarded.py),
+    with test code added to the candidate's request (`extra`) and Landlock optionally off."""
 
-    def run(argv, *, files=None, **kw):
-        assert argv[1:4] == ["-I", "-S", trn_sim._RUNNER]
-        files = {**(files or {}), "boot.py": BOOT.format(extra=extra)}
-        return real([*argv[:3], "boot.py", *argv[4:]], files=files, **kw)
+    extra: dict = {}
+    without: tuple = ()  # protections turned off (warm.Warm.call)
 
-    monkeypatch.setattr(trn_sim.sandbox, "run", run)
+    def call(self, func, payload, body=b"", **kw):
+        if func == UNGUARDED:
+            payload = {**payload, **self.extra}
+            kw["without"] = self.without
+        return super().call(func, payload, body, **kw)
+
+
+@pytest.fixture(scope="module")
+def unguarded_warm():
+    paths = [helpers.TESTS, trn_sim._SHIM, trn_sim._ROOT, *trn_sim._library_dirs()]
+    w = _Warm(paths, "trn_unguarded:prepare", env=dict(trn_sim._BLAS))
+    yield w
+    w.close()
+
+
+@pytest.fixture
+def unguarded(unguarded_warm, monkeypatch):
+    unguarded_warm.extra, unguarded_warm.without = {}, ()
+    monkeypatch.setattr(trn_sim, "warm_process", lambda: unguarded_warm)
+    monkeypatch.setattr(trn_sim, "RECORD", UNGUARDED)
     monkeypatch.setattr(trn_sim, "scan", lambda source: None)
+    return unguarded_warm
 
 
-def test_unguarded_harness_runs_honest_code(monkeypatch):
-    _unguarded(monkeypatch)
+@pytest.fixture(scope="module")
+def honest() -> float:
     r = TrainiumSimulator().run(RMSNORM, KERNEL)
-    assert r.correct and r.latency > 0, r.error
+    assert r.correct, r.error
+    return r.latency
 
 
-def test_patched_numpy_in_the_runner_is_refused(monkeypatch):
-    _unguarded(monkeypatch)
-    r = TrainiumSimulator().run(PATCH_ISCLOSE + HDR + COPY, KERNEL, timeout=TIMEOUT)
-    assert not r.correct and r.error.type == "sandbox_violation" and "numpy.isclose" in r.error.message
+def test_unguarded_harness_runs_honest_code(unguarded, honest):
+    r = TrainiumSimulator().run(RMSNORM, KERNEL)
+    assert r.correct and r.latency == honest, r.error
 
 
-def test_patched_numpy_cannot_fake_correctness_even_unnoticed(monkeypatch):
-    # Without the runner's module check too, the host still compares the raw output with its own reference.
-    _unguarded(monkeypatch, "runner._altered = lambda snap: None")
+def test_real_builtins_and_patched_numpy_cannot_fake_correctness(unguarded):
     r = TrainiumSimulator().run(PATCH_ISCLOSE + HDR + COPY, KERNEL, timeout=TIMEOUT)
     assert not r.correct and r.error.type == "wrong_output" and "output mismatch" in r.error.message, r.error
 
 
-@pytest.mark.parametrize(
-    "latency, error",
-    [("float('nan')", "beyond_roofline"), ("1e-3", "beyond_roofline"), ("'fast'", "sandbox_violation")],
+# Replaces the latency the timeline reports with a figure above the roofline (11.9 us) and below the honest one.
+PATCH_TIMELINE = (
+    "import simulators.trainium.nkisim.timeline as T\n"
+    "T.Timeline.latency_us = lambda self: 13.0\n"
+    "T.Timeline.profile = lambda self, _p=T.Timeline.profile: {**_p(self), 'latency_us': 13.0}\n"
 )
-def test_forged_latency_is_refused(monkeypatch, latency, error):
-    _unguarded(monkeypatch, f"runner._profile = lambda sess: {{'latency_us': {latency}}}")
-    r = TrainiumSimulator().run(RMSNORM, KERNEL)
-    assert not r.correct and r.latency is None and r.error.type == error, r.error
 
 
-def _record(arr: np.ndarray, seed: int = 0) -> tuple[dict, dict]:
-    import hashlib
-
-    data = arr.tobytes()
-    rec = {"kind": "array", "dtype": arr.dtype.name, "shape": list(arr.shape), "nbytes": len(data)}
-    rec["sha256"] = hashlib.sha256(data).hexdigest()
-    return rec, {f"out{seed}-0.bin": data}
+def test_replacing_the_timeline_in_the_candidates_process_changes_no_latency(unguarded, honest):
+    r = TrainiumSimulator().run(PATCH_TIMELINE + RMSNORM, KERNEL)
+    assert r.correct and r.latency == honest, (r.latency, honest, r.error)
 
 
-def test_host_judge_compares_raw_outputs_with_its_own_reference():
+def test_a_nested_simulation_unrefused_is_still_charged(unguarded, honest):
+    # With the refusal undone (the real simulate_kernel back), the nested run happens in the candidate's process on
+    # tensors without data, and every NKI call it makes is recorded like the kernel's own: the replay charges them.
+    unguarded.extra = {
+        "before": "import simulators.trainium.nkisim.api as A\n"
+        "runner.prepare().mods['neuronxcc.nki'].simulate_kernel = A.simulate_kernel\n"
+    }
+    inner = RMSNORM.replace("def solution(", "def inner(")
+    code = inner + HDR + "    return nki.simulate_kernel(inner, a_tensor, g_tensor)\n"
+    r = TrainiumSimulator().run(code, KERNEL, timeout=TIMEOUT)
+    assert r.correct and r.latency == honest, r.error
+
+
+def _record_of(code: str, kernel: str = KERNEL) -> dict:
+    """The candidate's record of `code` (made by the real runner in a warm process), as JSON and blob."""
+    w = trn_sim.warm_process()
+    out = w.call(trn_sim.RECORD, {"source": code, "kernel": kernel}, limits=sandbox.Limits(), cwd="/")
+    status, _, data = out.result.partition(b"\n")
+    assert "error" not in json.loads(status), status
+    n = int.from_bytes(data[8:16], "little")
+    return {"head": json.loads(data[16 : 16 + n]), "blob": data[16 + n :]}
+
+
+def _encode(rec: dict) -> str:
+    h = json.dumps(rec["head"]).encode()
+    return (b"NKIREC1\n" + len(h).to_bytes(8, "little") + h + rec["blob"]).hex()
+
+
+def _forge(name: str, rec: dict) -> None:
+    """Edits an honest record of RMSNORM into a forged one."""
+    entries = rec["head"]["entries"]
+    first_tensor = next(e for e in entries if e[0] == "m")
+    if name == "not_api":
+        entries.insert(0, ["c", "numpy.save", 1, ["out", ["a", 0]], None, [], 0])
+    elif name == "private_method":
+        entries.append(["m", [first_tensor[1][0], "__init__"], 1, [], None, [], 0])
+    elif name == "internal_attribute":
+        entries.append(["g", [0, "alloc"], 1, [], None, [99], 0])
+    elif name == "unknown_object":
+        entries.append(["m", [12345, "reshape"], 1, [["t", [1]]], None, [], 0])
+    elif name == "wrong_ids":
+        entries[0][5] = [7, 8, 9]
+    elif name == "no_store":
+        rec["head"]["entries"] = [e for e in entries if e[1] != "language.store"]
+    elif name == "return_input":
+        rec["head"]["ret"] = ["r", 0]
+    elif name == "return_constant":
+        rec["head"]["ret"] = ["a", 0]
+    elif name == "object_dtype":
+        rec["head"]["arrays"][0][0] = "object"
+    elif name == "array_outside":
+        rec["head"]["arrays"][0][2] = 1 << 40
+    elif name == "huge_tensor":
+        entries.insert(
+            0, ["c", "language.ndarray", 1, [["t", [1 << 40, 1 << 20]]], ["k", [["buffer", "hbm"]]], [999], 0]
+        )
+    elif name == "not_json":
+        rec["head"] = "garbage"
+
+
+FORGED = {
+    "not_api": {"sandbox_violation"},
+    "private_method": {"sandbox_violation"},
+    "internal_attribute": {"sandbox_violation"},
+    "unknown_object": {"sandbox_violation"},
+    "wrong_ids": {"sandbox_violation"},
+    "no_store": {"wrong_output"},
+    "return_input": {"wrong_output"},
+    "return_constant": {"wrong_output"},
+    "object_dtype": {"sandbox_violation"},
+    "array_outside": {"sandbox_violation"},
+    "huge_tensor": {"memory_limit", "constraint_error"},
+    "not_json": {"sandbox_violation"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGED))
+def test_a_forged_record_is_refused_or_replayed_for_what_it_does(unguarded, name, private_tmp, listener):
+    rec = _record_of(RMSNORM)
+    _forge(name, rec)
+    unguarded.extra = {"forged": _encode(rec)}
+    r = TrainiumSimulator().run(RMSNORM, KERNEL, timeout=20)
+    assert_error(name, r, FORGED[name])
+    assert_contained(name, private_tmp, listener)
+    unguarded.extra = {}
+    assert TrainiumSimulator().run(RMSNORM + "\n", KERNEL).correct  # the warm process still works
+
+
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        (b'{"error": {"type": "correct", "message": "fine", "line": "3"}}\n', "runtime_error"),
+        (b'{"error": {"type": "timeout", "message": "x"}}\n', "timeout"),
+        (b"not json\n", "runtime_error"),
+        (b"", "runtime_error"),
+        (b'{"entries": 1}\n' + b"NKIREC1\n" + (1 << 60).to_bytes(8, "little"), "sandbox_violation"),
+    ],
+)
+def test_the_candidates_status_line_is_checked(unguarded, raw, kind):
+    unguarded.extra = {"raw": raw.hex()}
+    r = TrainiumSimulator().run(RMSNORM, KERNEL, timeout=TIMEOUT)
+    assert r.error is not None and r.error.type == kind and r.error.line is None, r.error
+
+
+# Computes the outputs of the public inputs of seeds 0 and 1 at trace time, and picks one per element by comparing
+# the kernel's input with seed 0's: correct on both seeds when inputs are public, wrong on secret ones.
+LOOKUP = """
+@nki.jit
+def solution(a_tensor, g_tensor):
+    R, C = a_tensor.shape
+    known = []
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        a = rng.random((R, C), dtype=np.float32)
+        g = rng.random((C,), dtype=np.float32)
+        known.append((a, (a / np.sqrt(np.mean(a * a, axis=1, keepdims=True)) * g).astype(np.float32)))
+    a0 = nl.load(nl.shared_constant(known[0][0]))
+    r0 = nl.load(nl.shared_constant(known[0][1]))
+    r1 = nl.load(nl.shared_constant(known[1][1]))
+    pick = nl.where(nl.equal(nl.load(a_tensor), a0), r0, r1)
+    out = nl.ndarray((R, C), dtype=a_tensor.dtype, buffer=nl.shared_hbm)
+    nl.store(out, value=pick)
+    return out
+"""
+
+
+def test_inputs_of_every_seed_are_secret_so_a_lookup_fails():
+    r = TrainiumSimulator().run(LOOKUP, "trainium/rmsnorm-128x64", seeds=(0, 1))
+    assert r.error is not None and r.error.type == "wrong_output", r.error
+
+
+def test_timing_is_deterministic_and_does_not_depend_on_the_inputs():
+    # The record holds no data (the candidate never sees any), so the replayed timeline is a function of the code:
+    # evaluations with different secret inputs, and a replay without data, give the same figures.
+    runs = [TrainiumSimulator().run(RMSNORM, KERNEL) for _ in range(2)]
+    timing = TrainiumSimulator().run(RMSNORM, KERNEL, mode="timing")
+    assert all(r.correct for r in runs) and timing.error is None
+    assert runs[0].latency == runs[1].latency == timing.latency
+    drop = {"checked", "timing_seconds", "timing_cpu_seconds"}
+    profiles = [{k: v for k, v in r.counters.items() if k not in drop} for r in (*runs, timing)]
+    assert profiles[0] == profiles[1] == profiles[2]
+
+
+# Run in the candidate's process with real builtins: every way at the warm process's memory, its signals and the
+# host's secrets, each result collected and raised as the kernel's error message.
+PROBE = """
+import ctypes, errno, os
+WARM, HOST = {warm}, {host}
+libc = ctypes.CDLL(None, use_errno=True)
+got = {{}}
+def tryit(name, f):
+    try:
+        ok = f()
+        got[name] = 'ok' if ok is True else errno.errorcode.get(ctypes.get_errno(), 'failed')
+    except OSError as e:
+        got[name] = errno.errorcode.get(e.errno, 'failed')
+tryit('mem', lambda: open(f'/proc/{{WARM}}/mem', 'r+b').close() or True)
+tryit('ptrace', lambda: libc.ptrace(16, WARM, None, None) == 0)
+class iovec(ctypes.Structure):
+    _fields_ = [('base', ctypes.c_void_p), ('len', ctypes.c_size_t)]
+buf = ctypes.create_string_buffer(8)
+tryit('vm_write', lambda: libc.process_vm_writev(WARM, ctypes.byref(iovec(ctypes.addressof(buf), 8)), 1,
+                                                  ctypes.byref(iovec(0x400000, 8)), 1, 0) == 8)
+tryit('kill', lambda: os.kill(WARM, 0) or True)
+tryit('host_environ', lambda: open(f'/proc/{{HOST}}/environ', 'rb').close() or True)
+tryit('home', lambda: open({home!r}).close() or True)
+tryit('write_tmp', lambda: open({outside!r}, 'w').close() or True)
+raise RuntimeError('PROBE ' + repr(sorted(got.items())))
+"""
+DENIED = {"EPERM", "EACCES", "ESRCH", "ENOENT"}  # no permission, no such process (pid namespace) or file (hidden)
+
+
+def _probe(w, target: int) -> dict:
+    """Runs PROBE against process `target` in the candidate's process; what each attempt gave."""
+    code = PROBE.format(warm=target, host=os.getpid(), home=HOME_SECRET, outside=OUTSIDE[0]) + RMSNORM
+    r = TrainiumSimulator().run(code, KERNEL, timeout=TIMEOUT)
+    assert r.error.type == "runtime_error" and "PROBE" in r.error.message, r.error
+    return dict(eval(r.error.message.split("PROBE ", 1)[1]))
+
+
+@pytest.mark.parametrize(
+    "without",
+    [
+        (),  # Landlock and our namespaces
+        ("landlock",),  # no Landlock: the sandbox's namespace level (isolation.enter) instead
+        ("landlock", "mountns"),  # our namespaces only
+        ("landlock", "mountns", "pidns"),  # a user namespace only
+        ("landlock", "mountns", "pidns", "userns"),  # nothing but the warm process being non-dumpable (and nobody)
+    ],
+    ids=lambda w: "-".join(w) or "all",
+)
+def test_the_candidate_cannot_reach_the_warm_process(unguarded, private_tmp, without):
+    w = unguarded
+    w.without = without
+    TrainiumSimulator().run(RMSNORM, KERNEL)  # started
+    pid = w.pid()
+    assert w.dumpable == 0
+    got = _probe(w, pid)
+    # Its memory is out of reach whatever is turned off: a user namespace gives the candidate no privilege over
+    # processes outside, a pid namespace hides them, Landlock scopes ptrace, and without a user namespace the
+    # candidate runs as nobody (if we are root) or as us: then the warm process's being non-dumpable protects it.
+    assert {got["mem"], got["ptrace"], got["vm_write"]} <= DENIED, got
+    # Signals: the pid namespace or Landlock's scope stop them; with neither, the same user may kill it (then the
+    # host starts a new one: a lost evaluation, never a forged one).
+    assert got["kill"] in DENIED or without == ("landlock", "mountns", "pidns"), got
+    if without in ((), ("landlock",)):  # the default levels: the host's environment and the home directory hidden
+        assert {got["host_environ"], got["home"]} <= DENIED, got
+    if not without:  # and with Landlock, no write anywhere
+        assert got["write_tmp"] in DENIED and not os.path.exists(OUTSIDE[0]), got
+    assert w.pid() == pid and os.kill(pid, 0) is None  # the warm process is alive and the same
+    assert TrainiumSimulator().run(RMSNORM + "\n\n", KERNEL).correct
+
+
+# The control: a confined candidate, as nobody, opens the memory of its own dumpable child but not of a
+# non-dumpable one. Being non-dumpable is what protects the warm process from a child of the same user.
+CONTROL = """
+import ctypes, errno, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+res = {}
+for dumpable in (1, 0):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        libc.prctl(4, dumpable, 0, 0, 0)
+        os.write(w, b'x')
+        time.sleep(10)
+        os._exit(0)
+    os.read(r, 1)
+    try:
+        open(f'/proc/{pid}/mem', 'rb').close()
+        res[dumpable] = 'ok'
+    except OSError as e:
+        res[dumpable] = errno.errorcode[e.errno]
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+raise RuntimeError('PROBE ' + repr(sorted(res.items())))
+"""
+
+
+def test_non_dumpable_is_what_keeps_a_same_user_child_out(unguarded, private_tmp):
+    unguarded.without = ("landlock", "mountns", "pidns", "userns")
+    r = TrainiumSimulator().run(CONTROL + RMSNORM, KERNEL, timeout=TIMEOUT)
+    assert r.error.type == "runtime_error" and "PROBE" in r.error.message, r.error
+    got = dict(eval(r.error.message.split("PROBE ", 1)[1]))
+    assert got[1] == "ok" and got[0] in DENIED, got
+
+
+def test_a_machine_that_refuses_every_isolation_runs_no_model_code(monkeypatch, private_tmp, listener):
+    # No Landlock, no bubblewrap, and the namespace level refused: the warm child exits before running anything,
+    # and the evaluation is refused as sandbox.run refuses it (SandboxUnavailable, which names the opt-in).
+    paths = [helpers.TESTS, trn_sim._SHIM, trn_sim._ROOT, *trn_sim._library_dirs()]
+    w = _Warm(paths, "trn_unguarded:prepare_refused", env=dict(trn_sim._BLAS))
+    w.without = ("landlock",)
+    monkeypatch.setattr(trn_sim, "warm_process", lambda: w)
+    monkeypatch.setattr(trn_sim, "RECORD", UNGUARDED)
+    monkeypatch.setattr(trn_sim, "_cold_available", lambda: False)
+    monkeypatch.setattr(trn_sim, "scan", lambda source: None)
+    try:
+        code = _code("escape_shell", listener.getsockname()[1])
+        with pytest.raises(sandbox.SandboxUnavailable, match="AUTOCOMP_SANDBOX=rlimits"):
+            TrainiumSimulator().run(code, KERNEL, timeout=TIMEOUT)
+        assert_contained("escape_shell", private_tmp, listener)  # nothing of it ran
+    finally:
+        w.close()
+
+
+@pytest.mark.skipif(sandbox._BWRAP is None, reason="bubblewrap is not installed")
+def test_without_landlock_the_candidate_runs_cold_under_bubblewrap(monkeypatch, private_tmp, listener, honest):
+    monkeypatch.setattr(warm.Warm, "landlock", lambda self, start=False: 0)
+    sim = TrainiumSimulator()
+    r = sim.run(RMSNORM, KERNEL)
+    assert r.correct and r.latency == honest and "bwrap" in sim.last_phases["isolation"], r.error
+    r = sim.run(_code("escape_shell", listener.getsockname()[1]), KERNEL, timeout=TIMEOUT)
+    assert_error("escape_shell", r, HOSTILE["escape_shell"][1])
+    assert_contained("escape_shell", private_tmp, listener)
+
+
+def test_replay_judges_the_returned_tensor_against_its_own_reference():
     spec = parse_kernel("trainium/rmsnorm-128x64")
     args = spec.inputs(0)
-    good, files = _record(spec.reference(args))
-    assert trn_sim._judge(spec, 0, good, files) == (True, "")
-    ok, msg = trn_sim._judge(spec, 0, *_record(args[0]))  # output = input
+    ref = spec.reference(args)
+    out = Tensor(Alloc("hbm", ref.shape, ref.dtype, data=ref.copy()))
+    assert replay.judge(spec, out, ref, ref) == (True, "")
+    ok, msg = replay.judge(spec, out, args[0], ref)
     assert not ok and "output mismatch" in msg
-    ok, msg = trn_sim._judge(spec, 0, *_record(spec.reference(args)[:64]))
+    ok, msg = replay.judge(spec, ref, ref, ref)  # a numpy array is no output of the kernel
+    assert not ok and "not an HBM tensor" in msg
+    assert not replay.judge(spec, None, None, ref)[0]
+    ok, msg = replay.judge(spec, out, ref[:64], ref)
     assert not ok and "shape" in msg
-    assert not trn_sim._judge(spec, 0, {"kind": "none"}, {})[0]
-    assert "tuple" in trn_sim._judge(spec, 0, {"kind": "tuple"}, {})[1]
-    tampered = {k: b"\0" * len(v) for k, v in files.items()}
-    for rec, got in (
-        (good, tampered),
-        (good, {}),
-        ({**good, "nbytes": 4}, files),
-        ({"kind": "array"}, files),
-        (None, {}),
-    ):
-        with pytest.raises(trn_sim._Forged):
-            trn_sim._judge(spec, 0, rec, got)
 
 
 def test_latency_below_the_roofline_is_refused_on_the_cli_path(monkeypatch, tmp_path, capsys):
@@ -326,7 +629,7 @@ def test_failures_report_their_simulator_time():
     r = sim.run(HDR + "    while True:\n        pass\n", KERNEL, timeout=2)
     assert r.error.type == "timeout" and r.sim_seconds >= 2, r.sim_seconds
     wrong = sim.run(HDR + COPY, KERNEL)
-    assert wrong.error.type == "wrong_output" and wrong.sim_seconds > 0.05  # a sandboxed run, not a lookup
+    assert wrong.error.type == "wrong_output" and wrong.sim_seconds > 0.005  # a sandboxed run, not a lookup
     for code, kernel, kind in (
         (HDR + COPY, KERNEL, "wrong_output"),  # the cached failure
         (PATCH_ISCLOSE + HDR + COPY, KERNEL, "forbidden_import"),

@@ -205,3 +205,64 @@ def test_many_files_are_capped_in_total(tmp_path, monkeypatch):
     o = sandbox.run([PY, "-c", code], limits=limits)
     assert o.disk_exceeded and not o.timed_out and o.signal == signal.SIGXFSZ and not o.ok
     assert o.wall_seconds < 15 and not list(tmp_path.iterdir())
+
+
+def _namespace_level(monkeypatch):
+    monkeypatch.setattr(sandbox, "_BWRAP", None)
+    if os.environ.get("AUTOCOMP_SANDBOX", "auto") != "auto":
+        pytest.skip("AUTOCOMP_SANDBOX forces another level")
+
+
+def test_without_bwrap_home_and_other_processes_are_hidden(tmp_path, monkeypatch):
+    # The namespace level: an empty tmpfs over the home directories (the interpreter and the cache bound back
+    # read-only), and a /proc of its own, so no other process's environment (API keys) is readable.
+    _namespace_level(monkeypatch)
+    home = os.path.realpath(os.path.expanduser("~"))
+    secret = os.path.join(home, f"autocomp-ns-{os.getpid()}.txt")
+    monkeypatch.setenv("AUTOCOMP_NS_SECRET", "sk-very-secret")
+    with open(secret, "w") as f:
+        f.write("home secret")
+    code = (
+        "import os\n"
+        f"print('home', os.path.exists({secret!r}), sorted(os.listdir({home!r})))\n"
+        "print('pids', sorted(p for p in os.listdir('/proc') if p.isdigit()))\n"
+        f"print('parent', os.path.exists('/proc/{os.getpid()}'))\n"
+        "try:\n    open('/proc/self/mounts').read(); print('proc ok')\nexcept OSError as e:\n    print('proc', e)\n"
+    )
+    try:
+        o = sandbox.run([PY, "-c", code], limits=FAST)
+    except sandbox.SandboxUnavailable:
+        pytest.skip("no mount and pid namespaces on this machine")
+    finally:
+        os.unlink(secret)
+    assert o.ok, o.stderr
+    assert {"mountns", "pidns", "netns"} <= set(o.isolation)
+    assert "home False" in o.stdout and "parent False" in o.stdout and "proc ok" in o.stdout
+    assert "sk-very-secret" not in o.stdout
+    listed = o.stdout.splitlines()[0]
+    kept = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)), sandbox._cache_root()]
+    for name in os.listdir(home):
+        if not any(os.path.realpath(p).startswith(os.path.join(home, name)) for p in kept + [os.getcwd()]):
+            assert repr(name) not in listed, name
+    assert o.stdout.split("pids ")[1].splitlines()[0] in ("['1', '2']", "['1', '2', '3']")
+
+
+def test_the_namespace_level_cannot_undo_its_mounts(monkeypatch):
+    _namespace_level(monkeypatch)
+    home = os.path.realpath(os.path.expanduser("~"))
+    code = f"import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nprint(libc.umount2({home.encode()!r}, 2), ctypes.get_errno())"
+    try:
+        o = sandbox.run([PY, "-c", code], limits=FAST)
+    except sandbox.SandboxUnavailable:
+        pytest.skip("no mount and pid namespaces on this machine")
+    assert o.ok and o.stdout.split()[0] == "-1", o.stdout  # no capability left to unmount
+
+
+def test_a_machine_that_cannot_hide_home_refuses_unless_the_user_opts_in(monkeypatch):
+    _namespace_level(monkeypatch)
+    monkeypatch.setattr(sandbox._ns, "enter", lambda keep: {"netns"})  # as where only a network namespace works
+    with pytest.raises(sandbox.SandboxUnavailable, match="AUTOCOMP_SANDBOX=rlimits"):
+        sandbox.run(["true"], limits=FAST)
+    monkeypatch.setenv("AUTOCOMP_SANDBOX", "rlimits")
+    o = sandbox.run(["true"], limits=FAST)
+    assert o.ok and "mountns" not in o.isolation

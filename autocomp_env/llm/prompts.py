@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from autocomp_env import targets
 from autocomp_env.core import Feedback, Kernel, Plan
-from autocomp_env.llm.targets import Target, target_for
 
 Messages = list[dict[str, str]]
 
@@ -34,6 +34,7 @@ class PromptOptions:
     include_history: bool = False  # show the plans (and latencies) from the root to the parent
     phases: int = 8  # N in the "phase i of N" reminder
     use_edits: bool = False  # ask for JSON edits instead of a full rewrite
+    include_isa: bool = True  # planning prompts: the target's ISA/architecture summary (off for small-context models)
     expand_menu_actions: bool = True  # a bare menu item given to implement() is first planned (forced option)
     max_error_line: int = 400  # repair prompts: characters kept per error-output line
     max_error_chars: int = 6000  # ... and in all
@@ -65,7 +66,24 @@ def _fmt(x: float) -> str:
     return f"{x:.0f}" if float(x).is_integer() and abs(x) >= 1 else f"{x:.6g}"
 
 
-def _header(kernel: Kernel, t: Target) -> str:
+@dataclass(frozen=True)
+class _Texts:
+    """The target's prompt texts for one kernel (`Target.prompts`, `Target.lang`)."""
+
+    isa: str
+    signature: str
+    rules: tuple[str, ...]
+    lang: str
+    role: str
+
+
+def _texts(kernel: Kernel) -> _Texts:
+    t = targets.target(kernel.target)
+    p = t.prompts
+    return _Texts(p.isa(kernel), p.signature(kernel), tuple(p.rules), t.lang, p.role)
+
+
+def _header(kernel: Kernel, t: _Texts) -> str:
     return f"{t.isa}\n# Kernel\nKernel: {kernel.name}\n{t.signature}\n"
 
 
@@ -101,7 +119,7 @@ def _hw_lines(counters: dict[str, Any], limit: int = 48) -> list[str]:
 
 
 def _parent_section(
-    kernel: Kernel, code: str, fb: Feedback, t: Target, o: PromptOptions, rng: np.random.Generator
+    kernel: Kernel, code: str, fb: Feedback, t: _Texts, o: PromptOptions, rng: np.random.Generator
 ) -> str:
     out = ["# Current code"]
     if o.include_history and fb.history:
@@ -123,7 +141,7 @@ def _parent_section(
     return "\n".join(out)
 
 
-def _instruction(variant: str, t: Target, forced: int | None = None) -> str:
+def _instruction(variant: str, t: _Texts, forced: int | None = None) -> str:
     if variant == "forced":
         return (
             f"You are {t.role}. Explain how to apply option {forced} from the menu above to the current code. "
@@ -154,14 +172,19 @@ def planning_messages(
     rng: np.random.Generator,
     opts: PromptOptions = PromptOptions(),
     forced: int | None = None,
+    answer: str = "plan",
 ) -> tuple[Messages, list[int], str]:
     """The planning prompt, the menu indices it shows (after dropout) and the instruction variant.
 
     Menu numbers in the prompt are the item's index + 1 in the full menu, so an answer maps back to the
     action. If dropout leaves nothing, one applicable item is kept so the menu is never empty. `forced` (a
     menu index) shows only that item and asks how to apply it (Autocomp's forced option; no dropout).
+    `answer="code"` is Autocomp's `skip_planning` form: the same prompt, but the model names its choice in one
+    line and then writes the complete new code (one call instead of plan + implementation).
     """
-    t = target_for(kernel)
+    if answer not in ("plan", "code"):
+        raise ValueError(f"answer must be 'plan' or 'code', got {answer!r}")
+    t = _texts(kernel)
     applicable = [i for i in range(len(menu)) if mask is None or bool(mask[i])] or list(range(len(menu)))
     if forced is not None:
         if not 0 <= forced < len(menu):
@@ -178,21 +201,34 @@ def planning_messages(
     parent = _parent_section(kernel, code, feedback, t, opts, rng)
     items = "\n".join(f"{i + 1}. {menu[i]}" for i in shown)
     step = len(feedback.history) + 1
+    if answer == "plan":
+        task = (
+            " Make the plan specific to this code: name the loops, tile sizes, buffers and addresses it changes and "
+            "say why it will be faster. Write a plan, not the full code."
+        )
+        rules = _rules(list(t.rules) + ["Limit the plan to the one optimization you chose."])
+    else:
+        task = (
+            " After that first line, say in one or two sentences what you change and why it will be faster, then "
+            "write the complete new code that applies it."
+        )
+        last = f"Return the complete new code in one ```{t.lang} fenced block."
+        rules = _rules(list(t.rules) + ["Apply only the one optimization you chose.", last], code)
+    header = _header(kernel, t) if opts.include_isa else f"# Kernel\nKernel: {kernel.name}\n{t.signature}\n"
     body = "\n\n".join(
         [
-            _header(kernel, t),
+            header,
             parent,
             "# Optimization menu\nLook for inefficiencies in the current code. These optimizations may help:\n"
             f"<optimizations>\n{items}\n</optimizations>",
-            "# Task\n"
-            + _instruction(variant, t, None if forced is None else forced + 1)
-            + " Make the plan specific to this code: name the loops, tile "
-            "sizes, buffers and addresses it changes and say why it will be faster. Write a plan, not the full code.",
-            _rules(list(t.rules) + ["Limit the plan to the one optimization you chose."]),
+            "# Task\n" + _instruction(variant, t, None if forced is None else forced + 1) + task,
+            rules,
             f"This is phase {step} of {max(opts.phases, step)} of the optimization.",
         ]
     )
-    system = f"You are {t.role}. You write short, concrete optimization plans."
+    system = f"You are {t.role}. " + (
+        "You write short, concrete optimization plans." if answer == "plan" else "You write correct, fast code."
+    )
     return [{"role": "system", "content": system}, {"role": "user", "content": body}], shown, variant
 
 
@@ -223,7 +259,7 @@ def implementation_messages(
     kernel: Kernel, code: str, plan: Plan, feedback: Feedback, opts: PromptOptions = PromptOptions()
 ) -> Messages:
     """The implementation prompt: target, parent code, the plan, the rules, and the answer format."""
-    t = target_for(kernel)
+    t = _texts(kernel)
     lat = (
         f"\nThe latency of this code is {_fmt(feedback.latency)} {feedback.unit or kernel.unit}."
         if feedback.latency is not None
@@ -254,7 +290,7 @@ def repair_messages(
     kernel: Kernel, code: str, plan: Plan, error_text: str, opts: PromptOptions = PromptOptions()
 ) -> Messages:
     """One repair attempt: the failed candidate, its error output, the plan it was implementing."""
-    t = target_for(kernel)
+    t = _texts(kernel)
     body = "\n\n".join(
         [
             _header(kernel, t),

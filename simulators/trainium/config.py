@@ -53,7 +53,7 @@ class TrainiumConfig:
     # Buffers for a tile allocated in a sequential_range body: the compiler "respects inter-loop dependency and
     # performs much more conservative loop-level optimizations" there (NKI sequential_range docs); the count is
     # an assumption (fitted to the attention trace, whose sequential loops stall on one reused PSUM tile).
-    sequential_buffers: int = 1
+    sequential_buffers: int = 2
     # NEFF launch + teardown seen by nc_latency, us (assumption; nki-samples rmsnorm_qkv <= 25 us bounds it).
     launch_overhead_us: float = 10.0
     # Capacities per partition, bytes (ARCH: SBUF 192 KiB minus 16 KiB reserved (DA); PSUM 16 KiB = 8 x 2 KiB banks).

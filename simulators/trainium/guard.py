@@ -141,63 +141,77 @@ def module_allowed(name: str) -> bool:
     return name in ("neuronxcc", "neuronxcc.nki", "numpy", "math") or name.startswith("neuronxcc.nki.")
 
 
+def attribute_allowed(name: str) -> bool:
+    """Whether kernel code may name this attribute: `x.name`, `from m import name`, a class pattern's keyword, a
+    kernel tensor's attribute (the recorder asks too)."""
+    if name.startswith("_"):
+        return name in _ALLOWED_DUNDERS
+    return name not in _INTERNAL_ATTRS
+
+
 def scan(source: str) -> tuple[str, str, int | None] | None:
     """None if `source` is acceptable, else (error type, message, line). SyntaxError -> compile_error."""
     try:
-        tree = ast.parse(source, filename="solution.py")
+        try:
+            tree = ast.parse(source, filename="solution.py")
+        except SystemError:  # CPython 3.11's AST converter can leave its (global) depth count off: parse again
+            tree = ast.parse(source, filename="solution.py")
     except SyntaxError as e:
         return "compile_error", f"SyntaxError: {e.msg}", e.lineno
+    except (ValueError, RecursionError, MemoryError) as e:  # null bytes, absurd nesting
+        return "compile_error", f"{type(e).__name__}: {str(e)[:200]}", None
+    calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                if not module_allowed(a.name):
-                    return (
-                        "forbidden_import",
-                        f"import of {a.name!r} is not allowed (only {ALLOWED_MODULES})",
-                        node.lineno,
-                    )
-        elif isinstance(node, ast.ImportFrom):
-            mod = node.module or ""
-            if node.level or not module_allowed(mod):
-                return "forbidden_import", f"import from {mod!r} is not allowed (only {ALLOWED_MODULES})", node.lineno
-            if mod == "neuronxcc" and any(a.name != "nki" for a in node.names):
-                return "forbidden_import", "only neuronxcc.nki may be imported from neuronxcc", node.lineno
-        elif isinstance(node, ast.Attribute) and (
-            (node.attr.startswith("_") and node.attr not in _ALLOWED_DUNDERS) or node.attr in _INTERNAL_ATTRS
-        ):
-            return "forbidden_import", f"access to attribute {node.attr!r} is not allowed in kernel code", node.lineno
-        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            # `np.isclose = ...` would change what the simulator itself computes with (the runner also checks
-            # afterwards that no module was altered); kernels have no need to set attributes.
-            return (
-                "forbidden_import",
-                f"setting or deleting attribute {node.attr!r} is not allowed in kernel code (modules are read-only)",
-                node.lineno,
-            )
-        elif isinstance(node, ast.Call) and _format_fields(node):
-            return (
-                "forbidden_import",
-                "str.format may only use plain fields ({}, {0}, {name}) in kernel code",
-                node.lineno,
-            )
-        elif isinstance(node, ast.Name) and node.id in _BANNED_NAMES:
-            return "forbidden_import", f"use of {node.id!r} is not allowed in kernel code", node.lineno
+        bad = _check(node, id(node) in calls)
+        if bad:
+            return "forbidden_import", bad, getattr(node, "lineno", None)
     return None
 
 
-def _format_fields(call: ast.Call) -> bool:
-    """True for `x.format(...)` where x is not a literal, or a literal with `{a.b}` / `{a[b]}` fields:
-    str.format reads attributes and items by name, out of sight of the AST check."""
-    f = call.func
-    if not (isinstance(f, ast.Attribute) and f.attr == "format"):
-        return False
+def _check(node: ast.AST, called: bool) -> str | None:
+    """Why `node` is not allowed in kernel code, or None. `called`: node is the function of a call."""
+    if isinstance(node, ast.Import):
+        for a in node.names:
+            if not module_allowed(a.name):
+                return f"import of {a.name!r} is not allowed (only {ALLOWED_MODULES})"
+    elif isinstance(node, ast.ImportFrom):
+        mod = node.module or ""
+        if node.level or not module_allowed(mod):
+            return f"import from {mod!r} is not allowed (only {ALLOWED_MODULES})"
+        if mod == "neuronxcc" and any(a.name != "nki" for a in node.names):
+            return "only neuronxcc.nki may be imported from neuronxcc"
+        for a in node.names:  # `from numpy import __builtins__` reads an attribute of the module
+            if a.name == "*" and not mod.startswith("neuronxcc.nki"):
+                return f"`from {mod} import *` is not allowed in kernel code"
+            if a.name != "*" and not attribute_allowed(a.name):
+                return f"importing {a.name!r} from {mod} is not allowed in kernel code"
+    elif isinstance(node, ast.MatchClass):
+        # `case object(__globals__=g)` reads attributes with no attribute node, positional patterns read the
+        # attributes a class names in __match_args__: kernels have no use for class patterns.
+        return "class patterns in `match` are not allowed in kernel code"
+    elif isinstance(node, ast.Attribute):
+        if not attribute_allowed(node.attr):
+            return f"access to attribute {node.attr!r} is not allowed in kernel code"
+        if isinstance(node.ctx, (ast.Store, ast.Del)):
+            # `np.isclose = ...` changes what the simulator itself computes with; kernels never need it.
+            return f"setting or deleting attribute {node.attr!r} is not allowed in kernel code (modules are read-only)"
+        if node.attr == "format" and not (called and _plain_format(node)):
+            return "str.format may only be called on a string literal with plain fields ({}, {0}, {name})"
+    elif isinstance(node, ast.Name) and node.id in _BANNED_NAMES:
+        return f"use of {node.id!r} is not allowed in kernel code"
+    return None
+
+
+def _plain_format(f: ast.Attribute) -> bool:
+    """`"literal".format` with only plain fields: str.format reads attributes and items named in its fields
+    (`{0.gi_frame}`, `{0[k]}`), out of sight of the attribute check, so only a literal it can inspect passes."""
     if not (isinstance(f.value, ast.Constant) and isinstance(f.value.value, str)):
-        return True
+        return False
     try:
         fields = [(name, spec) for _, name, spec, _ in string.Formatter().parse(f.value.value) if name is not None]
     except ValueError:
-        return True
-    return any("." in n or "[" in n or "{" in (s or "") for n, s in fields)
+        return False
+    return not any("." in n or "[" in n or "{" in (s or "") for n, s in fields)
 
 
 def safe_builtins(importer) -> dict:

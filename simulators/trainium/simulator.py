@@ -10,25 +10,39 @@ import json
 import math
 import os
 import secrets
+import shutil
 import signal
 import sys
+import tempfile
+import threading
 import time
 
-from .. import sandbox
-from ..result import SimResult
+from .. import sandbox, warm
+from ..result import ERROR_TYPES, SimResult, within_roofline
 from .config import TrainiumConfig
 from .guard import scan
 from .kernels import KernelSpec, parse_kernel
-from .runner import output_files
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_SHIM = os.path.join(_HERE, "shim")
+# What runs where: the candidate's side in a confined child, the trusted side in a child with limits only.
+RECORD = "simulators.trainium.runner:record"
+REPLAY = "simulators.trainium.replay:replay"
+PREPARE = "simulators.trainium.replay:prepare"
+MAX_RECORD = 256 << 20  # bytes of call record a kernel may produce (the largest tutorial kernel needs ~4 MB)
+_BLAS = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# The cold path (bubblewrap, no Landlock): a fresh interpreter runs the candidate's side under sandbox.run.
+_COLD = (
+    "import sys; sys.path[:0] = [sys.argv[1] + '/simulators/trainium/shim', sys.argv[1]] + sys.argv[2:]; "
+    "from simulators.trainium import runner; sys.exit(runner.main())"
+)
 
 
 @functools.cache
 def _library_dirs() -> tuple[str, ...]:
-    """Where this interpreter finds numpy and ml_dtypes (looked up once). The runner starts with -S (no site:
-    ~20 ms less per evaluation, and no .pth file of the environment runs) and gets exactly these instead."""
+    """Where this interpreter finds numpy and ml_dtypes (looked up once). The sandboxed interpreters start with -S
+    (no site: ~20 ms less, and no .pth file of the environment runs) and get exactly these instead."""
     import importlib.util
 
     dirs: list[str] = []
@@ -39,6 +53,24 @@ def _library_dirs() -> tuple[str, ...]:
             if d not in dirs:
                 dirs.append(d)
     return tuple(dirs)
+
+
+def read_paths() -> tuple[str, ...]:
+    """What a confined candidate may read (under Landlock): the standard library, numpy's and ml_dtypes'
+    directories and our package, for modules imported late. Not the home directory, /proc, /tmp or /etc."""
+    return (os.path.dirname(os.__file__), *_library_dirs(), os.path.join(_ROOT, "simulators"))
+
+
+_warm_lock = threading.Lock()
+_warm_proc: list[warm.Warm] = []
+
+
+def warm_process() -> warm.Warm:
+    """The warm process of this host process (shared by every TrainiumSimulator), started on first use."""
+    with _warm_lock:
+        if not _warm_proc:
+            _warm_proc.append(warm.Warm([_SHIM, _ROOT, *_library_dirs()], PREPARE, env=dict(_BLAS)))
+        return _warm_proc[0]
 
 
 UNIT = "us"
@@ -54,13 +86,15 @@ class TrainiumSimulator:
     inputs, numpy reference) plus the latency from the same trace; mode="timing": latency only, from a trace
     without data (`counters["checked"]` says whether correctness on `seeds` is known from the cache; if not,
     `correct` is True only in the sense "ran without error"); mode="functional": both, no caching.
-    Results are cached in-process by (code hash, kernel, seed) and (code hash, kernel, config).
+    Results are cached in-process by (code hash, kernel, seed) and (code hash, kernel, config), unless
+    `cache_results=False` (the env's evaluator caches results itself: one cache layer there).
     """
 
-    version = "trn1-nki1-sim-0.2"
+    version = "trn1-nki1-sim-0.4"
 
-    def __init__(self, config: TrainiumConfig | None = None) -> None:
+    def __init__(self, config: TrainiumConfig | None = None, *, cache_results: bool = True) -> None:
         self.config = config or TrainiumConfig()
+        self.cache_results = cache_results
         self._seed_cache: dict[tuple, dict] = {}
         self._profile_cache: dict[tuple, dict] = {}
 
@@ -82,6 +116,9 @@ class TrainiumSimulator:
         """Simulate `code` on `kernel`; every result, failures included, carries the seconds this call took."""
         t0 = time.monotonic()
         r = self._run(code, kernel, seeds, mode, timeout)
+        if not self.cache_results:  # each run starts from nothing known
+            self._seed_cache.clear()
+            self._profile_cache.clear()
         return dataclasses.replace(r, sim_seconds=time.monotonic() - t0)
 
     def _run(self, code: str, kernel: str, seeds, mode: str, timeout: float) -> SimResult:
@@ -133,119 +170,123 @@ class TrainiumSimulator:
         latency = profile.get("latency_us")
         if type(latency) not in (int, float):
             return SimResult.failure(UNIT, "sandbox_violation", f"the runner reported no latency ({latency!r})")
-        floor = self.roofline(spec.name)
-        # The model cannot beat the roofline: a latency below it is tampering or a simulator bug.
-        if not math.isfinite(latency) or latency <= 0 or latency < floor * (1 - 1e-9):
-            return SimResult.failure(
-                UNIT, "beyond_roofline", f"simulated {latency:.3f} us is below the roofline {floor:.3f} us"
-            )
-        return SimResult(
+        result = SimResult(
             correct=True,
             latency=latency,
             unit=UNIT,
             utilization=self._utilization(spec, profile),
             counters=profile,
         )
+        # The model cannot beat the roofline: a latency below it is tampering or a simulator bug.
+        return within_roofline(result, self.roofline(spec.name), spec.name)
 
     def _utilization(self, spec: KernelSpec, p: dict) -> float:
         """MFU for matmul kernels; otherwise the fraction of the DMA/HBM ceiling used (MBU)."""
         return p.get("mfu") if spec.tensor_macs else p.get("mbu")
 
     def _sandboxed(self, code: str, spec: KernelSpec, seeds: list[int], timing: bool, timeout: float) -> dict:
-        req = {"kernel": spec.name, "functional_seeds": seeds, "timing": timing, "config": self.config.to_dict()}
-        shape, _ = spec.output()
-        most = int(_prod(shape)) * 8  # the widest dtype an output may come back in
-        outs = tuple(n for s in seeds for n in output_files(s, most))
-        nonce = secrets.token_hex(16)
-        limits = sandbox.Limits(wall_seconds=timeout, cpu_seconds=int(max(1, timeout)), memory_bytes=6 << 30)
-        out = sandbox.run(
-            [sys.executable, "-I", "-S", _RUNNER, _ROOT, *_library_dirs()],
-            files={"solution.py": code, "request.json": json.dumps(req)},
-            limits=limits,
-            read_back=("result.json", *outs),
-            # one BLAS thread: the machine is shared, and threaded OpenBLAS on tiny tiles is ~50x slower
-            env={
-                "OPENBLAS_NUM_THREADS": "1",
-                "OMP_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1",
-                "AUTOCOMP_RESULT_NONCE": nonce,
-            },
-        )
-        if out.timed_out:
-            return {"error": {"type": "timeout", "message": f"the kernel did not finish within {timeout} s"}}
-        if "result.json" not in out.files:
-            tail = (out.stderr or "")[-2000:]
-            if "MemoryError" in tail:
-                return {"error": {"type": "memory_limit", "message": f"the kernel ran out of memory: {tail[-500:]}"}}
-            if out.signal in (signal.SIGXCPU, signal.SIGKILL):
-                return {"error": {"type": "timeout", "message": f"the kernel exceeded its {timeout} s CPU budget"}}
-            if out.signal is not None:
-                return {"error": {"type": "runtime_error", "message": f"the runner died with signal {out.signal}"}}
-            return {"error": {"type": "runtime_error", "message": f"the runner failed: {tail}"}}
+        """Record the candidate's NKI calls in the sandbox, then replay them here on inputs from secret seeds drawn
+        after the candidate's process is gone: the replay decides correctness and latency."""
+        t0 = time.monotonic()
+        w = warm_process()
+        phases: dict = {}
+        self.last_phases = phases
+        tmp = tempfile.mkdtemp(prefix=f"autocomp-sbx-{os.getpid()}-")
         try:
-            res = json.loads(out.files["result.json"])
-        except ValueError:
-            res = {}
-        if not isinstance(res, dict) or res.get("nonce") != nonce:
-            return {"error": {"type": "sandbox_violation", "message": "result file not written by the runner"}}
-        if res.get("error"):
-            return res
-        # Correctness is judged here, on the raw outputs, with the host's own inputs and reference.
-        judged = {}
-        for s in seeds:
+            limits = sandbox.Limits(wall_seconds=timeout, cpu_seconds=int(max(1, timeout)), memory_bytes=6 << 30)
+            payload = {"source": code, "kernel": spec.name, "config": self.config.to_dict()}
+            if w.landlock(True) or not _cold_available():
+                out = w.call(RECORD, payload, limits=limits, cwd=tmp, read_paths=read_paths(), max_result=MAX_RECORD)
+                if out.returncode == warm.EXIT_UNISOLATED:  # the same policy as sandbox.run's namespace level
+                    raise sandbox.SandboxUnavailable(
+                        "this machine has neither Landlock nor bubblewrap and refuses the namespaces that hide your "
+                        "home directory and other processes from model code. Install bubblewrap (apt-get install "
+                        "bubblewrap), or set AUTOCOMP_SANDBOX=rlimits to run it anyway without that isolation."
+                    )
+                phases.update(record_wall_s=out.wall_seconds, sandbox_start_s=out.start_seconds)
+                phases["record_cpu_s"] = out.cpu_seconds
+                failed = _failure(out, timeout, "kernel")
+                data = out.result
+            else:
+                out = sandbox.run(
+                    [sys.executable, "-I", "-S", "-c", _COLD, _ROOT, *_library_dirs()],
+                    files={"request.json": json.dumps(payload)},
+                    limits=limits,
+                    read_back=("record.bin",),
+                    env=dict(_BLAS),
+                )
+                phases.update(record_wall_s=out.wall_seconds)
+                failed = _failure(out, timeout, "kernel")
+                data = out.files.get("record.bin", b"")
+            phases["isolation"] = list(out.isolation)
+            if w.cgroup and "cgroup-pids" not in out.isolation:  # the warm process's cgroup holds its children
+                phases["isolation"].append("cgroup-pids")
+            if failed:
+                return failed
+            status, _, record = data.partition(b"\n")
             try:
-                ok, msg = _judge(spec, s, (res.get("outputs") or {}).get(str(s)), out.files)
-            except _Forged as e:
-                return {"error": {"type": "sandbox_violation", "message": str(e)}}
-            seconds = ((res.get("seeds") or {}).get(str(s)) or {}).get("seconds")
-            judged[str(s)] = {"ok": ok, "message": msg, "seconds": seconds}
-            if not ok:
-                res["error"] = {"type": "wrong_output", "message": f"seed {s}: {msg}"}
-                break
-        res["seeds"] = judged
-        return res
+                status = json.loads(status)
+            except ValueError:
+                status = None
+            if not isinstance(status, dict):
+                return _err("runtime_error", "the kernel's process returned no status")
+            if status.get("error"):  # the candidate's process reports it: only a known type, a number for a line
+                e = status["error"] if isinstance(status["error"], dict) else {}
+                kind = e.get("type") if e.get("type") in ERROR_TYPES else "runtime_error"
+                line = e.get("line") if type(e.get("line")) is int else None
+                return _err(kind, str(e.get("message"))[:4000], line)
+            phases.update({k: v for k, v in status.items() if k.endswith("_s") and type(v) in (int, float)})
+            # The secret seeds exist only from here on: the candidate's process (and everything it started) is dead.
+            left = max(1.0, timeout - (time.monotonic() - t0))
+            req = {
+                "kernel": spec.name,
+                "config": self.config.to_dict(),
+                "seeds": {str(s): secrets.randbits(63) for s in seeds},
+                "timing": timing,
+            }
+            rl = sandbox.Limits(wall_seconds=left, cpu_seconds=int(math.ceil(left)), memory_bytes=6 << 30)
+            rep = w.call(REPLAY, req, record, limits=rl, confined=False)
+            phases.update(replay_wall_s=rep.wall_seconds, replay_cpu_s=rep.cpu_seconds)
+            failed = _failure(rep, timeout, "replay")
+            if failed:
+                return failed
+            res = json.loads(rep.result)
+            phases.update({k: v for k, v in (res.pop("times", None) or {}).items()})
+            return res
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+            phases["total_s"] = time.monotonic() - t0
 
 
-class _Forged(Exception):
-    """The runner's output files do not match its record of them."""
+def _cold_available() -> bool:
+    """Without Landlock, bubblewrap's filesystem isolation beats a warm fork's: use it where it is installed."""
+    return sandbox._BWRAP is not None and sandbox._mode() == "auto"
 
 
-def _prod(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
+def _err(kind: str, message: str, line=None) -> dict:
+    return {"error": {"type": kind, "message": message, "line": line}}
 
 
-def _judge(spec: KernelSpec, seed: int, rec, files: dict[str, bytes]) -> tuple[bool, str]:
-    """(ok, message) for the output the runner sent for `seed`, against the reference computed here."""
-    import numpy as np
-
-    if not isinstance(rec, dict):
-        raise _Forged(f"the runner sent no output for seed {seed}")
-    kind = rec.get("kind")
-    if kind == "none":
-        return spec.check(None, None)
-    if kind != "array":
-        return False, f"the kernel returned a {str(kind)[:100]}, not an HBM tensor"
-    want, _ = spec.output()
-    try:
-        dt = np.dtype(rec["dtype"])
-        shape = tuple(int(d) for d in rec["shape"])
-        nbytes = int(rec["nbytes"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise _Forged(f"bad output record for seed {seed}: {e}") from None
-    if not (dt.kind in "biuf" or dt.type.__module__.startswith("ml_dtypes")) or dt.itemsize > 8:
-        return False, f"the kernel returned an array of {dt}, not of numbers"
-    if shape != tuple(want):
-        return False, f"output shape {shape} != expected {tuple(want)}"
-    data = b"".join(files.get(n, b"") for n in output_files(seed, nbytes))
-    if len(data) != nbytes or nbytes != _prod(shape) * dt.itemsize:
-        raise _Forged(f"output of seed {seed}: {len(data)} bytes read back, the runner recorded {nbytes}")
-    if hashlib.sha256(data).hexdigest() != rec.get("sha256"):
-        raise _Forged(f"output of seed {seed} does not match the runner's hash")
-    got = np.frombuffer(data, dtype=dt).reshape(shape)
-    return spec.check(got, spec.reference(spec.inputs(seed)))
+def _failure(out, timeout: float, what: str) -> dict | None:
+    """The structured error for a sandboxed process that did not return a result, or None if it did."""
+    files = getattr(out, "files", None)
+    got = out.result if files is None else files.get("record.bin")
+    if out.timed_out:
+        return _err("timeout", f"the {what} did not finish within {timeout:g} s")
+    if getattr(out, "result_truncated", False):
+        return _err("output_limit", f"the kernel's call record exceeds {MAX_RECORD >> 20} MiB (too many NKI calls)")
+    if out.output_truncated:
+        return _err("output_limit", "the kernel printed too much")
+    if got and out.returncode == 0:
+        return None
+    tail = ((out.output if files is None else out.stderr) or "")[-2000:]
+    if "MemoryError" in tail:
+        return _err("memory_limit", f"the {what} ran out of memory: {tail[-500:]}")
+    if out.signal in (signal.SIGXCPU, signal.SIGKILL):
+        return _err("timeout", f"the {what} exceeded its {timeout:g} s CPU budget")
+    if out.signal is not None:
+        return _err("runtime_error", f"the {what}'s process died with signal {out.signal}")
+    return _err("runtime_error", f"the {what}'s process failed: {tail}")
 
 
 def _sim_error(e: dict):

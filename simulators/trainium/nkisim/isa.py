@@ -9,7 +9,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from . import language as nl
-from .runtime import Tensor, dma, emit, fail, mask_count, new_tile, pick, read, session, write
+from .runtime import Tensor, copy_engine, dma, emit, fail, mask_count, new_tile, read, session, write
 from .timeline import GPSIMD, SCALAR, TENSOR, VECTOR
 
 tensor_engine, vector_engine, scalar_engine, gpsimd_engine, unknown_engine = TENSOR, VECTOR, SCALAR, GPSIMD, None
@@ -82,47 +82,10 @@ def nc_matmul(
     is_transpose=True runs the PE array in transpose mode; with an identity `moving` that is a transpose of
     `stationary`. The result is the same product either way: Autocomp's attention kernels pass q and k with
     is_transpose=True, and trn1 accepted their outputs as q.T @ k."""
-    s = session()
-    _sb(stationary, "nc_matmul", "stationary")
-    _sb(moving, "nc_matmul", "moving")
-    if stationary.ndim != 2 or moving.ndim != 2:
-        fail(f"nc_matmul operands must be 2-D tiles, got {stationary.shape} and {moving.shape}")
-    K, M = stationary.shape
-    K2, N = moving.shape
-    if K != K2:
-        fail(f"nc_matmul contraction (partition) sizes differ: stationary {stationary.shape}, moving {moving.shape}")
-    if K > 128:
-        fail(f"Size of partition dimension {K} exceeds architecture limitation of 128")
-    if M > nl.tile_size.gemm_stationary_fmax:
-        fail(f"nc_matmul stationary free size {M} exceeds gemm_stationary_fmax=128")
-    if N > nl.tile_size.gemm_moving_fmax:
-        fail(f"nc_matmul moving free size {N} exceeds gemm_moving_fmax=512")
-    out = new_tile((M, N), _dt.float32, "psum")
-    if s.functional:
-        a, b = read(stationary), read(moving)
-        out.alloc.data[...] = a.T.astype(np.float32) @ b.astype(np.float32)
-    cyc = _b.max(_b.min(64, M), N)
-    fp32 = stationary.dtype == _dt.float32 or moving.dtype == _dt.float32
-    if fp32:
-        onezero = is_stationary_onezero or is_moving_onezero
-        cyc *= s.cfg.fp32_matmul_factor // (2 if onezero else 1)
-    stat_key = (stationary.alloc.acc, stationary.box)  # the object, not its id: ids of freed tiles are reused
-    if s.tl.last_stationary != stat_key:
-        cyc += s.cfg.mm_switch_cycles
-        s.tl.last_stationary = stat_key
-    s.tl.c["matmul_flops"] += 2 * K * M * N
-    s.flush()
-    out.pending = True
-
-    def issue(target: Tensor = out) -> None:
-        out.pending = False
-        # TensorE reads only SBUF: an operand in PSUM (a transpose result, say) is copied there first
-        ops = [nl.evict(t) if t.buffer == "psum" else t for t in (stationary, moving)]
-        emit(TENSOR, cyc, ops, [target])
-
-    s.pending = issue
-    s.pending_kind = "matmul"
-    return out
+    # The TensorE matmul itself lives in `language`, which nl.matmul shares (and isa imports language).
+    return nl._tensor_matmul(
+        stationary, moving, is_stationary_onezero=is_stationary_onezero, is_moving_onezero=is_moving_onezero
+    )
 
 
 def nc_transpose(data, *, mask=None, dtype=None, engine=None, **kw) -> Tensor:
@@ -135,7 +98,7 @@ def nc_transpose(data, *, mask=None, dtype=None, engine=None, **kw) -> Tensor:
         if P > 128 or F > 128:
             fail(f"TensorE transpose input must be at most 128x128, got {P}x{F}")
         out = new_tile((F, P), dtype or data.dtype, "psum")
-        cyc = _b.max(P, _b.min(64, F))
+        cyc = nl.pe_transpose_cycles(P, F, data.dtype)
         session().tl.c["transpose_flops"] += 2 * P * F * P
     elif e == VECTOR:
         if P > 32 or F > 32:
@@ -186,19 +149,35 @@ def activation(
         with np.errstate(all="ignore"):
             r = fn(x)
         write(out, r.reshape(out.shape), mask)
-        if reduce_res is not None:
+        if reduce_res is not None or reduce_cmd != reduce_cmd.idle:
             _reduce_into(s, reduce_res, r, reduce_cmd)
     n = _n(data, mask)
     cyc = _ii(n)
-    writes = [out]
+    reads, writes = [data, scale, bias], [out]
+    if reduce_cmd != reduce_cmd.idle or reduce_res is not None:
+        # ScalarE's accumulation registers carry the running sum from one instruction to the next: a dependency
+        acc = _act_registers(s)
+        reads.append(acc)
+        writes.append(acc)
     if reduce_res is not None:
         writes.append(reduce_res)
         cyc += s.cfg.min_ii  # reading the accumulator out (ARCH ActReadAccumulator ~64 cycles)
-    emit(SCALAR, cyc, [data, scale, bias], writes)
+    emit(SCALAR, cyc, reads, writes)
     return out
 
 
-def _reduce_into(s, reduce_res: Tensor, r, cmd) -> None:
+def _act_registers(s) -> Tensor:
+    """The 128 accumulation registers of ScalarE (ARCH), as a tile for dependency tracking only."""
+    reg = getattr(s, "act_registers", None)
+    if reg is None:
+        reg = s.act_registers = nl.scratch((128, 1), _dt.float32)
+    return reg
+
+
+def _reduce_into(s, reduce_res, r, cmd) -> None:
+    """ScalarE's accumulation registers: reset and/or add this instruction's row sums; the running sums persist
+    across instructions (reduce_cmd.reduce without reduce_res keeps accumulating) and are read out to
+    reduce_res when it is given (idle with reduce_res, the activation_reduce form, resets first)."""
     acc = getattr(s, "act_acc", None)
     P = r.shape[0]
     if acc is None or acc.shape[0] != P or cmd in (reduce_cmd.reset, reduce_cmd.reset_reduce, reduce_cmd.idle):
@@ -206,7 +185,8 @@ def _reduce_into(s, reduce_res: Tensor, r, cmd) -> None:
     if cmd != reduce_cmd.reset:
         acc = acc + r.reshape(P, -1).sum(1)
     s.act_acc = acc
-    write(reduce_res, acc.reshape(reduce_res.shape) if acc.size == reduce_res.elems() else acc.reshape(-1, 1))
+    if reduce_res is not None:
+        write(reduce_res, acc.reshape(reduce_res.shape) if acc.size == reduce_res.elems() else acc.reshape(-1, 1))
 
 
 def activation_reduce(
@@ -359,10 +339,7 @@ def tensor_copy(src, *, mask=None, dtype=None, engine=None, **kw) -> Tensor:
         fail("GpSimd cannot access PSUM")
     out = new_tile(src.shape, dtype or src.dtype)
     write(out, read(src), mask)
-    cyc = _ii(_n(src, mask))
-    if engine is None:  # unknown engine: the compiler picks (research §3.2)
-        e = pick(nl.COPY_ENGINES, cyc, [src], [out])
-    emit(e, cyc, [src], [out])
+    emit(copy_engine(src) if engine is None else e, _ii(_n(src, mask)), [src], [out])
     return out
 
 

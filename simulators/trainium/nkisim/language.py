@@ -36,12 +36,13 @@ from .runtime import (
     DynSlice,
     Tensor,
     access,
+    copy_engine,
     dma,
     emit,
+    emit_now,
     fail,
     mask_count,
     new_tile,
-    pick,
     read,
     scratch,
     session,
@@ -190,7 +191,9 @@ class _Range:
         s = session()
         s.loops.append(self.kind)
         try:
-            yield from self.r
+            for i in self.r:
+                s.line = None  # allocation sites are numbered per line within one iteration
+                yield i
         finally:
             if s.loops:
                 s.loops.pop()
@@ -299,14 +302,10 @@ def store(dst, value, *, mask=None, **kw) -> None:
 
 def evict(t: Tensor, n: int | None = None) -> Tensor:
     """The PSUM -> SBUF copy the compiler inserts where an instruction needs an SBUF operand (a DMA, a matmul
-    operand, an assignment into an SBUF tile), on whichever of ScalarE / VectorE finishes it first."""
+    operand), on ScalarE (the engine it evicts PSUM with)."""
     tmp = scratch(t.shape, t.dtype)
-    cyc = _min_ii(t.free_elems() if n is None else n)
-    emit(pick(COPY_ENGINES, cyc, [t], [tmp]), cyc, [t], [tmp])
+    emit(SCALAR, _min_ii(t.free_elems() if n is None else n), [t], [tmp])
     return tmp
-
-
-COPY_ENGINES = (SCALAR, VECTOR)  # engines that read PSUM and write SBUF (GpSimd cannot access PSUM: ARCH)
 
 
 def load_transpose2d(src, *, mask=None, dtype=None, **kw) -> Tensor:
@@ -326,14 +325,13 @@ def _onchip(t, op: str, arg: str = "data") -> Tensor:
 
 
 def copy(src, *, mask=None, dtype=None, engine=None, **kw) -> Tensor:
-    """nl.copy: a copy on ScalarE or VectorE, whichever finishes first (the compiler's choice)."""
+    """nl.copy: a ScalarE activation copy (the engine the compiler uses for PSUM eviction)."""
     _onchip(src, "copy", "src")
     out = new_tile(src.shape, dtype or src.dtype)
     v = read(src, mask)
     write(out, v, mask)
     _, n = mask_count(mask, src.shape)
-    cyc = _min_ii(n)
-    emit(engine or pick(COPY_ENGINES, cyc, [src], [out]), cyc, [src], [out])
+    emit(engine or SCALAR, _min_ii(n), [src], [out])
     return out
 
 
@@ -353,8 +351,17 @@ def assign(view: Tensor, value) -> None:
         if s.pending_kind == "matmul":
             _take_matmul(view, value, accumulate=False)
             return
+        if s.pending_kind == "compute" and value.elems() == view.elems() and value.buffer == view.buffer:
+            emit_fn, s.pending = s.pending, None
+            value.pending = False
+            if s.functional:
+                write(view, value.alloc.data.reshape(view.shape))
+            emit_fn(view)
+            return
         s.flush()
     if isinstance(value, Tensor):
+        if value.elems() == 0:
+            return  # an empty tile (a zero-length tail): nothing to write, no instruction
         v = read(value)
         if v is not None:
             if v.shape != view.shape:
@@ -373,9 +380,7 @@ def assign(view: Tensor, value) -> None:
             s.flush()
             _alias(value, view)
         else:
-            cyc = _min_ii(view.free_elems())
-            engines = COPY_ENGINES if value.buffer == "psum" or view.buffer == "psum" else (VECTOR, SCALAR)
-            emit(pick(engines, cyc, [value], [view]), cyc, [value], [view])
+            emit(copy_engine(value), _min_ii(view.free_elems()), [value], [view])
         return
     if isinstance(value, (int, float, np.number)):
         write(view, value)
@@ -434,9 +439,16 @@ def transpose(x, *, dtype=None, mask=None, **kw) -> Tensor:
     out = new_tile((F, P), dtype or x.dtype, "psum")
     v = read(x)
     write(out, None if v is None else v.T)
-    emit(TENSOR, _b.max(P, _b.min(64, F)), [x], [out])
+    emit(TENSOR, pe_transpose_cycles(P, F, x.dtype), [x], [out])
     session().tl.c["transpose_flops"] += 2 * P * F * P
     return out
+
+
+def pe_transpose_cycles(P: int, F: int, dtype) -> float:
+    """A TensorE transpose is a matmul against an identity (ARCH): max(P, min(64, F)) cycles (ISA nc_transpose),
+    and like any matmul x4 for fp32 data (ISA nc_matmul; fp32 is not bit-exact through it on NC-v2)."""
+    cyc = _b.max(P, _b.min(64, F))
+    return cyc * session().cfg.fp32_matmul_factor if _dt.as_dtype(dtype).itemsize == 4 else cyc
 
 
 # -- compute helpers ------------------------------------------------------------------------------------------------
@@ -659,12 +671,55 @@ def var(x, axis, *, dtype=None, mask=None, keepdims=False):
 # -- matmul ---------------------------------------------------------------------------------------------------------
 def matmul(x, y, *, transpose_x=False, mask=None, **kw) -> Tensor:
     """x @ y on TensorE (x is [K,M] already when transpose_x=True; else it is transposed on TensorE first)."""
-    from . import isa
-
     if not transpose_x:
         xt = transpose(x)
         x = copy(xt, dtype=x.dtype, engine=VECTOR)
-    return isa.nc_matmul(x, y, mask=mask)
+    return _tensor_matmul(x, y)
+
+
+def _tensor_matmul(stationary, moving, *, is_stationary_onezero=False, is_moving_onezero=False) -> Tensor:
+    """stationary[K,M].T @ moving[K,N] -> PSUM [M,N] fp32 on TensorE (`nisa.nc_matmul`, `nl.matmul`)."""
+    s = session()
+    _need(stationary, "sbuf|psum", "nc_matmul", "stationary")
+    _need(moving, "sbuf|psum", "nc_matmul", "moving")
+    if stationary.ndim != 2 or moving.ndim != 2:
+        fail(f"nc_matmul operands must be 2-D tiles, got {stationary.shape} and {moving.shape}")
+    K, M = stationary.shape
+    K2, N = moving.shape
+    if K != K2:
+        fail(f"nc_matmul contraction (partition) sizes differ: stationary {stationary.shape}, moving {moving.shape}")
+    if K > 128:
+        fail(f"Size of partition dimension {K} exceeds architecture limitation of 128")
+    if M > tile_size.gemm_stationary_fmax:
+        fail(f"nc_matmul stationary free size {M} exceeds gemm_stationary_fmax=128")
+    if N > tile_size.gemm_moving_fmax:
+        fail(f"nc_matmul moving free size {N} exceeds gemm_moving_fmax=512")
+    out = new_tile((M, N), _dt.float32, "psum")
+    if s.functional:
+        a, b = read(stationary), read(moving)
+        out.alloc.data[...] = a.T.astype(np.float32) @ b.astype(np.float32)
+    cyc = _b.max(_b.min(64, M), N)
+    fp32 = stationary.dtype == _dt.float32 or moving.dtype == _dt.float32
+    if fp32:
+        onezero = is_stationary_onezero or is_moving_onezero
+        cyc *= s.cfg.fp32_matmul_factor // (2 if onezero else 1)
+    stat_key = (stationary.alloc.acc, stationary.box)  # the object, not its id: ids of freed tiles are reused
+    if s.tl.last_stationary != stat_key:
+        cyc += s.cfg.mm_switch_cycles
+        s.tl.last_stationary = stat_key
+    s.tl.c["matmul_flops"] += 2 * K * M * N
+    s.flush()
+    out.pending = True
+
+    def issue(target: Tensor = out) -> None:
+        out.pending = False
+        # TensorE reads only SBUF: an operand in PSUM (a transpose result, say) is copied there first
+        ops = [evict(t) if t.buffer == "psum" else t for t in (stationary, moving)]
+        emit_now(TENSOR, cyc, ops, [target])
+
+    s.pending = issue
+    s.pending_kind = "matmul"
+    return out
 
 
 # -- elementwise functions (each is also a valid `op=` for nisa calls) ------------------------------------------------
@@ -899,8 +954,59 @@ def activation_fn(op):
         fail(f"unsupported activation function {getattr(op, '__name__', op)!r}")
 
 
-def static_cast(x, dtype):
+def static_cast(x, dtype, **kw):
+    """A value conversion to `dtype` (a copy with a cast, on ScalarE like nl.copy)."""
     return copy(x, dtype=dtype)
+
+
+# Short dtype names (NKI exports both spellings).
+fp32, bf16, fp16, tf32, fp8_e4m3, fp8_e5m2 = float32, bfloat16, float16, tfloat32, float8_e4m3, float8_e5m2
+
+
+def finfo(dtype):
+    """Machine limits of a float dtype (bits, eps, max, min, tiny), bfloat16 and fp8 included (ml_dtypes)."""
+    import ml_dtypes
+
+    return ml_dtypes.finfo(_dt.as_dtype(dtype))
+
+
+def nc(n) -> int:
+    """nl.nc(n): n NeuronCores of a launch grid; trn1 runs a kernel on one, so it only multiplies the grid."""
+    return int(n)
+
+
+class spmd_dim(int):  # noqa: N801  (NKI name)
+    """nl.spmd_dim(*dims): one grid dimension that is the product of its parts (nl.nc(2) x 4 -> 8 instances,
+    run one after another on trn1's single NeuronCore)."""
+
+    def __new__(cls, *dims):
+        n = 1
+        for d in dims:
+            n *= int(d)
+        return super().__new__(cls, n)
+
+
+def loop_reduce(x, op, loop_indices, *, dtype=None, mask=None, **kw) -> Tensor:
+    """`b = nl.loop_reduce(a, op, loop_indices=[i])`: b = op(a, b) across the iterations of the loop(s) over
+    `loop_indices`, b starting at zeros (NKI: "the destination tile is also the rhs input to op"). One
+    elementwise VectorE instruction per iteration; the running tile belongs to the calling line."""
+    _onchip(x, "loop_reduce", "x")
+    s = session()
+    idx = [int(i) for i in (loop_indices if isinstance(loop_indices, (list, tuple)) else [loop_indices])]
+    key = _caller_line()
+    acc = s.loop_acc.get(key)
+    if acc is None or not any(idx) or acc.shape != _tile_shape(x.shape):
+        acc = zeros(_tile_shape(x.shape), dtype or x.dtype)
+        s.loop_acc[key] = acc
+    binary(op, x, acc, dtype=dtype, mask=mask, out=acc)
+    return acc
+
+
+def _caller_line():
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_filename in _rt._OURS:
+        f = f.f_back
+    return None if f is None else (f.f_code.co_filename, f.f_lineno)
 
 
 def softmax(x, axis, *, dtype=None, mask=None, **kw):

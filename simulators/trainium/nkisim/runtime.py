@@ -46,6 +46,8 @@ class Session:
         self.loops: list[str] = []
         self.slots: dict = {}
         self.site_count: dict = {}
+        self.line, self.line_k = None, 0  # the line of the last allocation in a loop, and how many in a row
+        self.loop_acc: dict = {}  # nl.loop_reduce's running tiles, by calling line
         self.pending = None  # a traced nc_matmul / load not yet emitted (it may be retargeted by `+=` / `[...] =`)
         self.pending_kind = ""
         self.spmd_hbm: list = []  # HBM tensors allocated by SPMD instance 0, shared with the other instances
@@ -89,7 +91,17 @@ class Session:
         f = sys._getframe(2)
         while f is not None and f.f_code.co_filename in _OURS:
             f = f.f_back
-        return (f.f_code.co_filename, f.f_lineno) if f is not None else None
+        if f is None:
+            return None
+        # Two allocating calls on one line (a transpose and its copy, say) are two sites: number the
+        # allocations made in a row on the same line (the count restarts at every loop iteration). A replay of
+        # the same calls from the same lines numbers them alike.
+        line = (f.f_code.co_filename, f.f_lineno)
+        if line == self.line:
+            self.line_k += 1
+        else:
+            self.line, self.line_k = line, 0
+        return (*line, self.line_k)
 
     def rotate(self, acc: Access, seq: int) -> None:
         """Give a tile allocated inside a loop its physical buffer: N rotating buffers (fewer in sequential loops)."""
@@ -118,7 +130,7 @@ class Session:
         return bad
 
     def flush(self) -> None:
-        if self.pending is not None:
+        while self.pending is not None:
             p, self.pending = self.pending, None
             p()
 
@@ -340,7 +352,7 @@ class Tensor:
                 box.append((k.start, k.start + max(0, n - 1) * k.step + 1) if n else (k.start, k.start))
             else:
                 box.append((k, k + 1))
-        return Tensor(self.alloc, tuple(key), tuple(shape), tuple(box))
+        return Tensor(self.alloc, tuple(key), _column(self.alloc, key, shape), tuple(box))
 
     def np_key(self, mask=None):
         if self.key is None:
@@ -382,10 +394,10 @@ class Tensor:
             fail("reshape is only supported on whole tensors")
         if int(np.prod(shape)) != int(np.prod(self.shape)):
             fail(f"cannot reshape {self.shape} into {shape}")
-        if self.buffer != "hbm":
-            fail("reshape is only supported on HBM tensors (a free view); use a new tile on SBUF")
+        if self.buffer != "hbm" and (self.alloc.pdim != 0 or not shape or shape[0] != self.shape[0]):
+            fail(f"an SBUF/PSUM tile reshapes its free dims only: {self.shape} -> {shape} changes the partition dim")
         a = Alloc.__new__(Alloc)
-        a.buffer, a.shape, a.dtype, a.pdim, a.acc = "hbm", shape, self.dtype, 0, self.alloc.acc
+        a.buffer, a.shape, a.dtype, a.pdim, a.acc = self.buffer, shape, self.dtype, 0, self.alloc.acc
         a.spilled, a.sess, a.pbytes = False, self.alloc.sess, 0
         a.data = None if self.alloc.data is None else self.alloc.data.reshape(shape)
         # Same dependency tracker, but boxes live in different coordinates: see _Alias.
@@ -479,11 +491,18 @@ def _basic_whole(t: Tensor, idx: tuple):
             box.append((a, b))
         else:
             return None
-    return Tensor(t.alloc, tuple(key), tuple(shape), tuple(box))
+    return Tensor(t.alloc, tuple(key), _column(t.alloc, key, shape), tuple(box))
+
+
+def _column(alloc: Alloc, key, shape: list) -> tuple:
+    """Indexing one free element of an on-chip tile (`t[:, 7]`) keeps a [P, 1] tile, as in NKI."""
+    if len(shape) == 1 and alloc.buffer != "hbm" and isinstance(key[alloc.pdim], slice):
+        return (shape[0], 1)
+    return tuple(shape)
 
 
 class _Alias(Tensor):
-    """An HBM reshape: shares data and the dependency tracker with its base, boxes are whole-tensor."""
+    """A reshape (a free view): shares data and the dependency tracker with its base, boxes are whole-tensor."""
 
     __slots__ = ()
 
@@ -519,6 +538,8 @@ def read(t, mask=None):
     if a is None:
         return None
     v = a[t.np_key(mask)]  # out-of-bounds positions (masked off) were clamped by np_key
+    if np.ndim(v) != len(t.shape):
+        v = np.reshape(v, t.shape)  # a [P, 1] column view of a wider tile
     return np.asarray(v, dt.compute_dtype(t.dtype))
 
 
@@ -530,6 +551,13 @@ def write(t: Tensor, values, mask=None) -> None:
     v = np.broadcast_to(np.asarray(values), t.shape) if np.shape(values) != t.shape else np.asarray(values)
     v = v.astype(t.dtype, copy=False)
     data = t.alloc.data
+    if not t.adv and len(t.shape) == 2 and t.shape[1] == 1 and t.key is not None:
+        sub = data[key].shape  # a [P, 1] column view: numpy sees (P,)
+        if sub != t.shape:
+            v = v.reshape(sub)
+            if mask is not None and mask is not True:
+                mask = np.broadcast_to(np.asarray(mask, bool), t.shape).reshape(sub)
+            t = Tensor(t.alloc, t.key, sub, t.box)
     if mask is None or mask is True or (not t.oob and np.all(mask)):
         data[key] = v
         return
@@ -657,29 +685,39 @@ def spill(t: Tensor, save: bool) -> None:
         s.tl.dma(partitions(t), 1, chunk, [], acc, nbytes)
 
 
-def pick(engines: tuple, cycles: float, reads, writes) -> str:
-    """The engine the compiler gives work that several engines can do: the one that would finish it first
-    (ties go to the first listed)."""
-    s = session()
-    s.flush()
-    if len(engines) == 1:
-        return engines[0]
-    r = [access(t) for t in reads if isinstance(t, Tensor)]
-    w = [access(t) for t in writes]
-    best, when = engines[0], None
-    for e in engines:
-        t = s.tl.earliest(e, cycles, r, w)
-        if when is None or t < when - 1e-9:
-            best, when = e, t
-    return best
+def copy_engine(src: Tensor) -> str:
+    """The engine the compiler gives a copy with no engine named ("selected based on the input tile", ISA
+    tensor_copy): ScalarE for a PSUM source (the eviction engine, as Autocomp's annotated kernels show),
+    else VectorE."""
+    return "scalar" if src.buffer == "psum" else "vector"
 
 
 def emit(engine: str, cycles: float, reads, writes) -> None:
-    """Charge a compute instruction reading and writing tiles (scalars in `reads` are ignored)."""
+    """Charge a compute instruction reading and writing tiles (scalars in `reads` are ignored).
+
+    An instruction whose only output is a new tile is issued lazily, at the next NKI call: if that call is
+    `view[...] = result`, the instruction writes straight into `view` (as the compiler allocates it) and waits for
+    that buffer, so both spellings of the same kernel get the same timing."""
     s = session()
     s.flush()
     if any(t.elems() == 0 for t in writes):
         return  # an empty tile: the compiler emits no instruction
+    if len(writes) == 1 and writes[0].fresh and writes[0].key is None:
+        out = writes[0]
+        out.pending = True
+
+        def issue(target: Tensor = out) -> None:
+            out.pending = False
+            emit_now(engine, cycles, reads, [target])
+
+        s.pending = issue
+        s.pending_kind = "compute"
+        return
+    emit_now(engine, cycles, reads, writes)
+
+
+def emit_now(engine: str, cycles: float, reads, writes) -> None:
+    s = session()
     r = []
     c = s.tl.c
     for t in reads:

@@ -177,13 +177,6 @@ class Timeline:
             self.end = done
         return done
 
-    def earliest(self, engine: str, cycles: float, reads, writes) -> float:
-        """When an instruction would finish on `engine` (no side effects): how the compiler picks an engine for
-        work several engines can do (PSUM evictions it inserts, calls without a fixed engine)."""
-        busy = cycles / self.freq[engine]
-        start = self._find(self._lanes(engine, busy, reads, writes), self._ready(engine, reads, writes), busy)
-        return start + busy
-
     # -- DMA ------------------------------------------------------------------------------------------------------
     def dma(self, rows: int, chunks_per_row: int, chunk_bytes: float, reads, writes, hbm_bytes: int) -> float:
         """A transfer of `rows` partition rows, each `chunks_per_row` contiguous chunks of `chunk_bytes`.

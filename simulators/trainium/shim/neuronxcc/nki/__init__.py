@@ -6,7 +6,7 @@ Kernels see curated module objects holding only the public NKI names, not the si
 import sys
 import types
 
-from simulators.trainium.nkisim import isa, language, typing
+from simulators.trainium.nkisim import compiler, isa, language, typing
 from simulators.trainium.nkisim.api import baremetal, benchmark, jit, profile, simulate_kernel
 
 _INTERNAL = {
@@ -55,7 +55,8 @@ def _public(mod, name: str) -> types.ModuleType:
 language = _public(language, __name__ + ".language")
 isa = _public(isa, __name__ + ".isa")
 typing = _public(typing, __name__ + ".typing")
-for _name, _mod in (("language", language), ("isa", isa), ("typing", typing)):
+compiler = _public(compiler, __name__ + ".compiler")
+for _name, _mod in (("language", language), ("isa", isa), ("typing", typing), ("compiler", compiler)):
     sys.modules[f"{__name__}.{_name}"] = _mod
 
-__all__ = ["jit", "baremetal", "benchmark", "profile", "simulate_kernel", "language", "isa", "typing"]
+__all__ = ["jit", "baremetal", "benchmark", "profile", "simulate_kernel", "language", "isa", "typing", "compiler"]
