@@ -21,8 +21,8 @@ from agents.simple import GreedyAgent, RandomAgent
 
 
 def __getattr__(name: str):
-    if name in ("LearnedPolicyAgent", "MenuPolicy"):  # lazy: torch is slow to import
-        from agents import learned
+    if name in ("LearnedPolicyAgent", "MenuPolicy"):
+        from agents import learned  # noqa: PLC0415  (imports torch: seconds, only for the learned agent)
 
         return getattr(learned, name)
     raise AttributeError(name)

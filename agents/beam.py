@@ -67,28 +67,11 @@ def should_stop_early(losses: list[float], iters: int, threshold: float) -> bool
     return iters > 0 and len(losses) > iters and losses[-1] / losses[-1 - iters] >= threshold
 
 
-def menu_plans(
-    menu: tuple[str, ...], applicable: np.ndarray, n: int, keep: float, rng: np.random.Generator
-) -> list[Plan]:
-    """Autocomp's planning prompt, offline: each menu item survives dropout with probability `keep`
-    (independently per plan), then one applicable survivor is chosen. If dropout leaves nothing applicable,
-    any applicable item is chosen (an LLM would still answer with some plan)."""
-    items = np.flatnonzero(applicable)
-    if items.size == 0:
-        return []
-    plans = []
-    for _ in range(n):
-        kept = items[rng.random(items.size) < keep]
-        i = int(rng.choice(kept if kept.size else items))
-        plans.append(Plan(text=menu[i], menu_index=i))
-    return plans
-
-
 class BeamSearchAgent(Agent):
-    """Autocomp's beam search. `planner`: "menu" (each plan picks one applicable item after menu dropout,
-    `dropout` = keep probability, drawn per plan as in Autocomp), "env" (the env code model's planner via
-    `propose_plans`, e.g. an LLM's planning prompt), or "auto": "env" when the env's code model is not the
-    offline one, else "menu"."""
+    """Autocomp's beam search. Plans come from `agents.envapi.plans` with `planner` as the source: "menu"
+    (each plan picks one applicable item after menu dropout, `dropout` = keep probability, drawn per plan as
+    in Autocomp), "env" (the env code model's planner via `propose_plans`, e.g. an LLM's planning prompt),
+    or "auto": "menu" when the env's code model plans by menu dropout alone (the offline one), else "env"."""
 
     name = "beam"
 
@@ -122,8 +105,6 @@ class BeamSearchAgent(Agent):
 
     def _plans(self, env: gym.Env, parent: Candidate, rng: np.random.Generator, offset: int = 0) -> list[Plan]:
         menu = envapi.menu(env)
-        model = getattr(getattr(env.unwrapped, "code_model", None), "name", "offline")
-        use_env = self.planner == "env" or (self.planner == "auto" and model != "offline")
         n = self.plans
         plans: list[Plan] = []
         depth = len(parent.chain)
@@ -132,11 +113,9 @@ class BeamSearchAgent(Agent):
             plans.append(Plan(text=text, menu_index=menu.index(text) if text in menu else None))
             n -= 1
         if n > 0:
-            if use_env:
-                envapi.restore(env, parent.state, sample=offset)
-                plans += envapi.propose_plans(env, n)[:n]
-            else:
-                plans += menu_plans(menu, parent.mask, n, self.dropout, rng)
+            plans += envapi.plans(
+                env, parent.state, parent.mask, n, rng, keep=self.dropout, sample=offset, source=self.planner
+            )
         return plans
 
     def search(

@@ -22,6 +22,7 @@ import numpy as np
 from agents.base import EpisodeResult
 from agents.results import ResultStore
 from agents.rollouts import _describe, jobs_for, run_jobs
+from autocomp_env.kernels import suite_kernels
 
 COLUMNS = (
     "agent",
@@ -43,17 +44,6 @@ COLUMNS = (
 def geomean(xs: Iterable[float]) -> float | None:
     xs = [x for x in xs if x is not None and x > 0]
     return float(math.exp(np.mean(np.log(xs)))) if xs else None
-
-
-def suite_kernels(suite: str | Iterable[str]) -> list[str]:
-    """A suite name ("gemmini-exo"), a comma list of kernels/aliases, or a list of kernel names."""
-    if not isinstance(suite, str):
-        return list(suite)
-    from autocomp_env import kernels
-
-    if suite in kernels.SUITE_NAMES:
-        return list(kernels.suite(suite))
-    return [kernels.resolve(k.strip()) for k in suite.split(",") if k.strip()]
 
 
 def leaderboard(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,10 +86,10 @@ def speedup_curve(results: list[EpisodeResult], grid: np.ndarray) -> np.ndarray:
 
 
 def plot(records: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (a second or more to import: only plotting needs it)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415  (after choosing the Agg backend)
 
     ok = [r for r in records if r.get("status") == "ok"]
     top = max((s for r in ok for s, _ in r["result"]["trace"]), default=1)

@@ -15,7 +15,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from autocomp_env.codemodel import MENU_KEEP_PROBABILITY, menu_plans
 from autocomp_env.core import Plan
+from autocomp_env.env import env_id_for
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,6 @@ def make_env(spec: EnvSpec) -> gym.Env:
     for mod in spec.imports:
         importlib.import_module(mod)
     if spec.env_id is None:
-        from autocomp_env.env import env_id_for
-
         return gym.make(env_id_for(spec.kernel), kernel=spec.kernel, **dict(spec.kwargs))
     return gym.make(spec.env_id, kernel=spec.kernel, **dict(spec.kwargs))
 
@@ -132,13 +132,14 @@ def restore(env: gym.Env, state: Any, sample: int = 0) -> dict[str, Any]:
 
     `set_state` also restores the rng, so the same action from the same state gives the same candidate.
     `sample=k > 0` advances the rng k draws first, for the k-th independent implementation of a plan
-    (Autocomp's code samples): with the offline code model through recorded `propose_plans(1)` calls, so
-    the children stay exactly replayable from the state's events; otherwise by drawing from `np_random`.
+    (Autocomp's code samples): with a menu-dropout planner (the offline code model) through recorded
+    `propose_plans(1)` calls, so the children stay exactly replayable from the state's events; otherwise
+    (a model's planning calls cost) by drawing from `np_random`.
     """
     u = env.unwrapped
     out = u.set_state(state)
     if sample > 0:
-        if getattr(getattr(u, "code_model", None), "name", None) == "offline":
+        if getattr(getattr(u, "code_model", None), "menu_planner", False):  # free, recorded, replayable
             for _ in range(sample):
                 u.propose_plans(1)
         else:
@@ -152,3 +153,35 @@ def restore(env: gym.Env, state: Any, sample: int = 0) -> dict[str, Any]:
 
 def propose_plans(env: gym.Env, n: int) -> list[Plan]:
     return list(env.unwrapped.propose_plans(n))
+
+
+def plans_from_menu(env: gym.Env) -> bool:
+    """True when planning needs no model call: the env's code model plans by menu dropout alone
+    (`menu_planner`, the offline model), or the env has no code model of ours."""
+    model = getattr(env.unwrapped, "code_model", None)
+    return model is None or bool(getattr(model, "menu_planner", False))
+
+
+def plans(
+    env: gym.Env,
+    state: Any,
+    mask: np.ndarray,
+    n: int,
+    rng: np.random.Generator,
+    *,
+    keep: float = MENU_KEEP_PROBABILITY,
+    sample: int = 0,
+    source: str = "auto",
+) -> list[Plan]:
+    """The planner agents call: up to `n` plans for the code at `state` (whose menu mask is `mask`).
+
+    source "menu": Autocomp's menu dropout drawn here from the agent's `rng` (one dropout per plan, item
+    kept with probability `keep`), no model call; "env": the env's own planner (`propose_plans`, recorded
+    and charged to the budget) from `state` with draw offset `sample`; "auto": "menu" when
+    `plans_from_menu(env)`, else "env"."""
+    if source not in ("auto", "menu", "env"):
+        raise ValueError(f"plan source must be 'auto', 'menu' or 'env', got {source!r}")
+    if source == "env" or (source == "auto" and not plans_from_menu(env)):
+        restore(env, state, sample=sample)
+        return propose_plans(env, n)[:n]
+    return menu_plans(menu(env), mask, n, keep, rng)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agents.beam import BeamSearchAgent
 from agents.bench import format_table, geomean, run_bench, suite_kernels
 from agents.envapi import EnvSpec, make_env
 from agents.rollouts import jobs_for, run_jobs
@@ -60,8 +61,6 @@ def roofline(kernel: str, seeds: int, workers: int, backend: str, out: str, env_
 def reuse(
     source: str, targets: list[str], budget: int, seeds: int, workers: int, backend: str, out: str, env_kwargs: dict
 ) -> dict:
-    from agents.beam import BeamSearchAgent
-
     env = make_env(EnvSpec(source).with_kwargs(**env_kwargs))
     src = BeamSearchAgent().run(env, 0)
     schedule = list(src.best_plans)

@@ -8,6 +8,7 @@ learned distribution. Saved as `<path>.pt` (weights) plus `<path>.json` (the con
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from torch import nn
 
 from agents import envapi
 from agents.base import Agent, EpisodeResult, Tracker
+from agents.simple import RandomAgent
+from autocomp_env import kernels as K
+from autocomp_env.kernels import suite_kernels
 
 
 @dataclass(frozen=True)
@@ -175,8 +179,6 @@ class LearnedPolicyAgent(Agent):
 def held_out_for(train_kernels: list[str], limit: int = 4) -> list[str]:
     """The default evaluation set of `autocomp-env train`: kernels of the small suites not trained on, of the
     training kernels' families (other shapes), or if there are none, of any family with the same menu."""
-    from autocomp_env import kernels as K
-
     train = [K.get_kernel(k) for k in train_kernels]
     names = dict.fromkeys(n for s in K.SUITE_NAMES if s.endswith("-small") for n in K.suite(s))
     pool = [K.get_kernel(n) for n in names if n not in train_kernels]
@@ -202,10 +204,6 @@ def train_and_evaluate(
 ) -> dict[str, Any]:
     """Train on `train_kernels`, save `<out>.pt/.json`, then compare with `RandomAgent` at the same sample
     budget (`steps`) on the held-out kernels (other seeds than training). Writes and returns `<out>-eval.json`."""
-    import time
-
-    from agents.simple import RandomAgent
-
     train_kernels = list(dict.fromkeys(train_kernels))
     overlap = set(train_kernels) & set(holdout)
     if overlap:
@@ -265,8 +263,6 @@ def train_and_evaluate(
 def train_main(cfg: dict[str, Any]) -> int:
     """`autocomp-env train`: cfg keys suite (training suite or comma list), episodes, seed, out, and optional
     holdout, steps, eval_seeds, fault_rate. Held-out kernels default to `held_out_for(training kernels)`."""
-    from agents.bench import suite_kernels
-
     train_k = list(dict.fromkeys(suite_kernels(cfg.get("suite") or "gemmini-exo-small")))
     holdout = suite_kernels(cfg["holdout"]) if cfg.get("holdout") else held_out_for(train_k)
     env_kwargs = {"fault_rate": float(cfg["fault_rate"])} if cfg.get("fault_rate") else {}

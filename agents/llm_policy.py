@@ -10,6 +10,7 @@ import numpy as np
 from agents import envapi
 from agents.base import Agent, EpisodeResult, Tracker
 from autocomp_env.core import Feedback, Plan
+from autocomp_env.llm import LLMCodeModel, LLMConfig
 
 
 class LLMPolicyAgent(Agent):
@@ -23,8 +24,6 @@ class LLMPolicyAgent(Agent):
     def __init__(self, samples: int | None = None, plans: int = 4, patience: int = 2, planner: Any = None):
         super().__init__(samples)
         if isinstance(planner, dict):  # an LLM config, e.g. {"model": ..., "base_url": ...}: picklable for Ray jobs
-            from autocomp_env.llm import LLMCodeModel, LLMConfig
-
             planner = LLMCodeModel(LLMConfig(**planner))
         self.plans, self.patience, self._planner = plans, patience, planner
         self.planner = getattr(planner, "name", None) or ("env" if planner is None else type(planner).__name__)

@@ -13,7 +13,7 @@ from agents.simple import GreedyAgent, RandomAgent
 
 
 def _learned(**kwargs) -> Agent:
-    from agents.learned import LearnedPolicyAgent  # torch is imported only when a learned agent is asked for
+    from agents.learned import LearnedPolicyAgent  # noqa: PLC0415  (torch: seconds, only for this agent)
 
     return LearnedPolicyAgent(**kwargs)
 

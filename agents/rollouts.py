@@ -22,6 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 from agents.envapi import EnvSpec, make_env
+from agents.registry import make_agent
 from agents.results import ResultStore
 from autocomp_env.raysetup import init_ray  # noqa: F401  (re-exported: scripts and tests import it from here)
 
@@ -83,8 +84,6 @@ def jobs_for(
 def run_job(job: Job) -> dict[str, Any]:
     """Build the env and the agent, run one episode, return the record to store. Never raises for a bad
     job: errors come back as a record with status "error" and the traceback."""
-    from agents.registry import make_agent
-
     t0 = time.perf_counter()
     try:
         agent = make_agent(job.agent, **dict(job.agent_kwargs))
@@ -177,7 +176,7 @@ def run_jobs(
 def _run_ray(
     todo: list[Job], workers: int, address: str | None, max_retries: int, pythonpath: tuple[str, ...], record, bar
 ) -> None:
-    import ray
+    import ray  # noqa: PLC0415  (seconds to import: only the Ray backend needs it)
 
     init_ray(workers, address, pythonpath)
     task = ray.remote(num_cpus=1, max_retries=max_retries)(run_job)

@@ -1,7 +1,9 @@
 """The code-model interface: one transition of the environment is one `implement` call.
 
 `CodeModel.implement` turns (current code, plan, feedback) into candidate code. `propose_plans` is the
-planning phase (Autocomp's first prompt): it serves LLM-policy agents and the beam search.
+planning phase (Autocomp's first prompt): it serves LLM-policy agents and the beam search. A model whose
+planning is menu dropout alone says so with `menu_planner = True` (the offline model); agents then draw
+such plans themselves with `menu_plans`, at no cost (`agents.envapi.plans`).
 Implementations: `OfflineCodeModel` (below, the default: schedule transformations, deterministic given
 the rng) and `autocomp_env.llm.LLMCodeModel` (any OpenAI-compatible endpoint).
 """
@@ -13,8 +15,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from autocomp_env.core import Feedback, Generation, Kernel, Plan
-from autocomp_env.families.base import read_schedule
 from autocomp_env.kernels import family_of
+from autocomp_env.schedules.base import read_schedule
 
 
 @runtime_checkable
@@ -47,6 +49,28 @@ class CodeModel(Protocol):
 MENU_KEEP_PROBABILITY = 0.25
 
 
+def menu_plans(
+    menu: tuple[str, ...], mask: np.ndarray, n: int, keep: float, rng: np.random.Generator, *, distinct: bool = False
+) -> list[Plan]:
+    """Autocomp's planning by menu dropout, without a model: each applicable item survives with probability
+    `keep`, and a plan picks one survivor (any applicable item if none survives: an LLM would still answer).
+    `distinct=False` draws one dropout per plan, as Autocomp's planning prompts do (plans may repeat);
+    `distinct=True` draws one dropout for all `n` plans and returns distinct items. [] if nothing applies."""
+    items = np.flatnonzero(np.asarray(mask, dtype=bool)[: len(menu)])
+    if n <= 0 or items.size == 0:
+        return []
+    if distinct:
+        kept = items[rng.random(items.size) < keep]
+        chosen = rng.permutation(kept if kept.size else items)[:n]
+        return [Plan(text=menu[i], menu_index=int(i)) for i in chosen]
+    plans = []
+    for _ in range(n):
+        kept = items[rng.random(items.size) < keep]
+        i = int(rng.choice(kept if kept.size else items))
+        plans.append(Plan(text=menu[i], menu_index=i))
+    return plans
+
+
 class OfflineCodeModel:
     """The default code model: no LLM, just the family's schedule transformations. Deterministic given the rng.
 
@@ -58,6 +82,7 @@ class OfflineCodeModel:
     """
 
     name = "offline"
+    menu_planner = True  # plans by menu dropout alone: an agent may draw such plans itself (`menu_plans`)
 
     def __init__(self, fault_rate: float = 0.0, keep_probability: float = MENU_KEEP_PROBABILITY):
         if not 0.0 <= fault_rate <= 1.0:
@@ -118,10 +143,4 @@ class OfflineCodeModel:
         """Up to `n` distinct applicable menu items, after Autocomp's menu dropout (each item kept with
         `keep_probability`; if dropout leaves nothing applicable, all applicable items are candidates).
         [] when no item applies."""
-        applicable = np.flatnonzero(np.asarray(mask, dtype=bool)[: len(menu)])
-        if n <= 0 or applicable.size == 0:
-            return []
-        kept = applicable[rng.random(applicable.size) < self.keep_probability]
-        pool = kept if kept.size else applicable
-        chosen = rng.permutation(pool)[:n]
-        return [Plan(text=menu[i], menu_index=int(i)) for i in chosen]
+        return menu_plans(menu, mask, n, self.keep_probability, rng, distinct=True)

@@ -14,14 +14,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from autocomp_env import targets
 from autocomp_env.budget import Budget, Usage
 from autocomp_env.cache import EvalCache
 from autocomp_env.codemodel import CodeModel, OfflineCodeModel
 from autocomp_env.core import Feedback, Generation, Kernel, Plan
 from autocomp_env.episode import EpisodeState, code_hash
 from autocomp_env.evaluation import Evaluator
-from autocomp_env.families.base import read_schedule
-from autocomp_env.kernels import UnknownKernel, family_of, get_kernel, resolve
+from autocomp_env.kernels import UnknownKernel, family_of, get_kernel, load_family, resolve
+from autocomp_env.rewards import REWARDS, LogSpeedup, Reward, Step
+from autocomp_env.schedules.base import read_schedule
 from simulators.result import SimResult
 
 # Printable ASCII (with newline and tab) plus the unicode punctuation LLM plans commonly contain.
@@ -31,65 +33,17 @@ MAX_CODE_CHARS = 200_000
 ROOFLINE_TOLERANCE = 0.01  # "reached the roofline" = within 1% of it
 ACTION_MODES = ("menu", "plan", "both")
 
-# The flagship kernel of each registered env (override with kernel=...; "small" = its small variant).
-DEFAULT_KERNELS: dict[str, str] = {
-    "gemmini/matmul": "gemmini-exo:0",
-    "gemmini/conv": "gemmini-conv:0",
-    "gemmini/tinympc": "gemmini-tinympc:1",
-    "trainium/gemm": "trainium-tutorial:2",
-    "trainium/attention": "trainium-tutorial:4",
-    "trainium/sdattention": "trainium-tutorial:5",
-    "trainium/rmsnorm": "trainium-tutorial:0",
-    "trainium/layernorm": "trainium-tutorial:1",
-    "trainium/softmax": "trainium-extra:0",
-    "trainium/mamba": "trainium-tutorial:3",
-    "trainium/conv1d": "trainium-extra:1",
-}
-
-
 def env_id_for(kernel: str) -> str:
     """The registered env id that serves `kernel` (name or alias), e.g. "autocomp/Gemmini-matmul-v0"."""
-    from autocomp_env import ENV_IDS
-
     k = get_kernel(kernel)
-    for env_id, family in ENV_IDS.items():
-        if family == f"{k.target}/{k.family}":
-            return env_id
-    raise ValueError(f"no registered env serves {k.target}/{k.family}")
-
-
-# Simulator counters exposed as features, per target: (counter, scale). scale "latency" divides by the
-# latency (busy or stall time becomes a fraction of the run); a number divides by that number. Missing or
-# non-numeric counters read 0, so a simulator may add counters without changing the observation.
-COUNTER_FEATURES: dict[str, tuple[tuple[str, str | float], ...]] = {
-    "gemmini": (
-        ("busy_ld", "latency"),
-        ("busy_ex", "latency"),
-        ("busy_st", "latency"),
-        ("stall_dep_ex", "latency"),
-        ("stall_fence", "latency"),
-        ("stall_rs_full", "latency"),
-        ("stall_dma_window", "latency"),
-        ("bank_conflict_cycles", "latency"),
-        ("instructions", "latency"),  # instructions per cycle
-        ("spad_rows_touched", 16384.0),  # share of the 256 KiB scratchpad
-        ("acc_rows_touched", 1024.0),  # share of the 64 KiB accumulator
-    ),
-    "trainium": (
-        ("tensor_busy_pct", 100.0),
-        ("vector_busy_pct", 100.0),
-        ("scalar_busy_pct", 100.0),
-        ("gpsimd_busy_pct", 100.0),
-        ("dma_busy_pct", 100.0),
-        ("mfu", 1.0),
-        ("mbu", 1.0),
-    ),
-}
+    return targets.target(k.target).env_id(k.family)
 
 
 def feature_names(target: str) -> tuple[str, ...]:
-    """Names of the observation's `features` entries for `target`, in order."""
-    counters = tuple(f"counter:{name}" for name, _ in COUNTER_FEATURES.get(target, ()))
+    """Names of the observation's `features` entries for `target`, in order. The counters are the target's
+    (`Target.counters`): a missing or non-numeric counter reads 0, so a simulator may add counters without
+    changing the observation."""
+    counters = tuple(f"counter:{name}" for name, _ in targets.target(target).counters)
     return (
         ("log_latency_ratio", "speedup", "best_speedup", "utilization", "roofline_fraction")
         + counters
@@ -190,7 +144,7 @@ class AutocompEnv(gym.Env):
     | 2 | best speedup in the episode | 0 | 1e6 |
     | 3 | utilization reported by the simulator (0 if none) | 0 | 1e6 |
     | 4 | fraction of the roofline: roofline / latency | 0 | 1 |
-    | 5 .. 4+C | simulator counters (`COUNTER_FEATURES`), normalized | 0 | 1e6 |
+    | 5 .. 4+C | simulator counters (the target's `counters`), normalized | 0 | 1e6 |
     | 5+C | samples budget left (fraction, 1 if unlimited) | 0 | 1 |
     | 6+C | tokens budget left | 0 | 1 |
     | 7+C | dollars budget left | 0 | 1 |
@@ -199,10 +153,13 @@ class AutocompEnv(gym.Env):
 
     ## Rewards
 
-    A correct candidate gives `log(previous latency / new latency)` and becomes the state, so the return
-    of an episode is `log(start latency / final latency)`, the log-speedup (a slower correct candidate is
-    accepted too, with a negative reward, as in an RL walk; a search keeps its best via `get_state`). An
-    incorrect candidate, or a generation error, gives `-failure_penalty` and leaves the state unchanged.
+    A reward object (`reward=`, see `autocomp_env.rewards`) turns each step into a float. The default,
+    `LogSpeedup`: a correct candidate gives `log(previous latency / new latency)` and becomes the state, so
+    the return of an episode is `log(start latency / final latency)`, the log-speedup (a slower correct
+    candidate is accepted too, with a negative reward, as in an RL walk; a search keeps its best via
+    `get_state`). An incorrect candidate, or a generation error, gives `-failure_penalty` and leaves the
+    state unchanged. `reward="baseline_normalized"` gives (previous - new latency) / the vendor library's
+    latency instead.
     `info` reports, per step: `step`, `latency` (also as `cycles` or `latency_us`), `candidate_latency`,
     `best_latency`, `start_latency`, `roofline`, `speedup`, `best_speedup`, `correct`, `error_type` and
     `error_message` (the simulator's, or "generation_error"), `plan`, `menu_index`, `note` and `fault` (from
@@ -239,6 +196,7 @@ class AutocompEnv(gym.Env):
     | `budget` | Budget or dict | None | limits per episode: samples, llm_calls, tokens, dollars, sim_seconds |
     | `max_steps` | int | 32 | steps per episode |
     | `failure_penalty` | float | 0.1 | reward magnitude for an incorrect candidate (finite) |
+    | `reward` | str or Reward | "log_speedup" | a name in `autocomp_env.rewards.REWARDS` (built with `failure_penalty`) or a `Reward` object |
     | `evaluator` | Evaluator | None | shared evaluator; by default one with a disk cache in `cache_dir` |
     | `cache_dir` | str | None | evaluation cache dir (default `$AUTOCOMP_CACHE/eval` or ~/.cache/autocomp-env/eval); "" disables |
     | `render_mode` | str | None | None or "ansi" (the code and its profile) |
@@ -274,6 +232,7 @@ class AutocompEnv(gym.Env):
         cache_dir: str | None = None,
         render_mode: str | None = None,
         family: str | None = None,
+        reward: str | Reward | None = None,
     ):
         self.kernel: Kernel = _choose_kernel(kernel, family)
         self.family = family_of(self.kernel)
@@ -291,6 +250,7 @@ class AutocompEnv(gym.Env):
         self.budget = Budget.of(budget)
         self.max_steps = max_steps
         self.failure_penalty = float(failure_penalty)
+        self.reward = _choose_reward(reward, self.failure_penalty)
         self.render_mode = render_mode
         if evaluator is None:
             evaluator = Evaluator(cache=_default_cache(cache_dir))
@@ -359,6 +319,7 @@ class AutocompEnv(gym.Env):
         self.code = self.best_code = code
         self.latency = self.start_latency = self.best_latency = float(result.latency)
         self._result = result
+        self.reward.reset(self)
         info = self._info(plan=None, generation=None, candidate=result, cache_hit=False, wall=0.0)
         return self.observation(), info
 
@@ -389,16 +350,22 @@ class AutocompEnv(gym.Env):
         if gen.response_hash is not None and gen.code is not None:
             self._responses[gen.response_hash] = gen.code
 
-        if result.correct and result.latency is not None:
-            new = float(result.latency)
-            reward = math.log(self.latency / new)
+        step = Step(
+            kernel=self.kernel,
+            previous_latency=self.latency,
+            latency=float(result.latency) if result.correct and result.latency is not None else None,
+            start_latency=self.start_latency,
+            result=result,
+        )
+        reward = float(self.reward(step))
+        if step.correct:
+            new = step.latency
             self.code, self.latency, self._result = gen.code, new, result
             if new < self.best_latency:
                 self.best_latency, self.best_code = new, gen.code
             self._history.append((plan.text, new))
             self._last_error = None
         else:
-            reward = -self.failure_penalty
             self._last_error = f"{result.error.type}: {result.error.message}" if result.error else "incorrect"
         self._last_correct = bool(result.correct)
         self._steps += 1
@@ -479,7 +446,7 @@ class AutocompEnv(gym.Env):
             float(r.utilization or 0.0) if r else 0.0,
             min(1.0, self.kernel.roofline / lat),
         ]
-        for name, scale in COUNTER_FEATURES.get(self.kernel.target, ()):
+        for name, scale in targets.target(self.kernel.target).counters:
             v = counters.get(name, 0.0)
             v = float(v) if isinstance(v, (int, float)) and math.isfinite(v) else 0.0
             values.append(v / lat if scale == "latency" else v / float(scale))
@@ -670,9 +637,11 @@ def _choose_kernel(kernel: str | None, family: str | None) -> Kernel:
             raise ValueError(
                 "pass kernel=... (a name or alias), or make a registered id like autocomp/Gemmini-matmul-v0"
             )
-        if family not in DEFAULT_KERNELS:
-            raise ValueError(f"unknown family {family!r}; known: {', '.join(DEFAULT_KERNELS)}")
-        k = get_kernel(DEFAULT_KERNELS[family])
+        target, _, name = family.partition("/")
+        try:
+            k = get_kernel(load_family(target, name).flagship)
+        except (UnknownKernel, ValueError) as e:
+            raise ValueError(f"unknown family {family!r}: {e}") from e
         return get_kernel(k.small) if kernel == "small" and k.small else k
     try:
         k = get_kernel(resolve(kernel))
@@ -681,6 +650,18 @@ def _choose_kernel(kernel: str | None, family: str | None) -> Kernel:
     if family is not None and f"{k.target}/{k.family}" != family:
         raise ValueError(f"kernel {k.name} is not a {family} kernel; use the env id of its family")
     return k
+
+
+def _choose_reward(reward: str | Reward | None, failure_penalty: float) -> Reward:
+    if reward is None:
+        return LogSpeedup(failure_penalty)
+    if isinstance(reward, str):
+        if reward not in REWARDS:
+            raise ValueError(f"unknown reward {reward!r}; known: {', '.join(REWARDS)} (or a Reward object)")
+        return REWARDS[reward](failure_penalty=failure_penalty)
+    if not (callable(reward) and callable(getattr(reward, "reset", None))):
+        raise ValueError(f"reward must be a name or a Reward (reset(env) and __call__(step)), got {reward!r:.80}")
+    return reward
 
 
 def _choose_code_model(code_model: str | CodeModel, fault_rate: float) -> CodeModel:

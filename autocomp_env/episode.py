@@ -3,8 +3,8 @@
 An `EpisodeState` is the search position of an `AutocompEnv`: the kernel, the code-model config, the
 random state at reset, the events so far (steps and plan proposals, both of which draw from the env's
 rng), the LLM responses those steps used (by hash), and the current code. It is data: saved and loaded
-as JSON, never executed. `replay(state)` rebuilds an env by re-running the events and checks every
-latency; `validate(state)` re-simulates the final code in a fresh Python process and checks the claim.
+as JSON, never executed. `validate(state)` re-simulates the final code in a fresh Python process and
+checks the claim; `autocomp_env.replay.replay(state)` rebuilds an env by re-running the events.
 
     python -m autocomp_env.episode validate state.json   # prints a ValidationResult as JSON
 """
@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from autocomp_env.core import Feedback, Generation, Kernel, Plan
+from autocomp_env.evaluation import Evaluator
+from autocomp_env.kernels import get_kernel
 
 FORMAT = 1
 
@@ -96,79 +95,10 @@ class EpisodeState:
         return EpisodeState.from_dict(json.loads(Path(path).read_text()))
 
 
-class ReplayMismatch(ValueError):
-    """Replaying an episode gave a different result than the one recorded."""
-
-
-class RecordedCodeModel:
-    """Answers with the code recorded in an episode (by response hash), for replaying LLM episodes offline."""
-
-    def __init__(self, name: str, responses: dict[str, str], events: tuple[dict[str, Any], ...]):
-        self.name = name
-        self._responses = responses
-        self._steps = [e for e in events if e["kind"] == "step"]
-        self._proposals = [e for e in events if e["kind"] == "propose"]
-
-    def config(self) -> dict[str, Any]:
-        return {"name": self.name, "recorded": True}
-
-    def implement(
-        self, kernel: Kernel, code: str, plan: Plan, feedback: Feedback, rng: np.random.Generator
-    ) -> Generation:
-        event = self._steps.pop(0)
-        h = event.get("response_hash")
-        if h is None or h not in self._responses:
-            return Generation(code=None, error="no recorded response for this step", model=self.name)
-        return Generation(code=self._responses[h], model=self.name, response_hash=h, note="replayed")
-
-    def propose_plans(self, kernel, code, feedback, menu, mask, n, rng) -> list[Plan]:
-        event = self._proposals.pop(0)
-        return [Plan(p["text"], p["menu_index"]) for p in event["plans"]]
-
-
-def _close(a: float | None, b: float | None) -> bool:
+def close(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-
-
-def replay(state: EpisodeState, **env_kwargs: Any):
-    """A fresh env brought to `state` by re-running its events; ReplayMismatch if any latency differs.
-
-    Offline episodes re-run the code model; others use the recorded responses. `env_kwargs` go to the
-    env (e.g. `evaluator=`)."""
-    from autocomp_env.codemodel import OfflineCodeModel
-    from autocomp_env.env import AutocompEnv
-
-    cfg = dict(state.code_model)
-    if cfg.get("name") == "offline":
-        model = OfflineCodeModel(
-            fault_rate=cfg.get("fault_rate", 0.0), keep_probability=cfg.get("keep_probability", 0.25)
-        )
-    else:
-        model = RecordedCodeModel(str(cfg.get("name", "recorded")), state.responses, state.events)
-    env = AutocompEnv(
-        kernel=state.kernel, action_mode=state.action_mode, code_model=model, max_steps=10**9, **env_kwargs
-    )
-    env.reset(seed=state.seed, options={"rng_state": state.reset_rng})
-    if env.start_latency is None or not _close(env.start_latency, state.start_latency):
-        raise ReplayMismatch(f"start latency {env.start_latency} != recorded {state.start_latency}")
-    for i, event in enumerate(state.events):
-        if event["kind"] == "propose":
-            plans = env.propose_plans(event["n"])
-            got = [{"text": p.text, "menu_index": p.menu_index} for p in plans]
-            if got != list(event["plans"]):
-                raise ReplayMismatch(f"event {i}: proposed plans differ: {got} != {event['plans']}")
-            continue
-        _, _, _, _, info = env.step(Plan(event["plan"], event["menu_index"]))
-        if bool(info["correct"]) != bool(event["correct"]) or not _close(info["candidate_latency"], event["latency"]):
-            raise ReplayMismatch(
-                f"event {i} ({event['plan']!r}): got correct={info['correct']} latency={info['candidate_latency']}, "
-                f"recorded correct={event['correct']} latency={event['latency']}"
-            )
-    if env.code_hash != state.code_hash:
-        raise ReplayMismatch("replayed code differs from the recorded code")
-    return env
 
 
 @dataclass(frozen=True)
@@ -217,9 +147,6 @@ def claims_from(path: str | os.PathLike) -> list[Claim]:
 
 
 def _check(claim: Claim) -> ValidationResult:
-    from autocomp_env.evaluation import Evaluator
-    from autocomp_env.kernels import get_kernel
-
     try:
         result = Evaluator(cache=None).evaluate(get_kernel(claim.kernel), claim.code)
     except Exception as e:  # e.g. a kernel this installation does not know
@@ -231,7 +158,7 @@ def _check(claim: Claim) -> ValidationResult:
         return ValidationResult(
             False, False, claim.latency, result.latency, msg, err.type if err else None, claim.kernel
         )
-    if not _close(result.latency, claim.latency):
+    if not close(result.latency, claim.latency):
         msg = f"latency {result.latency} != claimed {claim.latency}"
         return ValidationResult(False, True, claim.latency, result.latency, msg, None, claim.kernel)
     return ValidationResult(True, True, claim.latency, result.latency, "ok", None, claim.kernel)
@@ -283,29 +210,6 @@ def _load_plugins() -> None:
         mod = importlib.import_module(module)
         if func:
             getattr(mod, func)()
-
-
-def replay_main(cfg: dict[str, Any]) -> int:
-    """CLI `autocomp-env replay FILE`: replay a saved episode state and report whether it reproduces."""
-    state = EpisodeState.load(cfg["file"])
-    try:
-        env = replay(state)
-    except ReplayMismatch as e:
-        print(f"MISMATCH {state.kernel}: {e}")
-        return 1
-    print(
-        f"ok {state.kernel}: {len(state.events)} events reproduced, latency {env.latency:g}, speedup {state.speedup:.3f}x"
-    )
-    return 0
-
-
-def validate_main(cfg: dict[str, Any]) -> int:
-    """CLI `autocomp-env validate FILE`: re-simulate every claim of the file in a fresh process."""
-    results = validate_claims(claims_from(cfg["file"]))
-    for r in results:
-        print(f"{'ok' if r.ok else 'FAIL'} {r.kernel}: {r.message}")
-    print(f"{sum(r.ok for r in results)}/{len(results)} claims validated")
-    return 0 if results and all(r.ok for r in results) else 1
 
 
 def _main(argv: list[str]) -> int:

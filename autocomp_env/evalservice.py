@@ -20,7 +20,9 @@ each future is completed exactly once. Cache hits are answered on the caller's s
 from __future__ import annotations
 
 import itertools
+import os
 import queue
+import resource
 import threading
 import time
 from collections.abc import Iterable
@@ -28,9 +30,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from autocomp_env import targets
 from autocomp_env.cache import EvalCache
 from autocomp_env.core import Kernel
-from autocomp_env.evaluation import Evaluator, timeout_for
+from autocomp_env.evaluation import Evaluator
 from autocomp_env.kernels import get_kernel
 from autocomp_env.raysetup import init_ray
 from simulators.result import SimResult
@@ -51,9 +54,12 @@ class EvalWorker:
         return self.evaluator.evaluate_with_hit(get_kernel(kernel), code)
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
+
+    def cpu_seconds(self) -> float:
+        """CPU time of this worker and the sandboxed processes it ran (compilers, simulators)."""
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 @dataclass
@@ -95,7 +101,7 @@ class EvalService:
         timeout: float | None = None,
         max_attempts: int = 3,
     ):
-        import ray
+        import ray  # noqa: PLC0415  (seconds to import: only the service needs it)
 
         if workers < 1 or per_worker < 1 or max_queued < 1 or max_attempts < 1:
             raise ValueError("workers, per_worker, max_queued and max_attempts must be >= 1")
@@ -170,6 +176,10 @@ class EvalService:
     def workers(self) -> int:
         return len(self._workers)
 
+    def worker_cpu_seconds(self) -> float:
+        """CPU seconds used so far by the live workers (their own and their sandboxed children's)."""
+        return float(sum(self._ray.get([w.cpu_seconds.remote() for w in self._workers.values()])))
+
     def worker_pids(self) -> list[int]:
         return self._ray.get([w.pid.remote() for w in self._workers.values()])
 
@@ -207,7 +217,7 @@ class EvalService:
     def _limit(self, req: _Request) -> float:
         if req.timeout is not None:
             return req.timeout
-        return self.timeout if self.timeout is not None else timeout_for(req.kernel, len(self.seeds)) + TIMEOUT_SLACK
+        return self.timeout if self.timeout is not None else targets.target(req.kernel.target).timeout_for(req.kernel, len(self.seeds)) + TIMEOUT_SLACK
 
     def _deadline(self, req: _Request) -> float:
         return time.monotonic() + self._limit(req)

@@ -1,71 +1,30 @@
 """Evaluating candidate code: dispatch to the target's simulator, check correctness on several seeds, cache.
 
-`Evaluator.evaluate(kernel, code) -> SimResult`. Each target's simulator is created once per process
-(`simulator_for`). A correct result that claims a latency below the kernel's roofline is turned into a
-failure of type "beyond_roofline": physically impossible, so either the simulator has a bug or the
-candidate found a way to game it, and in both cases it must not earn reward.
+`Evaluator.evaluate(kernel, code) -> SimResult`. The simulator is the target's, one instance per process
+(`autocomp_env.targets.simulator`), and so is the time limit (`Target.timeout_for`). The roofline is
+checked once, by the simulator (`simulators.result.within_roofline`): a correct result never claims a
+latency below the kernel's roofline.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
-import math
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from autocomp_env import targets
 from autocomp_env.cache import EvalCache, cache_key
 from autocomp_env.core import Kernel
 from simulators.result import SimError, SimResult
 
-
-class Simulator(Protocol):
-    version: str
-
-    def run(self, code: str, kernel: str, *, seeds: Sequence[int] = (0, 1), timeout: float = ...) -> SimResult: ...
-
-    def roofline(self, kernel: str) -> float: ...
-
-
-# target -> factory. Lazy imports keep a broken simulator from breaking the other target.
-SIMULATOR_FACTORIES: dict[str, Callable[[], Simulator]] = {
-    "gemmini": lambda: importlib.import_module("simulators.gemmini").GemminiSimulator(),
-    "trainium": lambda: importlib.import_module("simulators.trainium").TrainiumSimulator(),
-}
-_INSTANCES: dict[str, Simulator] = {}
-
-# Relative slack on the roofline check: rooflines and latencies are floats computed different ways.
-ROOFLINE_SLACK = 1e-6
-# Wall-clock limit of one evaluation: the functional check of a full-size kernel runs every tile in numpy
-# (the 4096x8192x8192 Trainium GEMM takes minutes on 2 cores), so the limit grows with the work.
-BASE_TIMEOUT = {"gemmini": 30.0, "trainium": 60.0}
-SECONDS_PER_GMAC = {"gemmini": 0.05, "trainium": 1.0}
-
-
-def timeout_for(kernel: Kernel, seeds: int) -> float:
-    base = BASE_TIMEOUT.get(kernel.target, 60.0)
-    return base + seeds * SECONDS_PER_GMAC.get(kernel.target, 1.0) * kernel.macs / 1e9
-
-
 # Errors that depend on the machine's load, not on the code: never cached.
 _TRANSIENT = ("timeout",)
-
-
-def simulator_for(target: str) -> Simulator:
-    """This process's simulator for `target` (created on first use)."""
-    sim = _INSTANCES.get(target)
-    if sim is None:
-        try:
-            factory = SIMULATOR_FACTORIES[target]
-        except KeyError:
-            raise ValueError(f"no simulator for target {target!r}; known: {', '.join(SIMULATOR_FACTORIES)}") from None
-        sim = _INSTANCES[target] = factory()
-    return sim
 
 
 _FINGERPRINTS: dict[str, str] = {}
@@ -126,7 +85,7 @@ class Evaluator:
         self._lock = threading.Lock()
 
     def key(self, kernel: Kernel, code: str) -> str:
-        sim = simulator_for(kernel.target)
+        sim = targets.simulator(kernel.target)
         return cache_key(
             code=code,
             kernel=kernel.name,
@@ -175,10 +134,11 @@ class Evaluator:
             self._memo[key] = result
 
     def _simulate(self, kernel: Kernel, code: str) -> SimResult:
-        sim = simulator_for(kernel.target)
+        target = targets.target(kernel.target)
+        sim = targets.simulator(target.name)
         t0 = time.perf_counter()
         try:
-            result = sim.run(code, kernel.name, seeds=self.seeds, timeout=timeout_for(kernel, len(self.seeds)))
+            result = sim.run(code, kernel.name, seeds=self.seeds, timeout=target.timeout_for(kernel, len(self.seeds)))
         except Exception as e:  # a simulator bug must surface as data, not kill the rollout
             result = SimResult(
                 False,
@@ -189,29 +149,4 @@ class Evaluator:
             )
         self.evaluations += 1
         self.sim_seconds += max(result.sim_seconds, time.perf_counter() - t0)
-        return check_roofline(kernel, result)
-
-
-def check_roofline(kernel: Kernel, result: SimResult) -> SimResult:
-    """`result`, or a "beyond_roofline" failure if it is correct but faster than physically possible."""
-    if not result.correct or result.latency is None:
         return result
-    if (
-        not math.isfinite(result.latency)
-        or result.latency <= 0
-        or result.latency < kernel.roofline * (1.0 - ROOFLINE_SLACK)
-    ):
-        msg = (
-            f"claimed latency {result.latency:g} {result.unit} is below the roofline {kernel.roofline:g} "
-            f"{kernel.unit} for {kernel.name}: a simulator bug or a gamed measurement"
-        )
-        return SimResult(
-            correct=False,
-            latency=None,
-            unit=result.unit,
-            error=SimError("beyond_roofline", msg),
-            counters=dict(result.counters, claimed_latency=result.latency),
-            sim_seconds=result.sim_seconds,
-            stdout=result.stdout,
-        )
-    return result

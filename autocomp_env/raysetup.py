@@ -12,7 +12,7 @@ def init_ray(workers: int = 2, address: str | None = None, pythonpath: tuple[str
     """Start Ray with `workers` CPUs on this machine, or join the cluster at `address` ("auto",
     "ray://HEAD:10001"). Workers get our package root (and `pythonpath`) on sys.path. A no-op when Ray
     is already initialized."""
-    import ray
+    import ray  # noqa: PLC0415  (seconds to import: only the Ray backends need it)
 
     if ray.is_initialized():
         return

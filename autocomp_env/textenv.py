@@ -35,12 +35,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from autocomp_env import targets
 from autocomp_env.core import Feedback, Generation, Kernel, Plan
 from autocomp_env.env import MAX_PLAN_CHARS, env_id_for
 from autocomp_env.episode import code_hash
 from autocomp_env.llm.extract import extract_code
 from autocomp_env.llm.prompts import Messages, PromptOptions, parse_plan, planning_messages
-from autocomp_env.llm.targets import target_for
 
 MODES = ("plan", "code")
 # Autocomp's defaults (menu dropout 0.25, latency shown), but utilization and the simulator's counters are
@@ -142,7 +142,7 @@ class TextEnv:
         env_kwargs.setdefault("max_steps", max(max_turns, 1))
         self.env = gym.make(env_id_for(kernel), kernel=kernel, **env_kwargs).unwrapped
         self.kernel: Kernel = self.env.kernel
-        self.lang = target_for(self.kernel).lang
+        self.lang = targets.target(self.kernel.target).lang
         self.seed = 0
         self.turn = 0
         self.done = False

@@ -32,21 +32,31 @@ def candidates(kernel, n: int, tag: str) -> list[str]:
 
 
 def throughput(kernel, workers: int, n: int, address: str | None) -> dict:
-    import ray
+    import ray  # noqa: PLC0415  (seconds to import: after the arguments parse)
 
     with EvalService(workers=workers, address=address, cache_dir="") as svc:
         svc.evaluate_many([(kernel, c) for c in candidates(kernel, 2 * workers, f"warm{workers}")])  # start-up
         codes = candidates(kernel, n, f"tp{workers}")
-        t0 = time.perf_counter()
+        cpu0, t0 = svc.worker_cpu_seconds(), time.perf_counter()
         results = svc.evaluate_many([(kernel, c) for c in codes])
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, svc.worker_cpu_seconds() - cpu0
     ray.shutdown()
     bad = sum(not r.correct for r in results)
-    return {"workers": workers, "evals": n, "seconds": wall, "evals_per_s": n / wall, "incorrect": bad}
+    return {
+        "workers": workers,
+        "evals": n,
+        "seconds": wall,
+        "evals_per_s": n / wall,
+        "incorrect": bad,
+        # Load-independent: CPU per evaluation, and the cores the workers kept busy (a worker starved by other
+        # jobs on the machine shows as busy_cores < workers).
+        "worker_cpu_ms_per_eval": 1000 * cpu / n,
+        "busy_cores": cpu / wall,
+    }
 
 
 def drain(kernel, n: int, address: str | None) -> dict:
-    import ray
+    import ray  # noqa: PLC0415  (as in throughput)
 
     with EvalService(workers=2, address=address, cache_dir="", max_queued=n) as svc:
         svc.evaluate_many([(kernel, c) for c in candidates(kernel, 4, "warm-drain")])
@@ -93,6 +103,10 @@ def main(argv: list[str] | None = None) -> dict:
     out["load_after"] = os.getloadavg()
     print(json.dumps(out, indent=1))
     print(f"2 workers: {out['speedup']:.2f}x the evaluations/s of 1 ({one['evals_per_s']:.1f} -> {two['evals_per_s']:.1f})")
+    print(
+        f"worker CPU per evaluation: {one['worker_cpu_ms_per_eval']:.0f} ms (1 worker), "
+        f"{two['worker_cpu_ms_per_eval']:.0f} ms (2 workers); busy cores {one['busy_cores']:.2f} / {two['busy_cores']:.2f}"
+    )
     if args.drain:
         d = out["drain"]
         print(f"drain: {d['answered']}/{d['queued']} answered, {d['lost']} lost, {d['duplicated']} duplicated, {d['retried']} retried")

@@ -27,7 +27,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import gymnasium as gym  # noqa: E402
+
+import autocomp_env  # noqa: E402, F401  (registers the envs)
+from autocomp_env import targets  # noqa: E402
 from simulators.trainium import TrainiumSimulator  # noqa: E402
+from simulators.trainium import simulator as trn_sim  # noqa: E402
 from simulators.trainium.calibration import example_source  # noqa: E402
 from simulators.trainium.kernels import default_name  # noqa: E402
 
@@ -85,12 +90,6 @@ def phases_of(p: dict) -> dict[str, float]:
 
 
 def bench_step(kernel: str, repeat: int) -> int:
-    import gymnasium as gym
-
-    import autocomp_env  # noqa: F401  (registers the envs)
-    from autocomp_env import evaluation
-    from simulators.trainium import simulator as trn_sim
-
     family = kernel.split("/")[1].split("-")[0]
     code = example_source(family)
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.1f} (wall times scale with it)")
@@ -102,9 +101,13 @@ def bench_step(kernel: str, repeat: int) -> int:
     print(f"warm process start (once per host process: interpreter, numpy, our modules, warm-up run): {first:.2f} s")
     runs: list[dict] = []
     for i in range(repeat):  # new code each time: a comment that changes
+        c0 = time.process_time()
         r = sim.run(code + f"\n# run {i}\n", kernel, seeds=(0, 1))
+        host_cpu = time.process_time() - c0
         assert r.correct, r.error
         runs.append(phases_of(sim.last_phases))
+        runs[-1]["host CPU"] = host_cpu
+        runs[-1]["CPU, all processes"] = host_cpu + runs[-1]["candidate CPU"] + runs[-1]["replay CPU"]
     iso = ", ".join(sim.last_phases.get("isolation", []))
     print(f"isolation of the candidate's process: {iso}")
     timing = []
@@ -119,7 +122,7 @@ def bench_step(kernel: str, repeat: int) -> int:
     env = gym.make(f"autocomp/Trainium-{family}-v0", kernel=kernel, cache_dir="", max_steps=repeat + 1)
     obs, _ = env.reset(seed=0)
     steps, evals = [], []
-    tsim = evaluation.simulator_for("trainium")
+    tsim = targets.simulator("trainium")
     for _ in range(repeat):
         before = getattr(tsim, "last_phases", None)
         action = env.action_space.sample(mask=obs["mask"].astype("int8"))

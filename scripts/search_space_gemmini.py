@@ -15,8 +15,8 @@ import argparse
 import json
 import time
 
-from autocomp_env.families import gemmini_matmul as mm
 from autocomp_env.kernels import family_of, get_kernel
+from autocomp_env.targets import simulator
 
 
 def main() -> None:
@@ -29,7 +29,7 @@ def main() -> None:
 
     kernel = get_kernel(args.kernel)
     family = family_of(kernel)
-    sim = mm.simulator()
+    sim = simulator("gemmini")
     seen: dict[str, float] = {}
     t0 = time.time()
 

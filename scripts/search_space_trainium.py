@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autocomp_env.families import family_for, trainium_attention, trainium_gemm  # noqa: E402, F401
-from autocomp_env.menus import TRAINIUM  # noqa: E402
-from simulators.trainium import TrainiumSimulator  # noqa: E402
+from autocomp_env.kernels import get_kernel  # noqa: E402
+from autocomp_env.targets import family, simulator  # noqa: E402
+from autocomp_env.targets.trainium.menu import MENU as TRAINIUM  # noqa: E402
 
 FLAGSHIP = {"gemm": "4096x8192x8192-bf16", "attention": "128x4096-bf16", "sdattention": "4096x64"}
 
@@ -96,10 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, flush=True)
 
-    fam = family_for("trainium", args.family)
-    kernel = fam.kernel(args.shape or FLAGSHIP[args.family])
-    sim = TrainiumSimulator()
-    search_kernel = fam.kernel(args.proxy) if args.proxy else kernel
+    def kernel_of(shape: str):
+        # The dtype suffix of the flagship's name ("-bf16") may be left out of --shape and --proxy.
+        suffix = "-bf16" if FLAGSHIP[args.family].endswith("-bf16") else ""
+        return get_kernel(f"trainium/{args.family}-{shape.removesuffix(suffix)}{suffix}")
+
+    fam = family("trainium", args.family)
+    kernel = kernel_of(args.shape or FLAGSHIP[args.family])
+    sim = simulator("trainium")
+    search_kernel = kernel_of(args.proxy) if args.proxy else kernel
     naive, seen = beam_search(fam, search_kernel, sim, args.beam, args.steps, log)
 
     ranked = sorted(seen.items(), key=lambda kv: kv[1])
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         best_key, best_lat = ranked[0]
     best = json.loads(best_key)
 
-    small = fam.kernel(fam.small_shape(kernel))
+    small = get_kernel(kernel.small)
     fitted = fam.fit(small, best)
     r = sim.run(fam.emit(small, fitted), small.name)
     log(f"best schedule: {best_key}")

@@ -15,12 +15,8 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import autocomp_env.families.trainium_conv1d  # noqa: F401  (registers the families)
-import autocomp_env.families.trainium_mamba  # noqa: F401
-import autocomp_env.families.trainium_norm  # noqa: F401
-import autocomp_env.families.trainium_softmax  # noqa: F401
-from autocomp_env.families.base import family_for
-from autocomp_env.families.trainium_norm import simulator
+from autocomp_env.kernels import get_kernel
+from autocomp_env.targets import family, simulator
 
 FLAGSHIPS = {
     "rmsnorm": "512x4096",
@@ -42,9 +38,9 @@ def neighbours(fam, k, s):
 
 
 def search(name: str, beam: int, rounds: int, mode: str) -> dict:
-    fam = family_for("trainium", name)
-    k = fam.kernel(FLAGSHIPS[name])
-    sim = simulator()
+    fam = family("trainium", name)
+    k = get_kernel(f"trainium/{name}-{FLAGSHIPS[name]}")
+    sim = simulator("trainium")
     cache: dict[str, float] = {}
 
     def latency(s) -> float:
@@ -70,7 +66,7 @@ def search(name: str, beam: int, rounds: int, mode: str) -> dict:
             break
         best = frontier[0]
     base = {key: sim.run(code, k.name, mode=mode).latency for key, code in fam.baselines(k).items()}
-    small = fam.kernel(fam.small_shape(k))
+    small = get_kernel(k.small)
     ok = sim.run(fam.emit(small, fam.fit(small, best[1])), small.name).correct
     return {
         "kernel": k.name,

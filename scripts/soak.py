@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="results dir (default: a temp dir)")
     a = ap.parse_args(argv)
 
-    import ray
+    import ray  # noqa: PLC0415  (seconds to import: after the arguments parse)
 
     out = a.out or tempfile.mkdtemp(prefix="autocomp-soak-")
     store = ResultStore(out)

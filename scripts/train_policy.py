@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agents.learned import held_out_for, train_and_evaluate  # noqa: E402
+from autocomp_env.kernels import suite_kernels  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> dict:
-    from agents.bench import suite_kernels
-    from agents.learned import held_out_for, train_and_evaluate
-
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train", default="gemmini-exo-small", help="suite name or comma list of kernels")
     ap.add_argument("--holdout", default=None, help="suite name or comma list of kernels (not trained on)")

@@ -6,6 +6,7 @@ They are frozen and JSON-serializable, because they cross process, cache and Ray
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -82,3 +83,32 @@ class SimResult:
     @staticmethod
     def failure(unit: str, type: str, message: str, **kw: Any) -> SimResult:
         return SimResult(correct=False, latency=None, unit=unit, error=SimError(type, message, **kw))
+
+
+# Relative slack of the roofline check: rooflines and latencies are floats computed different ways.
+ROOFLINE_SLACK = 1e-6
+
+
+def within_roofline(result: SimResult, roofline: float, kernel: str = "") -> SimResult:
+    """`result`, or a "beyond_roofline" failure when it claims a correct latency that is not finite, not
+    positive or below `roofline`, the kernel's ideal latency: physically impossible, so a simulator bug or a
+    gamed measurement, and never a reward. The one roofline check: every simulator's `run` ends with it."""
+    lat = result.latency
+    if not result.correct or lat is None:
+        return result
+    if math.isfinite(lat) and lat > 0 and lat >= roofline * (1.0 - ROOFLINE_SLACK):
+        return result
+    where = f" for {kernel}" if kernel else ""
+    msg = (
+        f"claimed latency {lat:g} {result.unit} is below the roofline {roofline:g} {result.unit}{where}: "
+        "a simulator bug or a gamed measurement"
+    )
+    return SimResult(
+        correct=False,
+        latency=None,
+        unit=result.unit,
+        error=SimError("beyond_roofline", msg),
+        counters=dict(result.counters, claimed_latency=lat),
+        sim_seconds=result.sim_seconds,
+        stdout=result.stdout,
+    )

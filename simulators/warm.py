@@ -10,7 +10,9 @@ runs `func(payload, body) -> bytes` ("module:function") and returns its bytes:
   new session, enters new user, network, IPC and pid namespaces where it may (it runs as pid 1 of its pid namespace,
   so everything it starts dies with it), sets the rlimits of `Limits`, and locks itself down with Landlock where
   the kernel has it: no writes anywhere, reads only below `read_paths`, no TCP, no signals to and no ptrace of
-  processes outside. The levels that applied are in `WarmOutcome.isolation`.
+  processes outside. Where Landlock is missing it enters the sandbox's namespace level instead
+  (`isolation.enter`: home directories hidden, a fresh /proc, no capabilities), and if the machine refuses that
+  too it exits with EXIT_UNISOLATED before running anything. What applied is in `WarmOutcome.isolation`.
 - `confined=False` (our code on untrusted data): rlimits only.
 
 One call runs at a time. The warm process exits when its host closes the pipe (or dies).
@@ -18,6 +20,7 @@ One call runs at a time. The warm process exits when its host closes the pipe (o
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import importlib
 import json
@@ -40,6 +43,7 @@ _CLONE_NEWUSER, _CLONE_NEWNET, _CLONE_NEWPID, _CLONE_NEWIPC = 0x10000000, 0x4000
 _PR_SET_DUMPABLE, _PR_SET_NO_NEW_PRIVS, _PR_SET_CHILD_SUBREAPER = 4, 38, 36
 _NAMESPACES = ((_CLONE_NEWUSER, "userns"), (_CLONE_NEWPID, "pidns"), (_CLONE_NEWIPC, "ipcns"), (_CLONE_NEWNET, "netns"))
 _EXIT_SETUP = 71  # the child failed before running the function (its output says why)
+EXIT_UNISOLATED = 125  # no Landlock, and the namespaces that hide the home directory and /proc were refused
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,8 @@ class Warm:
         without: tuple[str, ...] = (),
     ) -> WarmOutcome:
         """Fork a child of the warm process to run `func(payload, body)`; never raises for child failures.
-        `without`: protections a confined child goes without ("userns", "pidns", "netns", "landlock"), for tests
-        that show what each one protects."""
+        `without`: protections a confined child goes without ("landlock"; "mountns": not the namespace level in
+        its place; "userns", "pidns", "netns"), for tests that show what each one protects."""
         req = {
             "func": func,
             "payload": payload,
@@ -190,6 +194,7 @@ class Warm:
         )
         theirs.close()
         self.sock, self.owner = mine, os.getpid()
+        atexit.register(self.close)  # also removes its cgroup (a killed host leaves it to the next sweep)
         try:
             head, _ = _recv(mine)
         except (EOFError, OSError, ValueError):
@@ -297,6 +302,11 @@ def _set_limits(lim: dict, root: bool) -> None:
             pass
 
 
+def _isolation_header(iso: list[str]) -> bytes:
+    head = json.dumps({"isolation": iso}).encode()
+    return len(head).to_bytes(8, "little") + head
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -317,7 +327,20 @@ def _child(req: dict, body: bytes, res_w: int, out_w: int, libc, abi: int) -> No
         os.closerange(3, 4)  # every other descriptor, the host's socket among them
         os.closerange(5, 1 << 20)
         iso = ["rlimits"]
-        if req["confined"] and req["mode"] == "auto":
+        confine = req["confined"] and req["mode"] == "auto"
+        landlock = confine and abi >= 1 and "landlock" not in req["without"]
+        hidden = False
+        if confine and not landlock and "mountns" not in req["without"]:
+            # No Landlock: the sandbox's namespace level instead (home hidden, a fresh /proc, no capabilities).
+            from simulators import isolation
+
+            got = isolation.enter(tuple(req["read_paths"]) + (req["cwd"],))
+            iso += sorted(got)
+            hidden = True
+            if not {"mountns", "pidns", "netns"} <= got:
+                _write_all(4, _isolation_header(iso))
+                os._exit(EXIT_UNISOLATED)
+        elif confine:
             flags = sum(bit for bit, n in _NAMESPACES if n not in req["without"])
             for f in (flags, flags & ~_CLONE_NEWUSER, flags & _CLONE_NEWUSER):
                 if f and _unshare(libc, f):
@@ -331,7 +354,7 @@ def _child(req: dict, body: bytes, res_w: int, out_w: int, libc, abi: int) -> No
         lim = req["limits"]
         os.chdir(req["cwd"])
         _set_limits(lim, req["root"])
-        if req["confined"] and req["mode"] == "auto" and req["root"] and "userns" not in iso:
+        if confine and req["root"] and "userns" not in iso and not hidden:
             # Root outside a user namespace could ptrace or signal anything: run as nobody instead.
             os.setgroups([])
             os.setgid(65534)
@@ -339,11 +362,9 @@ def _child(req: dict, body: bytes, res_w: int, out_w: int, libc, abi: int) -> No
             n = lim["max_processes"] + _user_threads(65534)
             resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
             iso.append("nobody")
-        if req["confined"] and req["mode"] == "auto" and "landlock" not in req["without"]:
-            if _landlock(libc, abi, req["read_paths"]):
-                iso.append("landlock")
-        head = json.dumps({"isolation": iso}).encode()
-        _write_all(4, len(head).to_bytes(8, "little") + head)
+        if landlock and _landlock(libc, abi, req["read_paths"]):
+            iso.append("landlock")
+        _write_all(4, _isolation_header(iso))
         module, name = req["func"].split(":")
         fn = getattr(importlib.import_module(module), name)
         code = 70
@@ -367,6 +388,8 @@ def _run(req: dict, body: bytes, libc, abi: int) -> tuple[dict, bytes]:
     lim = req["limits"]
     deadline = t0 + float(lim["wall_seconds"])
     req["root"] = os.getuid() == 0
+    if req["confined"]:  # counted here, so that every child inherits the kept count
+        _user_threads(65534 if req["root"] else os.getuid())
     res_r, res_w = os.pipe()
     out_r, out_w = os.pipe()
     pid = os.fork()
@@ -509,11 +532,20 @@ def serve(argv: list[str]) -> int:
             return 0
 
 
+_threads: dict[int, tuple[float, int]] = {}
+
+
 def _user_threads(uid: int) -> int:
-    """Threads the user runs now (RLIMIT_NPROC counts all of them): the same count as the sandbox's."""
+    """Threads the user runs (RLIMIT_NPROC counts all of them), counted as the sandbox does and kept for a few
+    seconds: the count scans /proc (~4 ms), and a child's limit only has to be above what already runs."""
     from simulators.sandbox import _user_threads as count
 
-    return count(uid)
+    now = time.monotonic()
+    t, n = _threads.get(uid, (-1e9, 0))
+    if now - t > 5.0:
+        n = count(uid)
+        _threads[uid] = (now, n)
+    return n
 
 
 if __name__ == "__main__":

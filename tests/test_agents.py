@@ -11,11 +11,12 @@ import test_agents_fake as fake
 
 from agents import envapi
 from agents.base import EpisodeResult
-from agents.beam import BeamSearchAgent, Candidate, menu_plans, select, should_stop_early
+from agents.beam import BeamSearchAgent, Candidate, select, should_stop_early
 from agents.llm_policy import LLMPolicyAgent
 from agents.registry import AGENTS, make_agent
 from agents.reuse import ScheduleReuseAgent
 from agents.simple import GreedyAgent, RandomAgent
+from autocomp_env.codemodel import menu_plans
 from autocomp_env.core import Plan
 
 
@@ -104,6 +105,46 @@ def test_menu_dropout_only_picks_applicable_items():
     assert set(picks) == {0, 2, 4}
     assert max(np.bincount(picks)) < 0.5 * len(picks)  # roughly uniform over the applicable items
     assert menu_plans(fake.MENU, np.zeros(7, bool), 4, 0.25, rng) == []
+
+
+class _ModelPlanner:
+    """A code model with a planner of its own (not menu dropout), as an LLM's."""
+
+    name = "scripted"
+
+    def __init__(self, inner):
+        self.inner, self.asked = inner, 0
+
+    def implement(self, *a):
+        return self.inner.implement(*a)
+
+    def propose_plans(self, kernel, code, feedback, menu, mask, n, rng):
+        self.asked += 1
+        return [Plan(menu[0], 0)][:n]
+
+
+def test_agents_plan_through_one_planner_that_asks_a_model_only_when_it_has_one():
+    import test_env_fakes as toy
+
+    from autocomp_env.env import AutocompEnv
+    from autocomp_env.evaluation import Evaluator
+
+    toy.install()
+    env = AutocompEnv(kernel="toy/axpy-1024", evaluator=Evaluator())
+    obs, _ = env.reset(seed=0)
+    state, rng = env.get_state(), np.random.default_rng(1)
+    assert envapi.plans_from_menu(env)  # the offline model plans by menu dropout alone: drawn here
+    plans = envapi.plans(env, state, obs["mask"], 3, rng, keep=0.5)
+    assert plans == menu_plans(env.menu, obs["mask"], 3, 0.5, np.random.default_rng(1))
+    assert not [e for e in env.get_state().events if e["kind"] == "propose"]  # the env was not asked
+    model = _ModelPlanner(env.code_model)
+    env = AutocompEnv(kernel="toy/axpy-1024", evaluator=Evaluator(), code_model=model)
+    obs, _ = env.reset(seed=0)
+    assert not envapi.plans_from_menu(env)
+    assert envapi.plans(env, env.get_state(), obs["mask"], 3, rng) == [Plan(env.menu[0], 0)]
+    assert model.asked == 1 and env.get_state().events[-1]["kind"] == "propose"  # recorded for replay
+    with pytest.raises(ValueError, match="plan source"):
+        envapi.plans(env, env.get_state(), obs["mask"], 3, rng, source="llm")
 
 
 def test_beam_default_budget_is_at_most_232_samples_and_iteration_one_spends_8():

@@ -12,8 +12,8 @@ from agents.beam import BeamSearchAgent
 from agents.llm_policy import LLMPolicyAgent
 from agents.reuse import ScheduleReuseAgent
 from agents.simple import GreedyAgent, RandomAgent
-from autocomp_env.episode import replay
 from autocomp_env.evaluation import Evaluator
+from autocomp_env.replay import replay
 
 fakes.install()
 

@@ -12,7 +12,7 @@ from autocomp_env.kernels import get_kernel, starting_code
 
 def cli(*args, cwd=None, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", "autocomp_env.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
+        [sys.executable, "-m", "autocomp_cli", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout
     )
 
 
@@ -57,7 +57,8 @@ def test_sim_of_broken_code_is_a_structured_error_with_exit_1(tmp_path):
     "args, words",
     [
         (("sim", "gemmini", "/nonexistent.c", "--kernel", "gemmini-exo:0"), "no such file"),
-        (("sim", "gemmini", __file__, "--kernel", "gemmini/matmul-64x64"), "bad shape"),
+        (("sim", "gemmini", __file__, "--kernel", "gemmini/matmul-64x64"), "expected gemmini/matmul-IxKxJ"),
+        (("sim", "gemmini", __file__, "--kernel", "gemmini/matmul-64x64x60"), "bad shape"),
         (("bench", "--suite", "no-such-suite", "--budget", "2"), "bad kernel name"),
         (("run", "--kernel", "gemmini-exo-small:0", "--agent", "no-such-agent"), "unknown agent"),
         (("run", "--kernel", "gemmini-exo-small:0", "--budget", "0"), "--budget"),
@@ -109,7 +110,7 @@ def test_run_writes_a_self_contained_folder_and_config_flags_win(tmp_path):
 
 
 def test_api_keys_are_not_saved_with_results(tmp_path):
-    from autocomp_env.cli import dump_config
+    from autocomp_cli.main import dump_config
 
     dump_config({"api_key": "sk-secret", "budget": 3}, tmp_path / "c.json")
     assert "sk-secret" not in (tmp_path / "c.json").read_text()
@@ -119,7 +120,7 @@ def test_demo_quick_runs_offline_and_prints_a_leaderboard(tmp_path):
     env = dict(os.environ)
     env.pop("OPENAI_API_KEY", None)
     r = subprocess.run(
-        [sys.executable, "-m", "autocomp_env.cli", "demo", "--quick", "--budget", "4", "--out", str(tmp_path)],
+        [sys.executable, "-m", "autocomp_cli", "demo", "--quick", "--budget", "4", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,

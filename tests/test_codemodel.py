@@ -7,8 +7,8 @@ import test_env_fakes as fakes
 from autocomp_env.budget import Budget, Usage, price
 from autocomp_env.codemodel import CodeModel, OfflineCodeModel
 from autocomp_env.core import Feedback, Plan
-from autocomp_env.families.base import read_schedule
 from autocomp_env.kernels import get_kernel, starting_code
+from autocomp_env.schedules.base import read_schedule
 
 fakes.install()
 K = get_kernel("toy/axpy-1024")

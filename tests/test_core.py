@@ -1,4 +1,4 @@
-from autocomp_env.families.base import read_schedule, schedule_comment
+from autocomp_env.schedules.base import read_schedule, schedule_comment
 from simulators.result import SimError, SimResult
 
 

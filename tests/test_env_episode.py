@@ -10,8 +10,9 @@ import test_env_fakes as fakes
 
 from autocomp_env.core import Generation, Plan
 from autocomp_env.env import AutocompEnv
-from autocomp_env.episode import EpisodeState, ReplayMismatch, code_hash, replay, validate
+from autocomp_env.episode import EpisodeState, code_hash, validate
 from autocomp_env.evaluation import Evaluator
+from autocomp_env.replay import ReplayMismatch, replay
 
 fakes.install()
 TESTS = str(Path(__file__).resolve().parent)
@@ -122,7 +123,9 @@ def test_validate_runs_in_a_fresh_process(tmp_path, monkeypatch):
 
 
 def test_cli_helpers_validate_results_files_and_replay_states(tmp_path, capsys, monkeypatch):
-    from autocomp_env.episode import claims_from, replay_main, validate_main
+    from autocomp_cli.main import cmd_replay as replay_main
+    from autocomp_cli.main import cmd_validate as validate_main
+    from autocomp_env.episode import claims_from
 
     state = played().get_state()
     state.save(tmp_path / "s.json")

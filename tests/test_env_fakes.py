@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import re
 
-from autocomp_env import evaluation
+from autocomp_env import targets
 from autocomp_env.core import Kernel
-from autocomp_env.families.base import FAMILIES, Family, Transform, read_schedule, register, schedule_comment
-from simulators.result import SimResult
+from autocomp_env.schedules.base import Family, Transform, read_schedule, schedule_comment
+from simulators.result import SimResult, within_roofline
 
 MENU = ("loop tiling", "loop unrolling", "vectorize", "fuse loops", "other methods not listed here")
 
@@ -21,16 +21,17 @@ class ToyFamily(Family):
     menu = MENU
     lang = "c"
 
-    def kernel(self, shape: str) -> Kernel:
+    flagship = "toy/axpy-1024"
+
+    def spec(self, parsed: str) -> dict:
         # "<n>" or "<n>-roof<r>" (a roofline of r cycles, to test termination)
-        n_text, _, roof = shape.partition("-roof")
-        n = int(n_text)
+        n = int(parsed.partition("-roof")[0])
         if n <= 0 or n % 64:
             raise ValueError("n must be a positive multiple of 64")
-        return Kernel(f"toy/axpy-{shape}", "toy", "axpy", {"n": n}, n, float(roof) if roof else n / 64, "cycles")
+        return {"n": n}
 
-    def small_shape(self, kernel: Kernel) -> str:
-        return "64"
+    def small_name(self, spec: dict) -> str:
+        return "toy/axpy-64"
 
     def baselines(self, kernel: Kernel) -> dict[str, str]:
         return {
@@ -89,26 +90,58 @@ class ToySimulator:
             return SimResult.failure("cycles", "wrong_output", "mismatch at element 3")
         claim = re.search(r"CLAIM:(\S+)", code)
         if claim:
-            return SimResult(True, float(claim.group(1)), "cycles", utilization=1.0)
+            return within_roofline(SimResult(True, float(claim.group(1)), "cycles", utilization=1.0), self.roofline(kernel))
         s = read_schedule(code)
         if s is None:
             return SimResult.failure("cycles", "compile_error", "no solution found")
         lat = round(4 * n / s["tile"] / s["unroll"] ** 0.5 / (2 if s["vec"] else 1) + 10, 3)
-        return SimResult(True, lat, "cycles", utilization=(n / 64) / lat, counters={"busy": lat / 2}, sim_seconds=0.001)
+        result = SimResult(True, lat, "cycles", utilization=(n / 64) / lat, counters={"busy": lat / 2}, sim_seconds=0.001)
+        return within_roofline(result, self.roofline(kernel))  # the one roofline check, as every simulator's
 
     def roofline(self, kernel: str) -> float:
-        return int(kernel.split("-")[1]) / 64
+        n, _, roof = kernel.split("-", 1)[1].partition("-roof")
+        return float(roof) if roof else int(n) / 64
+
+    def macs(self, kernel: str) -> int:
+        return int(kernel.split("-")[1])
+
+
+def parse(name: str) -> tuple[str, str]:
+    """The toy "simulator's" parse: `toy/<family>-<shape>` -> (family, shape)."""
+    family, dash, shape = name.partition("/")[2].partition("-")
+    if not (family and dash and shape):
+        raise ValueError("expected toy/<family>-<shape>")
+    return family, shape
+
+
+FAMILY = ToyFamily()
+TARGET = targets.Target(
+    name="toy",
+    title="Toy",
+    description="a fake target for tests",
+    unit="cycles",
+    lang="c",
+    simulator=lambda config: ToySimulator(),
+    parse=parse,
+    families={"axpy": __name__},
+    suites={},
+    counters=(),
+    prompts=targets.PromptTexts(
+        role="a toy compiler", rules=("keep it toy",), isa=lambda k: "# Target: toy", signature=lambda k: "toy()"
+    ),
+    timeout=30.0,
+    seconds_per_gmac=0.0,
+)
 
 
 TOY_ID = "autocomp-test/Toy-v0"
 
 
 def install() -> None:
-    """Register the toy family, its simulator and the env id `autocomp-test/Toy-v0` (kernel toy/axpy-1024)."""
+    """Register the toy target (family, simulator) and the env id `autocomp-test/Toy-v0` (kernel toy/axpy-1024)."""
     import gymnasium
 
-    if ("toy", "axpy") not in FAMILIES:
-        register(ToyFamily())
-    evaluation.SIMULATOR_FACTORIES["toy"] = ToySimulator
+    if targets.TARGETS.get("toy") is not TARGET:
+        targets.register(TARGET)
     if TOY_ID not in gymnasium.registry:
         gymnasium.register(TOY_ID, entry_point="autocomp_env.env:AutocompEnv", kwargs={"kernel": "toy/axpy-1024"})

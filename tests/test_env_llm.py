@@ -3,9 +3,9 @@
 import pytest
 
 from autocomp_env.env import AutocompEnv
-from autocomp_env.episode import replay
 from autocomp_env.evaluation import Evaluator
 from autocomp_env.kernels import UnknownKernel, get_kernel
+from autocomp_env.replay import replay
 
 llm = pytest.importorskip("autocomp_env.llm")
 server = pytest.importorskip("autocomp_env.llm.server")

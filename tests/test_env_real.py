@@ -9,11 +9,12 @@ from gymnasium.utils.env_checker import check_env
 
 import autocomp_env
 from autocomp_env import env as env_module
-from autocomp_env import wrappers
+from autocomp_env import targets, wrappers
 from autocomp_env.cache import EvalCache
-from autocomp_env.episode import replay, validate
+from autocomp_env.episode import validate
 from autocomp_env.evaluation import Evaluator
 from autocomp_env.kernels import UnknownKernel, get_kernel
+from autocomp_env.replay import replay
 
 IDS = sorted(autocomp_env.ENV_IDS)
 
@@ -119,7 +120,7 @@ def test_counter_features_name_counters_the_simulators_report(env_id, evaluator)
     env = make(env_id, evaluator)
     obs, _ = env.reset(seed=0)
     base = env.unwrapped
-    wanted = [name for name, _ in env_module.COUNTER_FEATURES[base.kernel.target]]
+    wanted = [name for name, _ in targets.target(base.kernel.target).counters]
     assert wanted and set(wanted) <= set(base._result.counters), set(wanted) - set(base._result.counters)
     counters = obs["features"][5 : 5 + len(wanted)]
     assert (counters > 0).sum() >= len(wanted) // 2  # most queues/engines do some work on the naive code

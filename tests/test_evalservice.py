@@ -33,7 +33,9 @@ def service(tmp_path_factory):
 
 def test_results_match_a_local_evaluator_in_order(service):
     codes = [variant(i, "match") for i in range(6)] + ["void solution(int x) { }"]
+    cpu = service.worker_cpu_seconds()
     results = service.evaluate_many([(KERNEL, c) for c in codes])
+    assert service.worker_cpu_seconds() > cpu  # compiles and simulations are counted
     local = Evaluator(cache=None)
     for code, r in zip(codes, results, strict=True):
         expect = local.evaluate(KERNEL, code)

@@ -6,8 +6,9 @@ import pytest
 import test_env_fakes as fakes
 
 from autocomp_env.cache import EvalCache, cache_key, default_cache_dir
-from autocomp_env.evaluation import Evaluator, simulator_for
+from autocomp_env.evaluation import Evaluator
 from autocomp_env.kernels import get_kernel, starting_code
+from autocomp_env.targets import simulator
 from simulators.result import SimResult
 
 fakes.install()
@@ -16,11 +17,11 @@ CODE = starting_code(K)
 
 
 def test_evaluate_dispatches_to_the_targets_simulator_once_per_process():
-    assert simulator_for("toy") is simulator_for("toy")
+    assert simulator("toy") is simulator("toy")
     r = Evaluator().evaluate(K, CODE)
     assert r.correct and r.latency == 4106.0 and r.unit == "cycles"
-    with pytest.raises(ValueError, match="no simulator"):
-        simulator_for("tpu")
+    with pytest.raises(ValueError, match="unknown target"):
+        simulator("tpu")
 
 
 def test_disk_cache_hits_across_evaluators_and_keys_depend_on_seeds(tmp_path):
@@ -107,7 +108,7 @@ def test_cache_key_changes_when_the_simulator_source_changes(monkeypatch):
 
     e = Evaluator()
     key = e.key(K, CODE)
-    assert evaluation.source_fingerprint(simulator_for("toy")) == evaluation.source_fingerprint(simulator_for("toy"))
+    assert evaluation.source_fingerprint(simulator("toy")) == evaluation.source_fingerprint(simulator("toy"))
     monkeypatch.setitem(evaluation._FINGERPRINTS, fakes.ToySimulator.__module__, "edited")
     assert e.key(K, CODE) != key
 

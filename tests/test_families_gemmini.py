@@ -5,27 +5,38 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocomp_env.families import gemmini_conv, gemmini_matmul, gemmini_tinympc
-from autocomp_env.families.base import read_schedule
-from autocomp_env.menus import GEMMINI_GEMM, GEMMINI_LINALG
+from autocomp_env.kernels import get_kernel
+from autocomp_env.schedules.base import read_schedule
+from autocomp_env.targets import simulator
+from autocomp_env.targets.gemmini import common
+from autocomp_env.targets.gemmini.families import conv as gemmini_conv
+from autocomp_env.targets.gemmini.families import matmul as gemmini_matmul
+from autocomp_env.targets.gemmini.families import tinympc as gemmini_tinympc
+from autocomp_env.targets.gemmini.menu import GEMM as GEMMINI_GEMM
+from autocomp_env.targets.gemmini.menu import LINALG as GEMMINI_LINALG
 
 MM = gemmini_matmul.FAMILY
 CONV = gemmini_conv.FAMILY
 
 
+def kern(family, shape):
+    """The Kernel record of `shape` in `family` (parsed by the simulator, as every kernel is)."""
+    return get_kernel(f"{family.target}/{family.name}-{shape}")
+
+
 @pytest.fixture(scope="module")
 def sim():
-    return gemmini_matmul.simulator()
+    return simulator("gemmini")
 
 
 @pytest.fixture(scope="module")
 def mm_kernel():
-    return MM.kernel("64x64x64")
+    return kern(MM, "64x64x64")
 
 
 @pytest.fixture(scope="module")
 def conv_kernel():
-    return CONV.kernel("1x4x8x32x32")
+    return kern(CONV, "1x4x8x32x32")
 
 
 def walk(family, kernel, rng, steps):
@@ -56,10 +67,10 @@ def check(sim, kernel, code):
 def test_matmul_kernel_parsing(mm_kernel):
     assert mm_kernel.name == "gemmini/matmul-64x64x64"
     assert mm_kernel.macs == 64**3 and mm_kernel.roofline == pytest.approx(64**3 / 256)
-    assert MM.kernel("512x512x512").small == "gemmini/matmul-128x128x128"
+    assert kern(MM, "512x512x512").small == "gemmini/matmul-128x128x128"
     for bad in ("512x512", "a x b x c", "512x512x500", "0x16x16"):
         with pytest.raises(ValueError):
-            MM.kernel(bad)
+            kern(MM, bad)
 
 
 def test_matmul_starting_code_and_baselines_are_correct(sim, mm_kernel):
@@ -90,7 +101,7 @@ def test_matmul_every_item_is_masked_or_gives_correct_different_code(sim, mm_ker
 
 
 def test_matmul_random_walks_stay_correct_on_a_rectangular_shape(sim):
-    k = MM.kernel("32x128x48")
+    k = kern(MM, "32x128x48")
     rng = np.random.default_rng(7)
     for _ in range(6):
         check(sim, k, MM.emit(k, walk(MM, k, rng, 8)))
@@ -111,7 +122,7 @@ def hill_climb(sim, family, kernel, evaluations, seed=0):
 
 
 def test_matmul_small_search_over_transformations_gets_much_faster(sim):
-    naive, best = hill_climb(sim, MM, MM.kernel("128x128x128"), evaluations=14)
+    naive, best = hill_climb(sim, MM, kern(MM, "128x128x128"), evaluations=14)
     assert naive / best > 3
 
 
@@ -167,9 +178,9 @@ def test_conv_kernel_parsing(conv_kernel):
     assert conv_kernel.name == "gemmini/conv-1x4x8x32x32"
     assert conv_kernel.macs == 1 * 4 * 8 * 32 * 32 * 9
     with pytest.raises(ValueError):
-        CONV.kernel("1x4x8x30x32")
+        kern(CONV, "1x4x8x30x32")
     with pytest.raises(ValueError):
-        CONV.kernel("1x4x8x32")
+        kern(CONV, "1x4x8x32")
 
 
 def test_conv_starting_code_and_baselines_are_correct(sim, conv_kernel):
@@ -181,7 +192,7 @@ def test_conv_starting_code_and_baselines_are_correct(sim, conv_kernel):
 
 @pytest.mark.parametrize("walk_steps", [4])
 def test_conv_every_item_is_masked_or_gives_correct_different_code(sim, walk_steps):
-    k = CONV.kernel("1x4x20x32x48")  # a ragged last pixel block (20 = 16 + 4)
+    k = kern(CONV, "1x4x20x32x48")  # a ragged last pixel block (20 = 16 + 4)
     s = walk(CONV, k, np.random.default_rng(walk_steps), walk_steps)
     code = CONV.emit(k, s)
     mask = CONV.applicable(k, s)
@@ -207,7 +218,7 @@ TINY_SHAPES = ("matvec-12x4", "forward-12x4x5", "backward-12x4x10")
 
 
 def test_tinympc_kernel_parsing():
-    k = TINY.kernel("forward-12x4x5")
+    k = kern(TINY, "forward-12x4x5")
     assert k.name == "gemmini/tinympc-forward-12x4x5" and k.spec == {
         "kind": "forward",
         "NX": 12,
@@ -217,12 +228,12 @@ def test_tinympc_kernel_parsing():
     }
     for bad in ("forward-12x4", "matvec-12x4x5", "backward-10x4x5", "solve-12x4x5", "forward-12x4x1"):
         with pytest.raises(ValueError):
-            TINY.kernel(bad)
+            kern(TINY, bad)
 
 
 @pytest.mark.parametrize("shape", TINY_SHAPES)
 def test_tinympc_items_are_masked_or_correct_and_the_space_gets_faster(sim, shape):
-    k = TINY.kernel(shape)
+    k = kern(TINY, shape)
     naive = check(sim, k, TINY.starting_code(k))
     base = TINY.baselines(k)
     assert check(sim, k, base["vendor"]) == naive
@@ -249,7 +260,7 @@ def test_tinympc_parse_plan_and_faults(sim):
         "add or subtract a matrix using the bias"
     )
     assert TINY.parse_plan("nothing to see") == []
-    k = TINY.kernel("forward-12x4x5")
+    k = kern(TINY, "forward-12x4x5")
     rng = np.random.default_rng(2)
     code = TINY.baselines(k)["expert"]
     caught = sum(not sim.run(TINY.inject_fault(k, code, rng)[0], k.name, seeds=(0,)).correct for _ in range(8))
@@ -273,21 +284,21 @@ def test_corrupted_schedules_are_refused_cleanly(mm_kernel, bad):
     [(CONV, "1x4x8x32x32", 10, 2.0), (TINY, "forward-12x4x5", 8, 1.3)],
 )
 def test_small_search_improves_conv_and_tinympc(sim, family, shape, evaluations, factor):
-    naive, best = hill_climb(sim, family, family.kernel(shape), evaluations, seed=1)
+    naive, best = hill_climb(sim, family, kern(family, shape), evaluations, seed=1)
     assert naive / best > factor
 
 
 def test_loops_that_run_once_are_folded_into_readable_constants(mm_kernel):
-    fold = gemmini_matmul.fold
+    fold = common.fold
     assert fold("c + (0 * 1 + 0) * 16 | ACC") == "c | ACC"  # not "c * 16": a product is folded before a sum
     assert fold("&A[(io * 1 + 0) * 16][(0 * 2 + k) * 16]") == "&A[io * 16][k * 16]"
     assert fold("if (ko == 3 && 0 == 0) mvout(x)") == "if (ko == 3) mvout(x)"
-    tiny = MM.starting_code(MM.kernel("16x16x16"))
+    tiny = MM.starting_code(kern(MM, "16x16x16"))
     assert "< 1;" not in tiny and "for (" not in tiny  # a single block needs no loops at all
 
 
 def test_tinympc_dropped_fence_is_caught_as_a_dram_hazard(sim):
-    k = TINY.kernel("forward-12x4x5")
+    k = kern(TINY, "forward-12x4x5")
     faults = gemmini_tinympc._fence_faults(TINY.baselines(k)["expert"])
     assert faults
     r = sim.run(faults[0][0], k.name, seeds=(0,))

@@ -5,16 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autocomp_env.families import family_for
-from autocomp_env.families import trainium_attention as _att  # noqa: F401  (registers the attention families)
-from autocomp_env.families import trainium_gemm as _gemm  # noqa: F401
-from autocomp_env.families.base import read_schedule
-from autocomp_env.menus import TRAINIUM
+from autocomp_env.kernels import get_kernel
+from autocomp_env.schedules.base import read_schedule
+from autocomp_env.targets import family
+from autocomp_env.targets.trainium.menu import MENU as TRAINIUM
+
+family_for = family
 
 sim_mod = pytest.importorskip("simulators.trainium")
 
 ITEM = {n: i for i, n in enumerate(TRAINIUM)}
 SHAPES = {"gemm": "256x256x1024-bf16", "attention": "128x256-bf16", "sdattention": "256x64"}
+
+
+def kern(family, shape):
+    """The Kernel record of `shape` in `family` (parsed by the simulator, as every kernel is)."""
+    return get_kernel(f"{family.target}/{family.name}-{shape}")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +40,7 @@ def run(sim, code: str, kernel: str):
 
 def fam_kernel(name: str):
     fam = family_for("trainium", name)
-    return fam, fam.kernel(SHAPES[name])
+    return fam, kern(fam, SHAPES[name])
 
 
 def reachable(fam, kernel, seed: int, steps: int) -> dict:
@@ -160,7 +166,7 @@ def greedy_speedup(sim, fam, k, steps: int, per_step: int) -> float:
 
 def test_greedy_search_over_gemm_schedules_speeds_up(sim):
     fam = family_for("trainium", "gemm")
-    k = fam.kernel("512x1024x2048-bf16")  # big enough that launch overhead does not hide the gains
+    k = kern(fam, "512x1024x2048-bf16")  # big enough that launch overhead does not hide the gains
     assert greedy_speedup(sim, fam, k, steps=3, per_step=4) < 0.6
 
 
@@ -174,27 +180,27 @@ def test_transforms_are_deterministic(name):
 
 def test_kernel_names_parse_and_bad_shapes_raise():
     gemm = family_for("trainium", "gemm")
-    k = gemm.kernel("4096x8192x8192-bf16")
+    k = kern(gemm, "4096x8192x8192-bf16")
     assert k.name == "trainium/gemm-4096x8192x8192-bf16" and k.unit == "us" and k.roofline > 0
     assert k.small == "trainium/gemm-256x512x512-bf16"
     assert k.macs == 4096 * 8192 * 8192
     for bad in ("4096x8192", "4096x8192x100-bf16", "axbxc"):
         with pytest.raises(ValueError):
-            gemm.kernel(bad)
-    assert family_for("trainium", "attention").kernel("128x4096-bf16").small == "trainium/attention-128x512-bf16"
-    assert family_for("trainium", "sdattention").kernel("4096x64").small == "trainium/sdattention-512x64"
+            kern(gemm, bad)
+    assert kern(family_for("trainium", "attention"), "128x4096-bf16").small == "trainium/attention-128x512-bf16"
+    assert kern(family_for("trainium", "sdattention"), "4096x64").small == "trainium/sdattention-512x64"
     with pytest.raises(ValueError):
-        family_for("trainium", "attention").kernel("256x4096-bf16")
+        kern(family_for("trainium", "attention"), "256x4096-bf16")
 
 
 def test_fit_adapts_a_flagship_schedule_to_a_small_shape():
     gemm = family_for("trainium", "gemm")
-    big, small = gemm.kernel("4096x8192x8192-bf16"), gemm.kernel("256x512x512-bf16")
+    big, small = kern(gemm, "4096x8192x8192-bf16"), kern(gemm, "256x512x512-bf16")
     s = gemm.fit(small, gemm.expert_schedule(big))
     assert gemm.valid(small, s) and s["bm"] <= 2 and s["loads"] == "block"
     att = family_for("trainium", "attention")
-    s = att.fit(att.kernel("128x256-bf16"), att.expert_schedule(att.kernel("128x4096-bf16")))
-    assert att.valid(att.kernel("128x256-bf16"), s) and s["unroll"] == 2 and s["scores"] == "sbuf"
+    s = att.fit(kern(att, "128x256-bf16"), att.expert_schedule(kern(att, "128x4096-bf16")))
+    assert att.valid(kern(att, "128x256-bf16"), s) and s["unroll"] == 2 and s["scores"] == "sbuf"
 
 
 @pytest.mark.parametrize(
@@ -218,4 +224,4 @@ def test_gemm_knob_combinations_are_correct(sim, knobs):
 def test_greedy_search_over_attention_schedules_speeds_up(sim, name, shape):
     fam = family_for("trainium", name)
     # a sampled greedy (15 candidates); the experts reach about 0.55
-    assert greedy_speedup(sim, fam, fam.kernel(shape), steps=5, per_step=3) < 0.8
+    assert greedy_speedup(sim, fam, kern(fam, shape), steps=5, per_step=3) < 0.8

@@ -8,12 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-import autocomp_env.families.trainium_conv1d  # noqa: F401  (registers)
-import autocomp_env.families.trainium_mamba  # noqa: F401
-import autocomp_env.families.trainium_norm  # noqa: F401
-import autocomp_env.families.trainium_softmax  # noqa: F401
-from autocomp_env.families.base import family_for, read_schedule
-from autocomp_env.families.trainium_norm import ITEM, simulator
+from autocomp_env import targets
+from autocomp_env.kernels import get_kernel
+from autocomp_env.schedules.base import read_schedule
+from autocomp_env.targets import family as family_for
+from autocomp_env.targets.trainium.menu import ITEM
 
 NAMES = ("rmsnorm", "layernorm", "softmax", "mamba", "conv1d")
 # Smaller than the families' training variants where that still exercises every knob, to keep the suite fast.
@@ -26,10 +25,19 @@ SHAPES = {
 }
 
 
+def kern(family, shape):
+    """The Kernel record of `shape` in `family` (parsed by the simulator, as every kernel is)."""
+    return get_kernel(f"{family.target}/{family.name}-{shape}")
+
+
+def simulator():
+    return targets.simulator("trainium")
+
+
 @functools.cache
 def fam_kernel(name: str):
     fam = family_for("trainium", name)
-    return fam, fam.kernel(SHAPES[name])
+    return fam, kern(fam, SHAPES[name])
 
 
 @functools.cache
@@ -227,7 +235,7 @@ def test_greedy_pass_over_the_knobs_improves_flagship_latency(name):
     # Timing-only on the full-size kernel: coordinate descent (each knob set to its best value in turn),
     # a second pass only if the first did not get 20% (some moves only pay off after another one).
     fam = family_for("trainium", name)
-    k = fam.kernel(FLAGSHIPS[name])
+    k = kern(fam, FLAGSHIPS[name])
     s = fam.naive_schedule(k)
     t0 = best = simulator().run(fam.emit(k, s), k.name, mode="timing").latency
     for _ in range(2):
@@ -265,7 +273,7 @@ def test_same_seed_same_code(name):
 )
 def test_bad_shapes_raise_value_error(name, shape):
     with pytest.raises(ValueError, match=name):
-        family_for("trainium", name).kernel(shape)
+        kern(family_for("trainium", name), shape)
 
 
 def test_a_move_brings_the_knob_changes_it_needs():
@@ -281,7 +289,7 @@ def test_a_move_brings_the_knob_changes_it_needs():
 
 def test_fit_carries_a_flagship_schedule_to_the_small_variant():
     fam = family_for("trainium", "mamba")
-    big, small = fam.kernel("1x256x2048x16"), fam.kernel("1x128x256x16")
+    big, small = kern(fam, "1x256x2048x16"), kern(fam, "1x128x256x16")
     s = fam.fit(small, {**fam.expert_schedule(big), "lchunk": 1024})
     assert s["lchunk"] == 256 and s["gpsimd_ops"] == fam.expert_schedule(big)["gpsimd_ops"] != "none"
     assert fam.fit(small, fam.naive_schedule(big)) == fam.naive_schedule(small)
@@ -289,7 +297,7 @@ def test_fit_carries_a_flagship_schedule_to_the_small_variant():
 
 def test_kernel_records_match_the_simulator():
     fam = family_for("trainium", "rmsnorm")
-    k = fam.kernel("512x4096")
+    k = kern(fam, "512x4096")
     assert k.name == "trainium/rmsnorm-512x4096" and k.unit == "us"
     assert k.small == "trainium/rmsnorm-128x512"
     assert k.roofline == pytest.approx(simulator().roofline(k.name)) and k.roofline > 0

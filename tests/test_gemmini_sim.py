@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import helpers
 import pytest
@@ -361,3 +362,14 @@ def test_a_declared_but_undefined_function_is_a_compile_error():
     r = run(code)
     assert r.error.type == "compile_error" and "helper" in r.error.message
     assert r.error.line == code.splitlines().index("  helper(1);") + 1
+
+
+def test_compile_errors_name_the_candidates_lines_not_the_prelude():
+    # A declaration that conflicts with the harness's (the prelude declares solution() and the arrays): the
+    # error is on the candidate's line 2, and our lines are named "<harness prelude>", never solution.c.
+    code = "#include <stdint.h>\nvoid solution(int *A) { (void)A; }\n"
+    r = run(code)
+    assert r.error.type == "compile_error" and r.error.line == 2, r.error
+    quoted = [int(n) for n in re.findall(r"solution\.c:(\d+)", r.error.message)]
+    assert quoted and max(quoted) <= len(code.splitlines()), r.error.message
+    assert "<harness prelude>" in r.error.message

@@ -16,7 +16,7 @@ import pytest
 from helpers import HOME_SECRET, OUTSIDE, assert_contained, assert_env_penalizes_and_goes_on, assert_error
 
 import autocomp_env  # noqa: F401  (registers the envs)
-from autocomp_env import evaluation
+from autocomp_env import targets
 from simulators import sandbox
 from simulators.gemmini import GemminiSimulator
 from simulators.gemmini.kernels import case, parse_kernel
@@ -151,7 +151,7 @@ class _ShortTimeout(GemminiSimulator):
 
 
 def test_env_penalizes_hostile_code_and_goes_on(private_tmp, listener, monkeypatch):
-    monkeypatch.setitem(evaluation._INSTANCES, "gemmini", _ShortTimeout())
+    monkeypatch.setitem(targets._SIMULATORS, ("gemmini", repr(None)), _ShortTimeout())
     names = [n for n in sorted(HOSTILE) if n != "fork_bomb"]  # contained above; in the env, one timeout is enough
     port = listener.getsockname()[1]
     cases = [(n, _code(n, port), HOSTILE[n][1]) for n in names]

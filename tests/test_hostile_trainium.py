@@ -17,7 +17,7 @@ import pytest
 from helpers import HOME_SECRET, OUTSIDE, assert_contained, assert_env_penalizes_and_goes_on, assert_error
 
 import autocomp_env  # noqa: F401  (registers the envs)
-from autocomp_env import evaluation
+from autocomp_env import targets
 from simulators import sandbox, warm
 from simulators.trainium import TrainiumSimulator, replay
 from simulators.trainium import simulator as trn_sim
@@ -193,7 +193,7 @@ ENV_CASES = [n for n in sorted(HOSTILE) if HOSTILE[n][1] != GUARD and n != "fork
 
 
 def test_env_penalizes_hostile_code_and_goes_on(private_tmp, listener, monkeypatch):
-    monkeypatch.setitem(evaluation._INSTANCES, "trainium", _ShortTimeout())
+    monkeypatch.setitem(targets._SIMULATORS, ("trainium", repr(None)), _ShortTimeout())
     port = listener.getsockname()[1]
     cases = [(n, _code(n, port), HOSTILE[n][1]) for n in ENV_CASES]
     assert_env_penalizes_and_goes_on("autocomp/Trainium-rmsnorm-v0", KERNEL, cases, private_tmp, listener)
@@ -407,6 +407,31 @@ def test_a_forged_record_is_refused_or_replayed_for_what_it_does(unguarded, name
     assert TrainiumSimulator().run(RMSNORM + "\n", KERNEL).correct  # the warm process still works
 
 
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        (b'{"error": {"type": "correct", "message": "fine", "line": "3"}}\n', "runtime_error"),
+        (b'{"error": {"type": "timeout", "message": "x"}}\n', "timeout"),
+        (b"not json\n", "runtime_error"),
+        (b"", "runtime_error"),
+        (b'{"entries": 1}\n' + b"NKIREC1\n" + (1 << 60).to_bytes(8, "little"), "sandbox_violation"),
+    ],
+)
+def test_the_candidates_status_line_is_checked(unguarded, raw, kind):
+    unguarded.extra = {"raw": raw.hex()}
+    r = TrainiumSimulator().run(RMSNORM, KERNEL, timeout=TIMEOUT)
+    assert r.error is not None and r.error.type == kind and r.error.line is None, r.error
+
+
+def test_an_error_in_the_replay_names_the_recorded_line(unguarded):
+    # A call the replay refuses (not the candidate's process): its error carries the line the record gives.
+    rec = _record_of(RMSNORM)
+    rec["head"]["entries"].insert(0, ["c", "language.load", 77, [5], None, [999], 0])
+    unguarded.extra = {"forged": _encode(rec)}
+    r = TrainiumSimulator().run(RMSNORM, KERNEL, timeout=20)
+    assert r.error.type == "constraint_error" and r.error.line == 77, r.error
+
+
 # Computes the outputs of the public inputs of seeds 0 and 1 at trace time, and picks one per element by comparing
 # the kernel's input with seed 0's: correct on both seeds when inputs are public, wrong on secret ones.
 LOOKUP = """
@@ -472,7 +497,7 @@ tryit('home', lambda: open({home!r}).close() or True)
 tryit('write_tmp', lambda: open({outside!r}, 'w').close() or True)
 raise RuntimeError('PROBE ' + repr(sorted(got.items())))
 """
-DENIED = {"EPERM", "EACCES", "ESRCH"}  # no permission, or no such process in the candidate's pid namespace
+DENIED = {"EPERM", "EACCES", "ESRCH", "ENOENT"}  # no permission, no such process (pid namespace) or file (hidden)
 
 
 def _probe(w, target: int) -> dict:
@@ -484,7 +509,15 @@ def _probe(w, target: int) -> dict:
 
 
 @pytest.mark.parametrize(
-    "without", [(), ("landlock",), ("landlock", "pidns"), ("landlock", "pidns", "userns")], ids=lambda w: "-".join(w)
+    "without",
+    [
+        (),  # Landlock and our namespaces
+        ("landlock",),  # no Landlock: the sandbox's namespace level (isolation.enter) instead
+        ("landlock", "mountns"),  # our namespaces only
+        ("landlock", "mountns", "pidns"),  # a user namespace only
+        ("landlock", "mountns", "pidns", "userns"),  # nothing but the warm process being non-dumpable (and nobody)
+    ],
+    ids=lambda w: "-".join(w) or "all",
 )
 def test_the_candidate_cannot_reach_the_warm_process(unguarded, private_tmp, without):
     w = unguarded
@@ -499,10 +532,11 @@ def test_the_candidate_cannot_reach_the_warm_process(unguarded, private_tmp, wit
     assert {got["mem"], got["ptrace"], got["vm_write"]} <= DENIED, got
     # Signals: the pid namespace or Landlock's scope stop them; with neither, the same user may kill it (then the
     # host starts a new one: a lost evaluation, never a forged one).
-    assert got["kill"] in DENIED or without == ("landlock", "pidns"), got
-    if not without:  # the host's environment, the home directory and any write: Landlock stops these
-        assert {got["host_environ"], got["home"], got["write_tmp"]} <= DENIED, got
-        assert not os.path.exists(OUTSIDE[0])
+    assert got["kill"] in DENIED or without == ("landlock", "mountns", "pidns"), got
+    if without in ((), ("landlock",)):  # the default levels: the host's environment and the home directory hidden
+        assert {got["host_environ"], got["home"]} <= DENIED, got
+    if not without:  # and with Landlock, no write anywhere
+        assert got["write_tmp"] in DENIED and not os.path.exists(OUTSIDE[0]), got
     assert w.pid() == pid and os.kill(pid, 0) is None  # the warm process is alive and the same
     assert TrainiumSimulator().run(RMSNORM + "\n\n", KERNEL).correct
 
@@ -534,11 +568,41 @@ raise RuntimeError('PROBE ' + repr(sorted(res.items())))
 
 
 def test_non_dumpable_is_what_keeps_a_same_user_child_out(unguarded, private_tmp):
-    unguarded.without = ("landlock", "pidns", "userns")
+    unguarded.without = ("landlock", "mountns", "pidns", "userns")
     r = TrainiumSimulator().run(CONTROL + RMSNORM, KERNEL, timeout=TIMEOUT)
     assert r.error.type == "runtime_error" and "PROBE" in r.error.message, r.error
     got = dict(eval(r.error.message.split("PROBE ", 1)[1]))
     assert got[1] == "ok" and got[0] in DENIED, got
+
+
+def test_a_machine_that_refuses_every_isolation_runs_no_model_code(monkeypatch, private_tmp, listener):
+    # No Landlock, no bubblewrap, and the namespace level refused: the warm child exits before running anything,
+    # and the evaluation is refused as sandbox.run refuses it (SandboxUnavailable, which names the opt-in).
+    paths = [helpers.TESTS, trn_sim._SHIM, trn_sim._ROOT, *trn_sim._library_dirs()]
+    w = _Warm(paths, "trn_unguarded:prepare_refused", env=dict(trn_sim._BLAS))
+    w.without = ("landlock",)
+    monkeypatch.setattr(trn_sim, "warm_process", lambda: w)
+    monkeypatch.setattr(trn_sim, "RECORD", UNGUARDED)
+    monkeypatch.setattr(trn_sim, "_cold_available", lambda: False)
+    monkeypatch.setattr(trn_sim, "scan", lambda source: None)
+    try:
+        code = _code("escape_shell", listener.getsockname()[1])
+        with pytest.raises(sandbox.SandboxUnavailable, match="AUTOCOMP_SANDBOX=rlimits"):
+            TrainiumSimulator().run(code, KERNEL, timeout=TIMEOUT)
+        assert_contained("escape_shell", private_tmp, listener)  # nothing of it ran
+    finally:
+        w.close()
+
+
+@pytest.mark.skipif(sandbox._BWRAP is None, reason="bubblewrap is not installed")
+def test_without_landlock_the_candidate_runs_cold_under_bubblewrap(monkeypatch, private_tmp, listener, honest):
+    monkeypatch.setattr(warm.Warm, "landlock", lambda self, start=False: 0)
+    sim = TrainiumSimulator()
+    r = sim.run(RMSNORM, KERNEL)
+    assert r.correct and r.latency == honest and "bwrap" in sim.last_phases["isolation"], r.error
+    r = sim.run(_code("escape_shell", listener.getsockname()[1]), KERNEL, timeout=TIMEOUT)
+    assert_error("escape_shell", r, HOSTILE["escape_shell"][1])
+    assert_contained("escape_shell", private_tmp, listener)
 
 
 def test_replay_judges_the_returned_tensor_against_its_own_reference():

@@ -87,7 +87,7 @@ def test_http_endpoints_and_schema(server):
 
 
 def test_serve_command_rejects_a_bad_kernel_in_one_line(capsys):
-    from autocomp_env.cli import main
+    from autocomp_cli.main import main
 
     assert main(["serve", "--kernel", "nope"]) == 2
     err = capsys.readouterr().err

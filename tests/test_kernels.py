@@ -10,7 +10,7 @@ fakes.install()
 
 
 def test_autocomp_problem_sets_are_suites_with_the_papers_shapes():
-    s = kernels._FULL_SUITES
+    s = kernels._full_suites()
     assert len(s["gemmini-gemm"]) == 9 and len(s["gemmini-exo"]) == 6 and len(s["gemmini-conv"]) == 4
     assert len(s["gemmini-tinympc"]) == 3 and len(s["trainium-tutorial"]) == 6 and len(s["trainium-extra"]) == 2
     assert resolve("gemmini-gemm:0") == "gemmini/matmul-32x2048x2048"
@@ -54,7 +54,7 @@ def test_bad_names_raise_unknown_kernel_with_the_reason(bad, match):
 
 
 def test_a_broken_family_module_only_breaks_its_own_kernels(monkeypatch, tmp_path):
-    monkeypatch.setitem(kernels.FAMILY_MODULES, ("toy", "broken"), "no_such_family_module")
+    monkeypatch.setitem(fakes.TARGET.families, "broken", "no_such_family_module")
     with pytest.raises(UnknownKernel, match="failed to load"):
         get_kernel("toy/broken-64")
     assert get_kernel("toy/axpy-64").name == "toy/axpy-64"

@@ -13,7 +13,8 @@ from autocomp_env.codemodel import CodeModel
 from autocomp_env.core import Feedback, Kernel, Plan
 from autocomp_env.llm import CompletionCache, EnsembleCodeModel, LLMCodeModel, LLMConfig, PromptOptions, divide_work
 from autocomp_env.llm.server import FakeLLMServer
-from autocomp_env.menus import GEMMINI_GEMM, TRAINIUM
+from autocomp_env.targets.gemmini.menu import GEMM as GEMMINI_GEMM
+from autocomp_env.targets.trainium.menu import MENU as TRAINIUM
 
 MATMUL = Kernel("gemmini/matmul-64x64x64", "gemmini", "matmul", {}, 64**3, 64**3 / 256, "cycles")
 GEMM = Kernel("trainium/gemm-256x256x256-bf16", "trainium", "gemm", {}, 256**3, 1.2, "us")
@@ -164,8 +165,8 @@ def test_ensemble_implement_many_divides_code_samples() -> None:
 
 def _offline_kernel():
     try:
-        from autocomp_env.families.base import family_for
         from autocomp_env.kernels import get_kernel
+        from autocomp_env.targets import family as family_for
 
         kernel = get_kernel("gemmini/matmul-64x64x64")
         return kernel, family_for(kernel.target, kernel.family)

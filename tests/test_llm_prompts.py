@@ -17,7 +17,9 @@ from autocomp_env.llm.prompts import (
     planning_messages,
     repair_messages,
 )
-from autocomp_env.menus import GEMMINI_GEMM, GEMMINI_LINALG, TRAINIUM
+from autocomp_env.targets.gemmini.menu import GEMM as GEMMINI_GEMM
+from autocomp_env.targets.gemmini.menu import LINALG as GEMMINI_LINALG
+from autocomp_env.targets.trainium.menu import MENU as TRAINIUM
 
 MATMUL = Kernel("gemmini/matmul-64x64x64", "gemmini", "matmul", {}, 64**3, 64**3 / 256, "cycles")
 TINYMPC = Kernel("gemmini/tinympc-forward-12x4x5", "gemmini", "tinympc", {}, 400, 25.0, "cycles")
@@ -154,7 +156,7 @@ def test_repair_prompt_clips_long_error_lines() -> None:
 
 def test_unknown_target_is_a_clear_error() -> None:
     bad = Kernel("gpu/x", "gpu", "x", {}, 1, 1.0, "us")
-    with pytest.raises(ValueError, match="no prompt texts for target 'gpu'"):
+    with pytest.raises(ValueError, match="unknown target 'gpu'"):
         implementation_messages(bad, "", Plan("p"), Feedback())
 
 

@@ -80,7 +80,7 @@ def test_every_readme_command_runs(cmd, workdir, llm_server):
     elif "llm" in args:
         args += ["--base-url", llm_server.base_url]
     r = subprocess.run(
-        [sys.executable, "-m", "autocomp_env.cli", *args],
+        [sys.executable, "-m", "autocomp_cli", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -142,3 +142,15 @@ def test_the_readme_text_interface_example_runs(tmp_path):
     r = subprocess.run([sys.executable, "-c", blocks[0]], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "roofline_fraction" in r.stdout
+
+
+def test_prompt_without_the_isa_summary_for_small_models(tmp_path):
+    import dataclasses
+
+    from autocomp_env.textenv import TEXT_PROMPT_OPTIONS
+
+    short = TextEnv(KERNEL, cache_dir=str(tmp_path), prompt_options=dataclasses.replace(TEXT_PROMPT_OPTIONS, include_isa=False))
+    full = TextEnv(KERNEL, cache_dir=str(tmp_path))
+    a, b = short.reset(seed=0).prompt, full.reset(seed=0).prompt
+    assert "# Target:" in b and "# Target:" not in a and "# Kernel" in a and "# Optimization menu" in a
+    assert len(a) < len(b)

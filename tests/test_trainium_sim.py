@@ -1,7 +1,9 @@
 """TrainiumSimulator end to end (through the sandbox): correctness, errors, caching, CLI."""
 
+import dataclasses
 import json
 import os
+from unittest.mock import ANY
 
 import pytest
 
@@ -119,6 +121,10 @@ def test_timing_mode_matches_auto_and_cache(sim):
     bad = code.replace("nl.rsqrt(mean)", "nl.sqrt(mean)")
     assert fresh.run(bad, "trainium/rmsnorm-384x256").error.type == "wrong_output"
     assert fresh.run(bad, "trainium/rmsnorm-384x256", mode="timing").error.type == "wrong_output"
+    # Without its own cache (the env's evaluator caches instead) nothing carries over between runs.
+    bare = TrainiumSimulator(cache_results=False)
+    assert bare.run(code, "trainium/rmsnorm-384x256") == dataclasses.replace(a, sim_seconds=ANY)
+    assert bare.run(code, "trainium/rmsnorm-384x256", mode="timing").counters["checked"] is False
 
 
 def test_cli_json(tmp_path, capsys):

@@ -100,7 +100,7 @@ class ChatClient:
     def _openai(self) -> Any:
         with self._lock:
             if self._client is None:
-                import openai
+                import openai  # noqa: PLC0415  (about a second to import: offline runs never need it)
 
                 c = self.config
                 self._client = openai.OpenAI(
@@ -206,7 +206,7 @@ class ChatClient:
     def _request(
         self, messages: Messages, sample_index: int, schema: dict[str, Any] | None = None
     ) -> tuple[str | None, int, int]:
-        import openai
+        import openai  # noqa: PLC0415  (as in _openai)
 
         c = self.config
         client = self._openai()

@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from autocomp_env import targets
 from autocomp_env.core import Feedback, Generation, Kernel, Plan
+from autocomp_env.kernels import family_of
 from autocomp_env.llm.cache import CompletionCache
 from autocomp_env.llm.client import ChatClient, Completion
 from autocomp_env.llm.config import LLMConfig
@@ -22,7 +24,6 @@ from autocomp_env.llm.prompts import (
     planning_messages,
     repair_messages,
 )
-from autocomp_env.llm.targets import target_for
 
 # The JSON answer of an edit-mode implementation call (sent as a structured-output schema when enabled).
 EDITS_SCHEMA: dict[str, Any] = {
@@ -46,8 +47,6 @@ EDITS_SCHEMA: dict[str, Any] = {
 
 def _family_menu(kernel: Kernel) -> tuple[str, ...] | None:
     try:
-        from autocomp_env.kernels import family_of
-
         return tuple(family_of(kernel).menu)
     except Exception:  # no family registered for this kernel (e.g. a hand-made Kernel): no expansion
         return None
@@ -160,7 +159,7 @@ class LLMCodeModel:
     def _to_code(self, kernel: Kernel, parent: str, c: Completion, edits_allowed: bool) -> Generation:
         if c.text is None:
             return self._generation(c, None, f"LLM request failed: {c.error}")
-        lang = target_for(kernel).lang
+        lang = targets.target(kernel.target).lang
         if edits_allowed and self.options.use_edits:
             parsed = parse_edits(c.text)
             if parsed is not None:

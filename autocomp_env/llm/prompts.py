@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from autocomp_env import targets
 from autocomp_env.core import Feedback, Kernel, Plan
-from autocomp_env.llm.targets import Target, target_for
 
 Messages = list[dict[str, str]]
 
@@ -34,6 +34,7 @@ class PromptOptions:
     include_history: bool = False  # show the plans (and latencies) from the root to the parent
     phases: int = 8  # N in the "phase i of N" reminder
     use_edits: bool = False  # ask for JSON edits instead of a full rewrite
+    include_isa: bool = True  # planning prompts: the target's ISA/architecture summary (off for small-context models)
     expand_menu_actions: bool = True  # a bare menu item given to implement() is first planned (forced option)
     max_error_line: int = 400  # repair prompts: characters kept per error-output line
     max_error_chars: int = 6000  # ... and in all
@@ -65,7 +66,24 @@ def _fmt(x: float) -> str:
     return f"{x:.0f}" if float(x).is_integer() and abs(x) >= 1 else f"{x:.6g}"
 
 
-def _header(kernel: Kernel, t: Target) -> str:
+@dataclass(frozen=True)
+class _Texts:
+    """The target's prompt texts for one kernel (`Target.prompts`, `Target.lang`)."""
+
+    isa: str
+    signature: str
+    rules: tuple[str, ...]
+    lang: str
+    role: str
+
+
+def _texts(kernel: Kernel) -> _Texts:
+    t = targets.target(kernel.target)
+    p = t.prompts
+    return _Texts(p.isa(kernel), p.signature(kernel), tuple(p.rules), t.lang, p.role)
+
+
+def _header(kernel: Kernel, t: _Texts) -> str:
     return f"{t.isa}\n# Kernel\nKernel: {kernel.name}\n{t.signature}\n"
 
 
@@ -101,7 +119,7 @@ def _hw_lines(counters: dict[str, Any], limit: int = 48) -> list[str]:
 
 
 def _parent_section(
-    kernel: Kernel, code: str, fb: Feedback, t: Target, o: PromptOptions, rng: np.random.Generator
+    kernel: Kernel, code: str, fb: Feedback, t: _Texts, o: PromptOptions, rng: np.random.Generator
 ) -> str:
     out = ["# Current code"]
     if o.include_history and fb.history:
@@ -123,7 +141,7 @@ def _parent_section(
     return "\n".join(out)
 
 
-def _instruction(variant: str, t: Target, forced: int | None = None) -> str:
+def _instruction(variant: str, t: _Texts, forced: int | None = None) -> str:
     if variant == "forced":
         return (
             f"You are {t.role}. Explain how to apply option {forced} from the menu above to the current code. "
@@ -166,7 +184,7 @@ def planning_messages(
     """
     if answer not in ("plan", "code"):
         raise ValueError(f"answer must be 'plan' or 'code', got {answer!r}")
-    t = target_for(kernel)
+    t = _texts(kernel)
     applicable = [i for i in range(len(menu)) if mask is None or bool(mask[i])] or list(range(len(menu)))
     if forced is not None:
         if not 0 <= forced < len(menu):
@@ -196,9 +214,10 @@ def planning_messages(
         )
         last = f"Return the complete new code in one ```{t.lang} fenced block."
         rules = _rules(list(t.rules) + ["Apply only the one optimization you chose.", last], code)
+    header = _header(kernel, t) if opts.include_isa else f"# Kernel\nKernel: {kernel.name}\n{t.signature}\n"
     body = "\n\n".join(
         [
-            _header(kernel, t),
+            header,
             parent,
             "# Optimization menu\nLook for inefficiencies in the current code. These optimizations may help:\n"
             f"<optimizations>\n{items}\n</optimizations>",
@@ -240,7 +259,7 @@ def implementation_messages(
     kernel: Kernel, code: str, plan: Plan, feedback: Feedback, opts: PromptOptions = PromptOptions()
 ) -> Messages:
     """The implementation prompt: target, parent code, the plan, the rules, and the answer format."""
-    t = target_for(kernel)
+    t = _texts(kernel)
     lat = (
         f"\nThe latency of this code is {_fmt(feedback.latency)} {feedback.unit or kernel.unit}."
         if feedback.latency is not None
@@ -271,7 +290,7 @@ def repair_messages(
     kernel: Kernel, code: str, plan: Plan, error_text: str, opts: PromptOptions = PromptOptions()
 ) -> Messages:
     """One repair attempt: the failed candidate, its error output, the plan it was implementing."""
-    t = target_for(kernel)
+    t = _texts(kernel)
     body = "\n\n".join(
         [
             _header(kernel, t),

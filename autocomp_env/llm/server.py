@@ -26,6 +26,12 @@ from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import numpy as np
+
+from autocomp_env.codemodel import OfflineCodeModel
+from autocomp_env.core import Feedback, Plan
+from autocomp_env.kernels import get_kernel
+
 FAULTS = ("429", "500", "hang", "garbage", "empty", "drop")
 
 Handler = Callable[[dict[str, Any]], str]
@@ -312,12 +318,6 @@ def offline_handler(request: dict[str, Any], fault_rate: float = 0.0) -> str:
     code for the plan in a fence (with `fault_rate`, sometimes with an injected bug). Repair prompts get the
     failed code back: the offline model cannot repair.
     """
-    import numpy as np
-
-    from autocomp_env.codemodel import OfflineCodeModel
-    from autocomp_env.core import Feedback, Plan
-    from autocomp_env.kernels import get_kernel
-
     text = _user_text(request)
     digest = hashlib.sha256(json.dumps(request.get("messages") or request.get("input"), sort_keys=True).encode())
     seed = int(digest.hexdigest()[:8], 16) ^ int(request.get("seed") or 0)

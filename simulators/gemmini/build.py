@@ -20,7 +20,7 @@ from .config import GemminiConfig
 
 CSRC = Path(__file__).parent / "csrc"
 _SOURCES = ("gemmini.h", "runtime.c", "guard.inc", "loops.inc", "library.inc", "channel.inc", "count.c")
-_BUILD_VERSION = b"5"  # bump when what build_runtime produces changes
+_BUILD_VERSION = b"6"  # bump when what build_runtime produces changes
 # The harness (our code, host gcc). Candidates use toolchain.CANDIDATE_FLAGS with the pinned clang; the
 # precompiled header is only used with exactly those. Candidate code becomes a shared object the harness
 # loads, instrumented so that its CPU work is charged per basic block (gsim-count, csrc/count.c).
@@ -70,6 +70,7 @@ def build_runtime(config: GemminiConfig) -> Path:
     """Return the directory holding `include/` and `libgsim.a` for `config`, building it if needed."""
     out = cache_root() / "gemmini" / f"{config.key()}-{_source_hash()}"
     if (out / "libgsim.a").is_file():
+        _precompile(out)
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out.parent))
@@ -90,17 +91,27 @@ def build_runtime(config: GemminiConfig) -> Path:
         subprocess.run(count, cwd=tmp, check=True, capture_output=True, text=True)
         prelude = ['#include "gemmini.h"'] + [f"#include <{h}>" for h in PRELUDE_HEADERS]
         (inc / PRELUDE).write_text("\n".join(prelude) + "\n")
-        pch = [str(toolchain.zig()), "cc", *CANDIDATE_FLAGS, "-I", str(inc), "-x", "c-header", PRELUDE]
-        pch += ["-o", f"{PRELUDE}.pch"]
-        subprocess.run(pch, cwd=inc, check=True, capture_output=True, text=True)
         try:
             os.rename(tmp, out)
         except OSError:  # another process built it first
             shutil.rmtree(tmp, ignore_errors=True)
+        _precompile(out)
     except subprocess.CalledProcessError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise RuntimeError(f"building the Gemmini runtime failed:\n{e.stderr}") from e
     return out
+
+
+def _precompile(out: Path) -> None:
+    """The prelude's precompiled header, made where it stays: clang records the header's absolute path in
+    it and uses it only when found next to the header the candidate's compile includes by that path."""
+    inc = out / "include"
+    if (inc / f"{PRELUDE}.pch").is_file():
+        return
+    part = inc / f".{os.getpid()}.pch"
+    pch = [str(toolchain.zig()), "cc", *CANDIDATE_FLAGS, "-I", str(inc), "-x", "c-header", str(inc / PRELUDE)]
+    subprocess.run([*pch, "-o", str(part)], cwd=inc, check=True, capture_output=True, text=True)
+    os.replace(part, inc / f"{PRELUDE}.pch")  # atomic: a compile never sees half a header
 
 
 def harness_binary(root: Path, source: str, exports: tuple[str, ...]) -> Path:

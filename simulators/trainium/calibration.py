@@ -15,6 +15,10 @@ import numpy as np
 
 from .config import TrainiumConfig
 from .kernels import parse_kernel
+from .nkisim import isa, language
+from .nkisim import typing as nt
+from .nkisim.api import jit, run_kernel
+from .nkisim.typing import Placeholder
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
 
@@ -101,9 +105,6 @@ def example_source(name: str) -> str:
 
 def load_example(name: str):
     """The kernel function of a trusted example (runs in-process: these files are ours, not candidates)."""
-    from .nkisim import isa, language
-    from .nkisim import typing as nt
-    from .nkisim.api import jit
 
     class _Nki:
         pass
@@ -117,9 +118,6 @@ def load_example(name: str):
 
 def simulate(case: Case, cfg: TrainiumConfig | None = None) -> tuple[float, dict]:
     """Timing-only latency (us) and profile of a calibration case."""
-    from .nkisim.api import run_kernel
-    from .nkisim.typing import Placeholder
-
     spec = parse_kernel(case.kernel)
     args = [Placeholder(*a) if isinstance(a, tuple) else a for a in spec.input_shapes()]
     _, s = run_kernel(load_example(case.example), args, cfg=cfg, functional=False)

@@ -18,7 +18,7 @@ import threading
 import time
 
 from .. import sandbox, warm
-from ..result import SimResult
+from ..result import ERROR_TYPES, SimResult, within_roofline
 from .config import TrainiumConfig
 from .guard import scan
 from .kernels import KernelSpec, parse_kernel
@@ -86,13 +86,15 @@ class TrainiumSimulator:
     inputs, numpy reference) plus the latency from the same trace; mode="timing": latency only, from a trace
     without data (`counters["checked"]` says whether correctness on `seeds` is known from the cache; if not,
     `correct` is True only in the sense "ran without error"); mode="functional": both, no caching.
-    Results are cached in-process by (code hash, kernel, seed) and (code hash, kernel, config).
+    Results are cached in-process by (code hash, kernel, seed) and (code hash, kernel, config), unless
+    `cache_results=False` (the env's evaluator caches results itself: one cache layer there).
     """
 
     version = "trn1-nki1-sim-0.4"
 
-    def __init__(self, config: TrainiumConfig | None = None) -> None:
+    def __init__(self, config: TrainiumConfig | None = None, *, cache_results: bool = True) -> None:
         self.config = config or TrainiumConfig()
+        self.cache_results = cache_results
         self._seed_cache: dict[tuple, dict] = {}
         self._profile_cache: dict[tuple, dict] = {}
 
@@ -114,6 +116,9 @@ class TrainiumSimulator:
         """Simulate `code` on `kernel`; every result, failures included, carries the seconds this call took."""
         t0 = time.monotonic()
         r = self._run(code, kernel, seeds, mode, timeout)
+        if not self.cache_results:  # each run starts from nothing known
+            self._seed_cache.clear()
+            self._profile_cache.clear()
         return dataclasses.replace(r, sim_seconds=time.monotonic() - t0)
 
     def _run(self, code: str, kernel: str, seeds, mode: str, timeout: float) -> SimResult:
@@ -165,19 +170,15 @@ class TrainiumSimulator:
         latency = profile.get("latency_us")
         if type(latency) not in (int, float):
             return SimResult.failure(UNIT, "sandbox_violation", f"the runner reported no latency ({latency!r})")
-        floor = self.roofline(spec.name)
-        # The model cannot beat the roofline: a latency below it is tampering or a simulator bug.
-        if not math.isfinite(latency) or latency <= 0 or latency < floor * (1 - 1e-9):
-            return SimResult.failure(
-                UNIT, "beyond_roofline", f"simulated {latency:.3f} us is below the roofline {floor:.3f} us"
-            )
-        return SimResult(
+        result = SimResult(
             correct=True,
             latency=latency,
             unit=UNIT,
             utilization=self._utilization(spec, profile),
             counters=profile,
         )
+        # The model cannot beat the roofline: a latency below it is tampering or a simulator bug.
+        return within_roofline(result, self.roofline(spec.name), spec.name)
 
     def _utilization(self, spec: KernelSpec, p: dict) -> float:
         """MFU for matmul kernels; otherwise the fraction of the DMA/HBM ceiling used (MBU)."""
@@ -196,6 +197,12 @@ class TrainiumSimulator:
             payload = {"source": code, "kernel": spec.name, "config": self.config.to_dict()}
             if w.landlock(True) or not _cold_available():
                 out = w.call(RECORD, payload, limits=limits, cwd=tmp, read_paths=read_paths(), max_result=MAX_RECORD)
+                if out.returncode == warm.EXIT_UNISOLATED:  # the same policy as sandbox.run's namespace level
+                    raise sandbox.SandboxUnavailable(
+                        "this machine has neither Landlock nor bubblewrap and refuses the namespaces that hide your "
+                        "home directory and other processes from model code. Install bubblewrap (apt-get install "
+                        "bubblewrap), or set AUTOCOMP_SANDBOX=rlimits to run it anyway without that isolation."
+                    )
                 phases.update(record_wall_s=out.wall_seconds, sandbox_start_s=out.start_seconds)
                 phases["record_cpu_s"] = out.cpu_seconds
                 failed = _failure(out, timeout, "kernel")
@@ -211,7 +218,9 @@ class TrainiumSimulator:
                 phases.update(record_wall_s=out.wall_seconds)
                 failed = _failure(out, timeout, "kernel")
                 data = out.files.get("record.bin", b"")
-            phases["isolation"] = list(out.isolation) + (["cgroup-pids"] if w.cgroup else [])
+            phases["isolation"] = list(out.isolation)
+            if w.cgroup and "cgroup-pids" not in out.isolation:  # the warm process's cgroup holds its children
+                phases["isolation"].append("cgroup-pids")
             if failed:
                 return failed
             status, _, record = data.partition(b"\n")
@@ -221,11 +230,11 @@ class TrainiumSimulator:
                 status = None
             if not isinstance(status, dict):
                 return _err("runtime_error", "the kernel's process returned no status")
-            if status.get("error"):
-                e = status["error"]
-                return _err(
-                    str(e.get("type")), str(e.get("message")), e.get("line") if type(e.get("line")) is int else None
-                )
+            if status.get("error"):  # the candidate's process reports it: only a known type, a number for a line
+                e = status["error"] if isinstance(status["error"], dict) else {}
+                kind = e.get("type") if e.get("type") in ERROR_TYPES else "runtime_error"
+                line = e.get("line") if type(e.get("line")) is int else None
+                return _err(kind, str(e.get("message"))[:4000], line)
             phases.update({k: v for k, v in status.items() if k.endswith("_s") and type(v) in (int, float)})
             # The secret seeds exist only from here on: the candidate's process (and everything it started) is dead.
             left = max(1.0, timeout - (time.monotonic() - t0))

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..config import TrainiumConfig
 from . import language as nl
+from . import runtime as _rt
 from .runtime import Alloc, Session, Tensor, fail, use_session
 from .typing import Placeholder
 
@@ -101,9 +102,7 @@ class Kernel:
 
 
 def _current_session():
-    from . import runtime
-
-    return runtime._current
+    return _rt._current
 
 
 def jit(func=None, mode: str = "auto", **kw):

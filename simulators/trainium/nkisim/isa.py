@@ -9,7 +9,7 @@ import numpy as np
 
 from . import dtypes as _dt
 from . import language as nl
-from .runtime import Tensor, copy_engine, dma, emit, emit_now, fail, mask_count, new_tile, read, session, write
+from .runtime import Tensor, copy_engine, dma, emit, fail, mask_count, new_tile, read, session, write
 from .timeline import GPSIMD, SCALAR, TENSOR, VECTOR
 
 tensor_engine, vector_engine, scalar_engine, gpsimd_engine, unknown_engine = TENSOR, VECTOR, SCALAR, GPSIMD, None
@@ -82,47 +82,10 @@ def nc_matmul(
     is_transpose=True runs the PE array in transpose mode; with an identity `moving` that is a transpose of
     `stationary`. The result is the same product either way: Autocomp's attention kernels pass q and k with
     is_transpose=True, and trn1 accepted their outputs as q.T @ k."""
-    s = session()
-    _sb(stationary, "nc_matmul", "stationary")
-    _sb(moving, "nc_matmul", "moving")
-    if stationary.ndim != 2 or moving.ndim != 2:
-        fail(f"nc_matmul operands must be 2-D tiles, got {stationary.shape} and {moving.shape}")
-    K, M = stationary.shape
-    K2, N = moving.shape
-    if K != K2:
-        fail(f"nc_matmul contraction (partition) sizes differ: stationary {stationary.shape}, moving {moving.shape}")
-    if K > 128:
-        fail(f"Size of partition dimension {K} exceeds architecture limitation of 128")
-    if M > nl.tile_size.gemm_stationary_fmax:
-        fail(f"nc_matmul stationary free size {M} exceeds gemm_stationary_fmax=128")
-    if N > nl.tile_size.gemm_moving_fmax:
-        fail(f"nc_matmul moving free size {N} exceeds gemm_moving_fmax=512")
-    out = new_tile((M, N), _dt.float32, "psum")
-    if s.functional:
-        a, b = read(stationary), read(moving)
-        out.alloc.data[...] = a.T.astype(np.float32) @ b.astype(np.float32)
-    cyc = _b.max(_b.min(64, M), N)
-    fp32 = stationary.dtype == _dt.float32 or moving.dtype == _dt.float32
-    if fp32:
-        onezero = is_stationary_onezero or is_moving_onezero
-        cyc *= s.cfg.fp32_matmul_factor // (2 if onezero else 1)
-    stat_key = (stationary.alloc.acc, stationary.box)  # the object, not its id: ids of freed tiles are reused
-    if s.tl.last_stationary != stat_key:
-        cyc += s.cfg.mm_switch_cycles
-        s.tl.last_stationary = stat_key
-    s.tl.c["matmul_flops"] += 2 * K * M * N
-    s.flush()
-    out.pending = True
-
-    def issue(target: Tensor = out) -> None:
-        out.pending = False
-        # TensorE reads only SBUF: an operand in PSUM (a transpose result, say) is copied there first
-        ops = [nl.evict(t) if t.buffer == "psum" else t for t in (stationary, moving)]
-        emit_now(TENSOR, cyc, ops, [target])
-
-    s.pending = issue
-    s.pending_kind = "matmul"
-    return out
+    # The TensorE matmul itself lives in `language`, which nl.matmul shares (and isa imports language).
+    return nl._tensor_matmul(
+        stationary, moving, is_stationary_onezero=is_stationary_onezero, is_moving_onezero=is_moving_onezero
+    )
 
 
 def nc_transpose(data, *, mask=None, dtype=None, engine=None, **kw) -> Tensor:

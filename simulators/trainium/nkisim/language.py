@@ -39,6 +39,7 @@ from .runtime import (
     copy_engine,
     dma,
     emit,
+    emit_now,
     fail,
     mask_count,
     new_tile,
@@ -670,12 +671,55 @@ def var(x, axis, *, dtype=None, mask=None, keepdims=False):
 # -- matmul ---------------------------------------------------------------------------------------------------------
 def matmul(x, y, *, transpose_x=False, mask=None, **kw) -> Tensor:
     """x @ y on TensorE (x is [K,M] already when transpose_x=True; else it is transposed on TensorE first)."""
-    from . import isa
-
     if not transpose_x:
         xt = transpose(x)
         x = copy(xt, dtype=x.dtype, engine=VECTOR)
-    return isa.nc_matmul(x, y, mask=mask)
+    return _tensor_matmul(x, y)
+
+
+def _tensor_matmul(stationary, moving, *, is_stationary_onezero=False, is_moving_onezero=False) -> Tensor:
+    """stationary[K,M].T @ moving[K,N] -> PSUM [M,N] fp32 on TensorE (`nisa.nc_matmul`, `nl.matmul`)."""
+    s = session()
+    _need(stationary, "sbuf|psum", "nc_matmul", "stationary")
+    _need(moving, "sbuf|psum", "nc_matmul", "moving")
+    if stationary.ndim != 2 or moving.ndim != 2:
+        fail(f"nc_matmul operands must be 2-D tiles, got {stationary.shape} and {moving.shape}")
+    K, M = stationary.shape
+    K2, N = moving.shape
+    if K != K2:
+        fail(f"nc_matmul contraction (partition) sizes differ: stationary {stationary.shape}, moving {moving.shape}")
+    if K > 128:
+        fail(f"Size of partition dimension {K} exceeds architecture limitation of 128")
+    if M > tile_size.gemm_stationary_fmax:
+        fail(f"nc_matmul stationary free size {M} exceeds gemm_stationary_fmax=128")
+    if N > tile_size.gemm_moving_fmax:
+        fail(f"nc_matmul moving free size {N} exceeds gemm_moving_fmax=512")
+    out = new_tile((M, N), _dt.float32, "psum")
+    if s.functional:
+        a, b = read(stationary), read(moving)
+        out.alloc.data[...] = a.T.astype(np.float32) @ b.astype(np.float32)
+    cyc = _b.max(_b.min(64, M), N)
+    fp32 = stationary.dtype == _dt.float32 or moving.dtype == _dt.float32
+    if fp32:
+        onezero = is_stationary_onezero or is_moving_onezero
+        cyc *= s.cfg.fp32_matmul_factor // (2 if onezero else 1)
+    stat_key = (stationary.alloc.acc, stationary.box)  # the object, not its id: ids of freed tiles are reused
+    if s.tl.last_stationary != stat_key:
+        cyc += s.cfg.mm_switch_cycles
+        s.tl.last_stationary = stat_key
+    s.tl.c["matmul_flops"] += 2 * K * M * N
+    s.flush()
+    out.pending = True
+
+    def issue(target: Tensor = out) -> None:
+        out.pending = False
+        # TensorE reads only SBUF: an operand in PSUM (a transpose result, say) is copied there first
+        ops = [evict(t) if t.buffer == "psum" else t for t in (stationary, moving)]
+        emit_now(TENSOR, cyc, ops, [target])
+
+    s.pending = issue
+    s.pending_kind = "matmul"
+    return out
 
 
 # -- elementwise functions (each is also a valid `op=` for nisa calls) ------------------------------------------------

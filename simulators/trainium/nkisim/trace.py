@@ -22,6 +22,7 @@ caught it).
 from __future__ import annotations
 
 import enum
+import gc
 import json
 import sys
 import types
@@ -47,6 +48,7 @@ _PURE = ("__repr__", "__str__", "__format__")  # forwarded, not recorded: printi
 _NP_FUNCS = ("sum", "max", "min", "amax", "amin", "prod", "mean", "var", "std", "all", "any")
 _BUILTIN_TYPES = {"bool": bool, "int": int, "float": float}
 MAX_DEPTH = 64  # nesting of one argument (tuples of tuples ...)
+_API_PACKAGE = __name__.rsplit(".", 1)[0] + "."  # a recorded call is to a function of this package
 _SCALARS = (bool, int, float, str)
 
 
@@ -86,6 +88,7 @@ class Names:
     def __init__(self, modules: dict[str, types.ModuleType]) -> None:
         self.by_name: dict[str, object] = {}
         self.by_id: dict[int, str] = {}
+        self.objects: set[type] = set()  # classes of the API whose instances are always API objects (a fast path)
         for mname, mod in modules.items():
             for k, v in vars(mod).items():
                 if k.startswith("_") or not isinstance(v, (types.FunctionType, type, enum.Enum)):
@@ -112,17 +115,29 @@ class Names:
         """A value the kernel gets as it is (not an API object behind a handle). Containers are not plain: their
         items are looked at one by one."""
         t = type(v)
-        if v is None or t in _SCALARS or v is NotImplemented or v is Ellipsis:
+        if t in _SCALARS or v is None:
+            return True
+        if t in self.objects:
+            return False
+        if v is NotImplemented or v is Ellipsis:
             return True
         if isinstance(v, (np.ndarray, np.generic, np.dtype)) or id(v) in self.by_id:
             return True
         if isinstance(v, type) and (issubclass(v, np.generic) or v in (bool, int, float)):
             return True
-        return isinstance(v, _SCALARS) and id(t) in self.by_id  # e.g. nl.par_dim(128)
+        if isinstance(v, _SCALARS) and id(t) in self.by_id:  # e.g. nl.par_dim(128)
+            return True
+        if t.__module__.startswith(_API_PACKAGE) and not issubclass(t, (enum.Enum, *_SCALARS, tuple, list, type)):
+            self.objects.add(t)  # a tensor, a loop range, ...: no instance of it is ever a plain value
+        return False
 
 
 def _objects(v, names: Names, out: list, depth: int = 0) -> bool:
     """Append the API objects in a result to `out`, in the order the recorder numbers them; True if any."""
+    t = type(v)
+    if t in names.objects:
+        out.append(v)
+        return True
     if isinstance(v, (tuple, list)) and depth < MAX_DEPTH:
         found = False
         for x in v:
@@ -172,7 +187,7 @@ class _Loop(Handle):
     def __del__(self) -> None:
         rec = _active[0]
         if rec is not None:
-            rec.entries.append(["x", self._i])
+            rec._append(["x", self._i], [self._i])
 
 
 class _Bound:
@@ -251,6 +266,8 @@ class Recorder:
         self.blob_len = 0
         self.params: list = []
         self.ret = None
+        self.used: list[int] = []  # objects the call being recorded refers to
+        self.last: dict[int, int] = {}  # object -> the last entry that refers to it
 
     def __enter__(self) -> Recorder:
         _active[0] = self
@@ -268,12 +285,15 @@ class Recorder:
         if depth > MAX_DEPTH:
             raise ConstraintError("an argument of an NKI call is nested too deeply")
         if isinstance(v, Handle):
+            self.used.append(v._i)
             return ["r", v._i], v._o
         if isinstance(v, (tuple, list)):
-            parts = [self.enc(x, depth + 1) for x in v]
-            if isinstance(v, list):
-                return ["l", [p[0] for p in parts]], [p[1] for p in parts]
-            return ["t", [p[0] for p in parts]], tuple(p[1] for p in parts)
+            js, real = [], []
+            for x in v:
+                j, r = self.enc(x, depth + 1)
+                js.append(j)
+                real.append(r)
+            return (["l", js], real) if isinstance(v, list) else (["t", js], tuple(real))
         if t is dict:
             items, real = [], {}
             for k, x in v.items():
@@ -325,7 +345,7 @@ class Recorder:
 
     def wrap(self, v, ids: list, depth: int = 0):
         """The kernel's view of a result: plain values as they are, API objects as handles (their ids in `ids`)."""
-        if isinstance(v, (tuple, list)) and depth < MAX_DEPTH:
+        if type(v) not in self.names.objects and isinstance(v, (tuple, list)) and depth < MAX_DEPTH:
             if not _objects(v, self.names, []):
                 return v
             return (list if isinstance(v, list) else tuple)(self.wrap(x, ids, depth + 1) for x in v)
@@ -346,11 +366,15 @@ class Recorder:
     # -- calls -----------------------------------------------------------------------------------------------------
     def invoke(self, op: str, target, fn, args, kwargs, raw: bool = False):
         line = caller_line()
+        self.used = used = [target[0]] if op != "c" else []
         if raw:  # an attribute read: fn(*args) is getattr(object, name)
             ea, ra, ek, rk = [], args, None, {}
         else:
-            ea, ra = self.enc(list(args))
-            ea = ea[1]
+            ea, ra = [], []
+            for x in args:
+                j, r = self.enc(x)
+                ea.append(j)
+                ra.append(r)
             ek, rk = self.enc(kwargs) if kwargs else (None, {})
         outcome = 2
         self.depth += 1
@@ -363,11 +387,18 @@ class Recorder:
         finally:
             self.depth -= 1
             if outcome:
-                self.entries.append([op, target, line, ea, ek, [], outcome])
+                self._append([op, target, line, ea, ek, [], outcome], used)
         ids: list = []
         out = self.wrap(result, ids)
-        self.entries.append([op, target, line, ea, ek, ids, 0])
+        self._append([op, target, line, ea, ek, ids, 0], used + ids)
         return out
+
+    def _append(self, entry: list, used: list) -> None:
+        i = len(self.entries)
+        last = self.last
+        for k in used:
+            last[k] = i
+        self.entries.append(entry)
 
     def param(self, obj):
         """A kernel argument: tensors become handles (numbered first), scalars stay as they are."""
@@ -380,7 +411,22 @@ class Recorder:
         self.ret = self.enc(ret)[0]
 
     def dumps(self) -> bytes:
-        head = {"params": self.params, "entries": self.entries, "ret": self.ret, "arrays": self.array_meta}
+        # When the replay may drop each object: after its last use, unless the kernel returns it. (Taken from the
+        # record as it is: a wrong schedule only fails or bloats the candidate's own replay.)
+        keep: dict = {}
+        for j in (self.ret, *self.params):
+            _refs(j, keep, 0)
+        frees: dict[int, list] = {}
+        for k, i in self.last.items():
+            if k not in keep:
+                frees.setdefault(i, []).append(k)
+        head = {
+            "params": self.params,
+            "entries": self.entries,
+            "ret": self.ret,
+            "arrays": self.array_meta,
+            "frees": [[i, ks] for i, ks in frees.items()],
+        }
         h = json.dumps(head, separators=(",", ":")).encode()
         return MAGIC + len(h).to_bytes(8, "little") + h + b"".join(self.blob)
 
@@ -410,14 +456,9 @@ def _recording(fn, name: str):
 
 
 # -- replay (outside the sandbox) -----------------------------------------------------------------------------------
-def _at_line():
-    def at(f, a, k):
-        return f(*a, **k)  # noqa: E704  (one line: the frame's line is the def line)
-
-    return at.__code__
-
-
-_AT = _at_line()
+# A call made from line 1 of solution.py (its body on the def line, so the frame's line is the one we set):
+# `Program._at` moves it to each recorded line.
+_AT = compile("def at(f, a, k): return f(*a, **k)", SOLUTION, "exec").co_consts[0]
 
 
 class Program:
@@ -425,6 +466,15 @@ class Program:
     the current session and returns the kernel's result."""
 
     def __init__(self, data: bytes, names: Names) -> None:
+        paused = gc.isenabled()
+        gc.disable()  # building ~10 containers per call: collections would re-walk the whole record each time
+        try:
+            self._load(data, names)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _load(self, data: bytes, names: Names) -> None:
         self.names = names
         if not isinstance(data, (bytes, bytearray)) or data[: len(MAGIC)] != MAGIC:
             raise TraceError("not an NKI call record")
@@ -444,8 +494,9 @@ class Program:
         for i, e in enumerate(self.entries):
             if not (type(e) is list and ((len(e) == 7 and e[0] in ("c", "m", "g")) or (len(e) == 2 and e[0] == "x"))):
                 raise TraceError(f"bad entry {i} in the record")
-        self.frees = self._frees()
+        self.frees = _schedule(head.get("frees")) or self._frees()
         self.lines: dict = {}
+        self.steps = [self._compile_entry(e) for e in self.entries]  # checked and decoded once, run many times
 
     def _array(self, meta, blob: memoryview) -> np.ndarray:
         if not (type(meta) is list and len(meta) == 4):
@@ -548,54 +599,133 @@ class Program:
             if type(p) is list and len(p) == 2 and p[0] == "r":
                 objs[p[1]] = a
         frees = self.frees
-        for i, e in enumerate(self.entries):
-            self._step(e, objs)
+        for i, step in enumerate(self.steps):
+            step(objs)
             for k in frees.get(i, ()):
                 objs.pop(k, None)
         return self.dec(self.ret, objs)
 
-    def _step(self, e: list, objs: dict) -> None:
-        op = e[0]
-        if op == "x":
-            gen = objs.get(e[1]) if type(e[1]) is int else None
-            if isinstance(gen, types.GeneratorType):
-                gen.close()
-            return
-        _, target, line, args, kwargs, ids, outcome = e
+    def _compile_entry(self, e: list):
+        """One entry as a function of the live objects: names, lines, constants and shapes are checked here once."""
+        if e[0] == "x":
+            k = e[1]
+
+            def release(objs: dict) -> None:
+                gen = objs.get(k) if type(k) is int else None
+                if isinstance(gen, types.GeneratorType):
+                    gen.close()
+
+            return release
+        op, target, line, args, kwargs, ids, outcome = e
         if type(args) is not list or type(ids) is not list or outcome not in (0, 1, 2):
             raise TraceError("bad entry in the record")
+        if not all(type(i) is int for i in ids):
+            raise TraceError("bad object id in the record")
+        at = self._at(line)
+        a = self._compile(["t", args] if op != "g" else ["t", []])
+        k = self._compile(kwargs) if kwargs is not None and op != "g" else (True, {})
+        if not (k[0] is False or type(k[1]) is dict):
+            raise TraceError("bad keywords in the record")
         if op == "c":
             fn = self.names.get(target)
-            if not isinstance(fn, types.FunctionType) or fn.__module__.startswith("numpy"):
+            if not (isinstance(fn, types.FunctionType) and fn.__module__.startswith(_API_PACKAGE)):
                 raise TraceError(f"{str(target)[:40]} is not an NKI function")
-        elif type(target) is list and len(target) == 2:
-            obj = self.dec(["r", target[0]], objs)
-            fn = _attribute(obj, target[1]) if op == "g" else _method(obj, target[1])
-            if op == "g":
-                args, kwargs = [], None
+            get = lambda objs: fn  # noqa: E731
+        elif type(target) is list and len(target) == 2 and type(target[0]) is int and type(target[1]) is str:
+            obj_id, name = target
+            pick = _attribute if op == "g" else _method
+
+            def get(objs: dict):
+                obj = objs.get(obj_id)
+                if obj is None:
+                    raise TraceError(f"the record uses object {obj_id} that no call returned")
+                return pick(obj, name)
         else:
             raise TraceError("bad entry in the record")
-        a = [self.dec(x, objs) for x in args]
-        k = {} if kwargs is None else self.dec(kwargs, objs)
-        if type(k) is not dict:
-            raise TraceError("bad keywords in the record")
-        at = self._at(line)
-        if outcome:
-            try:
-                at(fn, a, k)
-            except Exception:  # noqa: BLE001  (the kernel caught this exception when it ran)
-                pass
-            return
-        got: list = []
-        _objects(at(fn, a, k), self.names, got)
-        if len(got) != len(ids):
-            raise TraceError(f"line {line}: the record does not match what the API returned")
-        for obj, i in zip(got, ids, strict=True):
-            old = objs.get(i)
-            if old is None:
-                objs[i] = obj
-            elif old is not obj:
+        names = self.names
+
+        def step(objs: dict) -> None:
+            fn = get(objs)
+            av = a[1] if a[0] else a[1](objs)
+            kv = k[1] if k[0] else k[1](objs)
+            if type(kv) is not dict:
+                raise TraceError("bad keywords in the record")
+            if outcome:
+                try:
+                    at(fn, av, kv)
+                except Exception:  # noqa: BLE001  (the kernel caught this exception when it ran)
+                    pass
+                return
+            got: list = []
+            _objects(at(fn, av, kv), names, got)
+            if len(got) != len(ids):
                 raise TraceError(f"line {line}: the record does not match what the API returned")
+            for obj, i in zip(got, ids, strict=True):
+                old = objs.get(i)
+                if old is None:
+                    objs[i] = obj
+                elif old is not obj:
+                    raise TraceError(f"line {line}: the record does not match what the API returned")
+
+        return step
+
+    def _compile(self, j, depth: int = 0):
+        """(True, value) for a value without references (decoded once; tuples, slices, numbers, names), or
+        (False, f) with f(objs) building it from the live objects (lists and dicts are built fresh each time)."""
+        t = type(j)
+        if j is None or t in _SCALARS:
+            return True, j
+        if t is not list or not j or depth > MAX_DEPTH:
+            raise TraceError("bad value in the record")
+        tag = j[0]
+        if tag == "r" and len(j) == 2 and type(j[1]) is int:
+            key = j[1]
+
+            def ref(objs: dict):
+                try:
+                    return objs[key]
+                except KeyError:
+                    raise TraceError(f"the record uses object {key} that no call returned") from None
+
+            return False, ref
+        if tag in ("t", "l", "s", "k"):
+            if tag == "k":
+                if not (len(j) == 2 and type(j[1]) is list):
+                    raise TraceError("bad keywords in the record")
+                for kv in j[1]:
+                    if not (type(kv) is list and len(kv) == 2 and type(kv[0]) is str):
+                        raise TraceError("bad keyword in the record")
+                keys = [kv[0] for kv in j[1]]
+                parts = [self._compile(kv[1], depth + 1) for kv in j[1]]
+            elif tag == "s":
+                if len(j) != 4:
+                    raise TraceError("bad slice in the record")
+                parts = [self._compile(x, depth + 1) for x in j[1:]]
+            else:
+                if not (len(j) == 2 and type(j[1]) is list):
+                    raise TraceError("bad value in the record")
+                parts = [self._compile(x, depth + 1) for x in j[1]]
+            build = {"t": tuple, "l": list, "s": lambda v: slice(*v), "k": lambda v: dict(zip(keys, v, strict=True))}[
+                tag
+            ]
+            if tag in ("t", "s") and all(c for c, _ in parts):
+                return True, build([v for _, v in parts])
+            return False, lambda objs: build([v if c else v(objs) for c, v in parts])
+        return True, self.dec(j, {}, depth)
+
+
+def _schedule(v) -> dict[int, list] | None:
+    """The record's own free schedule ([[entry, [objects]], ...]) as a dict, or None if it is not well formed."""
+    if type(v) is not list:
+        return None
+    out: dict[int, list] = {}
+    for item in v:
+        if not (type(item) is list and len(item) == 2 and type(item[0]) is int and type(item[1]) is list):
+            return None
+        if not all(type(k) is int for k in item[1]):
+            return None
+        out[item[0]] = item[1]
+    return out
 
 
 def _refs(j, last: dict, i: int, depth: int = 0) -> None:

@@ -1,47 +1,10 @@
-"""Optimization menus, as data. Item names follow Autocomp's menus (research/autocomp.md §2.3).
+"""Trainium's optimization menu, as data. Item names follow Autocomp's Trainium menu (research/autocomp.md §2.3).
 
-The index of an item is the `Discrete` action of the environments that use the menu, so items are only
-ever appended (a change of order bumps the env version).
+The index of an item is the `Discrete` action of the Trainium environments, so items are only ever appended
+(a change of order bumps the env version).
 """
 
-GEMMINI_GEMM = (
-    "modify loop tiling",
-    "loop reordering",
-    "split loops",
-    "fuse loops",
-    "simplify arithmetic and propagate constants",
-    "reorder computations or blocks of computations",
-    "loop unrolling",
-    "double buffering",
-    "move more data to the scratchpad in a more outer loop to increase data reuse",
-    "spread data throughout the scratchpad rather than loading to the same location repeatedly",
-    "load data to the scratchpad across outer loop iterations and use if statements to prevent redundant loads",
-    "hoist redundant operations out of loops",
-    "substitute operations with equivalent faster ones",
-    "pipeline operations to overlap computation and data movement",
-    "minimize data movement",
-    "minimize loop overhead",
-    "other methods not listed here",
-)
-
-GEMMINI_LINALG = (
-    "remove unnecessary code",
-    "simplify arithmetic and propagate constants",
-    "merge instructions",
-    "merge high-level operations",
-    "reorder operations or blocks of operations",
-    "move CPU-based computation to the accelerator",
-    "add or subtract a matrix using the bias",
-    "hoist redundant operations out of loops",
-    "substitute operations with equivalent faster ones",
-    "pipeline operations to overlap computation and data movement",
-    "eliminate data dependencies and fence operations",
-    "minimize data movement",
-    "minimize loop overhead",
-    "other methods not listed here",
-)
-
-TRAINIUM = (
+MENU = (
     "reduce data movement",
     "overlap data movement and compute",
     "cache reused data in local memory",
@@ -79,3 +42,5 @@ TRAINIUM = (
     "coalesce small result tiles before a store",
     "other methods not listed here",
 )
+
+ITEM: dict[str, int] = {name: i for i, name in enumerate(MENU)}  # menu item -> its index in the menu

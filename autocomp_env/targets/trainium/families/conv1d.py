@@ -9,13 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from autocomp_env.core import Kernel
-from autocomp_env.families.base import register, schedule_comment
-from autocomp_env.families.trainium_norm import ANY, ITEM, Knob, KnobFamily, check_channels, indent
+from autocomp_env.schedules.base import schedule_comment
+from autocomp_env.schedules.knobs import Knob
+from autocomp_env.targets.trainium.common import ANY, TrainiumKnobFamily, check_channels, indent
+from autocomp_env.targets.trainium.menu import ITEM
 
 
-class Conv1d(KnobFamily):
+class Conv1d(TrainiumKnobFamily):
     name = "conv1d"
-    dims = ("N", "C", "W", "F")
+    flagship = "trainium-extra:1"
     small_dims = (2, 128, 256, 3)
     number_params = ("wsplit",)
 
@@ -124,7 +126,7 @@ class Conv1d(KnobFamily):
         }
 
     def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
-        N, C, W, F = (kernel.spec[k] for k in self.dims)
+        N, C, W, F = (kernel.spec[k] for k in ("N", "C", "W", "F"))
         Wo = W - F + 1
         nct = C // 128
         ch = "ct * 128:(ct + 1) * 128"
@@ -296,4 +298,4 @@ def _tap_loads(s: dict[str, Any], f: int, j0: str, width: int, ch: str) -> list[
     return lines
 
 
-register(Conv1d())
+FAMILY = Conv1d()

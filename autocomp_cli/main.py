@@ -8,11 +8,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
+
+from agents.bench import format_table, report_main, run_bench
+from agents.registry import AGENTS, make_agent
+from agents.results import ResultStore, write_atomic
+from autocomp_env import env_ids, kernels, targets
+from autocomp_env.budget import Budget
+from autocomp_env.codemodel import OfflineCodeModel
+from autocomp_env.episode import EpisodeState, claims_from, validate_claims
+from autocomp_env.evaluation import Evaluator
+from autocomp_env.llm import LLMCodeModel, LLMConfig
+from autocomp_env.replay import ReplayMismatch, replay
 
 
 class UserError(Exception):
@@ -30,8 +44,6 @@ class UserError(Exception):
 def load_config(path: str | None) -> dict[str, Any]:
     if not path:
         return {}
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise UserError(f"config file not found: {path}", "pass an existing YAML file to --config")
@@ -85,18 +97,11 @@ def _opt(p: argparse.ArgumentParser, *names: str, **kw: Any) -> None:
 
 
 def cmd_list(cfg: dict[str, Any]) -> int:
-    from autocomp_env import kernels
-
     what = cfg["what"]
     if what in ("all", "targets"):
-        print("targets: gemmini (C with Gemmini intrinsics, cycles), trainium (NKI Python kernels, microseconds)")
+        print("targets: " + ", ".join(f"{t.name} ({t.description})" for t in targets.all_targets().values()))
     if what in ("all", "envs"):
-        import gymnasium
-
-        import autocomp_env  # noqa: F401  (registers the ids)
-
-        ids = sorted(k for k in gymnasium.registry if k.startswith("autocomp/"))
-        print("env ids:\n  " + "\n  ".join(ids))
+        print("env ids:\n  " + "\n  ".join(sorted(env_ids())))
     if what in ("all", "suites"):
         print("suites:")
         for name, members in kernels.SUITES.items():
@@ -109,8 +114,6 @@ def cmd_list(cfg: dict[str, Any]) -> int:
             for i, k in enumerate(members):
                 print(f"  {name + ':' + str(i):24s} {k}")
     if what in ("all", "agents"):
-        from agents import AGENTS
-
         print("agents: " + ", ".join(sorted(AGENTS)))
     return 0
 
@@ -119,8 +122,6 @@ def cmd_sim(cfg: dict[str, Any]) -> int:
     path = Path(cfg["file"])
     if not path.is_file():
         raise UserError(f"no such file: {path}", "pass the path of a .c (Gemmini) or .py (Trainium) solution")
-    from autocomp_env.evaluation import Evaluator
-
     kernel = _kernel(cfg["kernel"])
     if kernel.target != cfg["target"]:
         raise UserError(f"kernel {kernel.name} is a {kernel.target} kernel, not {cfg['target']}")
@@ -143,10 +144,8 @@ def _print_result(kernel: Any, r: Any) -> None:
 
 
 def _kernel(name: str) -> Any:
-    from autocomp_env.kernels import get_kernel
-
     try:
-        return get_kernel(name)
+        return kernels.get_kernel(name)
     except (KeyError, ValueError) as e:
         raise UserError(_msg(e), "`autocomp-env list kernels` shows names and aliases") from None
 
@@ -156,8 +155,6 @@ def _msg(e: Exception) -> str:
 
 
 def _budget(cfg: dict[str, Any]) -> Any:
-    from autocomp_env.budget import Budget
-
     return Budget(
         samples=cfg.get("budget"),
         tokens=cfg.get("max_tokens_budget"),
@@ -168,12 +165,8 @@ def _budget(cfg: dict[str, Any]) -> Any:
 def _code_model(cfg: dict[str, Any]) -> Any:
     kind = cfg.get("code_model") or "offline"
     if kind == "offline":
-        from autocomp_env.codemodel import OfflineCodeModel
-
         return OfflineCodeModel(fault_rate=float(cfg.get("fault_rate") or 0.0))
     if kind == "llm":
-        from autocomp_env.llm import LLMCodeModel, LLMConfig
-
         try:
             llm_cfg = LLMConfig.from_sources(
                 {k: cfg.get(k) for k in ("base_url", "model", "api_key", "temperature")},
@@ -188,9 +181,6 @@ def _code_model(cfg: dict[str, Any]) -> Any:
 
 def _bench(cfg: dict[str, Any], suite: Any, agents: str, seeds: int | list[int], out: Path) -> int:
     """Run agents x kernels x seeds into the results folder `out`, print the leaderboard, save extras."""
-    from agents.bench import format_table, run_bench
-    from agents.registry import make_agent
-
     names = [a.strip() for a in str(agents).split(",") if a.strip()]
     kwargs = _agent_kwargs(cfg, names)
     for name in names:
@@ -228,8 +218,6 @@ def _bench(cfg: dict[str, Any], suite: Any, agents: str, seeds: int | list[int],
         address=cfg.get("address"),
         env_kwargs=env_kwargs,
     )
-    from agents.results import ResultStore
-
     records = ResultStore(out).records()
     _write_episode_files(out, records)
     print(_per_kernel_table(records))
@@ -271,8 +259,6 @@ def _agent_kwargs(cfg: dict[str, Any], names: list[str]) -> dict[str, dict[str, 
 
 def _per_kernel_table(records: list[dict[str, Any]]) -> str:
     """Best result per (kernel, agent), seeds averaged geometrically: what each search reached."""
-    import math
-
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records:
         res = r.get("result")
@@ -299,8 +285,6 @@ def _per_kernel_table(records: list[dict[str, Any]]) -> str:
 def _write_episode_files(out: Path, records: list[dict[str, Any]]) -> None:
     """From the results store: best/<stem>.c|py, episodes/<stem>.json (replayable) and trajectory.jsonl
     (every sample of every episode), where <stem> is <kernel>__<agent>__seed<n>."""
-    from agents.results import write_atomic
-
     (out / "best").mkdir(exist_ok=True)
     (out / "episodes").mkdir(exist_ok=True)
     lines = []
@@ -335,12 +319,10 @@ def cmd_bench(cfg: dict[str, Any]) -> int:
         else Path("runs") / f"bench-{cfg['suite']}-{cfg['budget']}"
     )
     try:
-        from agents.bench import suite_kernels
-
-        kernels = [_kernel(k).name for k in suite_kernels(cfg["suite"])]
+        names = [_kernel(k).name for k in kernels.suite_kernels(cfg["suite"])]
     except (KeyError, ValueError) as e:
         raise UserError(_msg(e), "`autocomp-env list suites` shows the suites") from None
-    return _bench(cfg, kernels, cfg["agents"], int(cfg["seeds"]), out)
+    return _bench(cfg, names, cfg["agents"], int(cfg["seeds"]), out)
 
 
 DEMO_KERNELS = ("gemmini/matmul-512x512x512", "trainium/rmsnorm-512x4096")
@@ -358,32 +340,42 @@ def cmd_demo(cfg: dict[str, Any]) -> int:
 
 
 def cmd_train(cfg: dict[str, Any]) -> int:
-    from agents.learned import train_main
+    from agents.learned import train_main  # noqa: PLC0415  (torch: seconds, only this command needs it)
 
     return train_main(cfg)
 
 
 def cmd_replay(cfg: dict[str, Any]) -> int:
-    from autocomp_env.episode import replay_main
-
-    return replay_main(cfg)
+    """CLI `autocomp-env replay FILE`: replay a saved episode state and report whether it reproduces."""
+    state = EpisodeState.load(cfg["file"])
+    try:
+        env = replay(state)
+    except ReplayMismatch as e:
+        print(f"MISMATCH {state.kernel}: {e}")
+        return 1
+    print(
+        f"ok {state.kernel}: {len(state.events)} events reproduced, latency {env.latency:g}, speedup {state.speedup:.3f}x"
+    )
+    return 0
 
 
 def cmd_validate(cfg: dict[str, Any]) -> int:
-    from autocomp_env.episode import validate_main
+    """CLI `autocomp-env validate FILE`: re-simulate every claim of the file in a fresh process."""
+    results = validate_claims(claims_from(cfg["file"]))
+    for r in results:
+        print(f"{'ok' if r.ok else 'FAIL'} {r.kernel}: {r.message}")
+    print(f"{sum(r.ok for r in results)}/{len(results)} claims validated")
+    return 0 if results and all(r.ok for r in results) else 1
 
-    return validate_main(cfg)
 
 
 def cmd_report(cfg: dict[str, Any]) -> int:
-    from agents.bench import report_main
-
     return report_main(cfg)
 
 
 def cmd_serve(cfg: dict[str, Any]) -> int:
     try:
-        from autocomp_env.integrations.openenv_server import serve
+        from autocomp_env.integrations.openenv_server import serve  # noqa: PLC0415  (optional openenv extra)
     except ImportError as e:
         raise UserError(f"the OpenEnv server needs openenv-core ({e.name} is missing)", "pip install -e '.[openenv]'") from None
     if cfg["host"] not in ("127.0.0.1", "localhost", "::1"):
@@ -425,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("what", nargs="?", default="all", choices=["all", "targets", "envs", "suites", "kernels", "agents"])
 
     sp = add("sim", cmd_sim, "Simulate one solution file against a kernel and print correctness and latency.")
-    sp.add_argument("target", choices=["gemmini", "trainium"])
+    sp.add_argument("target", choices=sorted(targets.all_targets()))
     sp.add_argument("file", help="solution file (.c for Gemmini, .py for Trainium)")
     _opt(sp, "--kernel", required=True, help="kernel name or alias, e.g. gemmini/matmul-512x512x512 or gemmini-exo:0")
     sp.add_argument("--json", action="store_true", help="print the full result as JSON")

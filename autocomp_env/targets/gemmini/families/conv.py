@@ -23,18 +23,30 @@ Schedule keys (JSON):
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
 from autocomp_env.core import Kernel
-from autocomp_env.families import gemmini_matmul as mm
-from autocomp_env.families.base import register, schedule_comment
-from autocomp_env.families.gemmini_matmul import (
-    DBUF,
-    FUSE,
-    GUARD_LOADS,
+from autocomp_env.schedules.base import schedule_comment
+from autocomp_env.targets.gemmini.common import (
+    DIM,
+    GEMM_PLAN_PATTERNS,
     HALF_ACC,
     HALF_SPAD,
+    WIDTHS,
+    GemminiFamily,
+    Writer,
+    divisors,
+    loop,
+    parse_params,
+    widen,
+)
+from autocomp_env.targets.gemmini.menu import (
+    DBUF,
+    FUSE,
+    GEMM,
+    GUARD_LOADS,
     HOIST,
     MIN_DATA,
     MIN_OVERHEAD,
@@ -49,15 +61,8 @@ from autocomp_env.families.gemmini_matmul import (
     SUBSTITUTE,
     TILING,
     UNROLL,
-    WIDTHS,
-    ScheduleFamily,
-    _Writer,
-    divisors,
-    parse_dims,
 )
-from autocomp_env.menus import GEMMINI_GEMM
-
-DIM = mm.DIM
+from simulators.gemmini.kernels import KernelSpec
 
 
 def dims(kernel: Kernel) -> tuple[int, int, int, int, int]:
@@ -162,7 +167,7 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
     tp, tq, tk = s["tp"], s["tq"], s["tk"]
     po_n, qo_n, ko_n = p_ // tp, qblocks(kernel) // tq, kb_n // tk
     wd = _width(s)
-    w = _Writer()
+    w = Writer()
     head = [
         f"void solution(int8_t inp[{n_}][{p_ + 2}][{q_ + 2}][{c_}], int8_t weights[3][3][{c_}][{k_}], "
         f"int32_t bias[1][{k_}], int8_t output[{n_}][{p_}][{q_}][{k_}]) {{",
@@ -190,19 +195,19 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
     pix = [("n", n_), ("po", po_n), ("qo", qo_n)]
     loops = [*pix, ("ko", ko_n)] if s["order"] == "pk" else [("ko", ko_n), *pix]
     for var, cnt in loops:
-        mm._loop(w, var, cnt)
+        loop(w, var, cnt)
     w(f"const uint32_t c = acc_base{f' + cbuf * {HALF_ACC}' if s['acc_dbuf'] else ''};")
     w(f"const int q0 = qo * {tq * DIM};  // first output pixel of the tile along q")
     if s["flat"] and q_ % DIM:
         w(f"int rows_q[{tq}];  // pixels in each block of the tile (the last block of a row is short)")
-        mm._loop(w, "qb", tq)
+        loop(w, "qb", tq)
         w(f"rows_q[qb] = {q_} - (q0 + qb * {DIM}) < {DIM} ? {q_} - (q0 + qb * {DIM}) : {DIM};")
         w.close()
     # Bias: overwrite the accumulator with the bias row, so every compute can accumulate.
-    mm._loop(w, "pr", tp)
-    mm._loop(w, "qb", tq)
+    loop(w, "pr", tp)
+    loop(w, "qb", tq)
     w(f"const int rows = {q_} - (q0 + qb * {DIM}) < {DIM} ? {q_} - (q0 + qb * {DIM}) : {DIM};")
-    mm._loop(w, "kb", tk)
+    loop(w, "kb", tk)
     w(f"mvin3(&bias[0][(ko * {tk} + kb) * {DIM}], c + ((pr * {tq} + qb) * {tk} + kb) * {DIM}, {DIM}, rows);")
     w.close()
     w.close()
@@ -216,7 +221,7 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
         if s["in_resident"]:
             w.open("if (ko == 0)")
         w(f"const int wcols = ({q_} - q0 < {tq * DIM} ? {q_} - q0 : {tq * DIM}) + 2;")
-        mm._loop(w, "r", tp + 2)
+        loop(w, "r", tp + 2)
         w.loop("cb", cb_n, 0, mw // DIM)
         w.open(f"for (int x = 0; x < wcols; x += {DIM})")
         w(
@@ -229,11 +234,11 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
         if s["in_resident"]:
             w.close()
     # The reduction over the 9 taps and the input-channel blocks.
-    mm._loop(w, "kr", 3)
+    loop(w, "kr", 3)
     kc_loop_unrolled = s["unroll"] == 3
     if not kc_loop_unrolled:
-        mm._loop(w, "kc", 3)
-    mm._loop(w, "cb", cb_n)
+        loop(w, "kc", 3)
+    loop(w, "cb", cb_n)
     kcs = ("0", "1", "2") if kc_loop_unrolled else ("kc",)
     for kc in kcs:
         if kc_loop_unrolled:  # each unrolled tap in its own scope: they declare the same names
@@ -247,8 +252,8 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
     w.close()  # kr
     # Store the tile.
     ow = s["mvout_cols"]
-    mm._loop(w, "pr", tp)
-    mm._loop(w, "qb", tq)
+    loop(w, "pr", tp)
+    loop(w, "qb", tq)
     w(f"const int rows = {q_} - (q0 + qb * {DIM}) < {DIM} ? {q_} - (q0 + qb * {DIM}) : {DIM};")
     w.loop("kb", tk, 0, ow // DIM)
     w(
@@ -273,7 +278,7 @@ def emit(kernel: Kernel, s: dict[str, Any]) -> str:
     return "\n".join([*head, *w.lines, "}", ""])
 
 
-def _emit_tap(w: _Writer, kernel: Kernel, s: dict[str, Any], kc: str, in_one: int, w_one: int) -> None:
+def _emit_tap(w: Writer, kernel: Kernel, s: dict[str, Any], kc: str, in_one: int, w_one: int) -> None:
     """Loads (if needed) and computes for one (kr, kc, cb) step of the reduction."""
     q_ = kernel.spec["Q"]
     cb_n = kernel.spec["C"] // DIM
@@ -296,8 +301,8 @@ def _emit_tap(w: _Writer, kernel: Kernel, s: dict[str, Any], kc: str, in_one: in
     if not s["window"]:
         ab = f"buf * {in_one}" if s["dbuf"] else "0"
         w(f"const uint32_t a = in_base{f' + {ab}' if ab != '0' else ''};")
-        mm._loop(w, "pr", tp)
-        mm._loop(w, "qb", tq)
+        loop(w, "pr", tp)
+        loop(w, "qb", tq)
         w(f"const int rows = {q_} - (q0 + qb * {DIM}) < {DIM} ? {q_} - (q0 + qb * {DIM}) : {DIM};")
         w(
             f"mvin(&inp[n][po * {tp} + pr + kr][q0 + qb * {DIM} + {kc}][cb * {DIM}], "
@@ -309,7 +314,7 @@ def _emit_tap(w: _Writer, kernel: Kernel, s: dict[str, Any], kc: str, in_one: in
     else:
         a_addr = f"win + ((pr + kr) * {cb_n} + cb) * {wd} + qb * {DIM} + {kc}"
     c_addr = f"c + ((pr * {tq} + qb) * {tk} + kb) * {DIM} | ACC"
-    mm._loop(w, "kb", tk)
+    loop(w, "kb", tk)
     if s["flat"]:
         # One loop over the tile's pixel blocks, rows from the per-tile table, the first block peeled.
         rows = "rows_q[qb]" if q_ % DIM else str(DIM)
@@ -332,8 +337,8 @@ def _emit_tap(w: _Writer, kernel: Kernel, s: dict[str, Any], kc: str, in_one: in
             w.close()
         w.close()
     else:
-        mm._loop(w, "pr", tp)
-        mm._loop(w, "qb", tq)
+        loop(w, "pr", tp)
+        loop(w, "qb", tq)
         w(f"const int rows = {q_} - (q0 + qb * {DIM}) < {DIM} ? {q_} - (q0 + qb * {DIM}) : {DIM};")
         if s["reuse"]:
             w.open("if (pr == 0 && qb == 0)")
@@ -354,7 +359,7 @@ def _emit_tap(w: _Writer, kernel: Kernel, s: dict[str, Any], kc: str, in_one: in
         w("buf ^= 1;")
 
 
-def _unrolled_blocks(w: _Writer, s: dict[str, Any], first: int, n: int, tq: int) -> None:
+def _unrolled_blocks(w: Writer, s: dict[str, Any], first: int, n: int, tq: int) -> None:
     """Open the flat loop over pixel blocks b = first .. n-1 (pr = b / tq, qb = b % tq)."""
     w.open(f"for (int b = {first}; b < {n}; b++)")
     w(f"const int pr = b / {tq}, qb = b % {tq};")
@@ -391,7 +396,7 @@ def moves(kernel: Kernel, s: dict[str, Any], kind: str) -> list[tuple[dict[str, 
     elif kind in ("reuse", "dbuf", "acc_dbuf", "spread"):
         put(f"turn on {kind}", **{kind: True})
     elif kind in ("mvin_wide", "mvout_wide"):
-        mm.widen(put, s, kind, "channels")
+        widen(put, s, kind, "channels")
     elif kind == "fence_end":
         put("fence once at the end instead of after every tile", fence="end")
     elif kind == "unroll":
@@ -426,11 +431,11 @@ ITEM_MOVES[OTHER] = tuple(dict.fromkeys(k for kinds in ITEM_MOVES.values() for k
 
 
 def plan_params(text: str) -> dict[str, Any]:
-    p = mm.parse_params(text)
+    p = parse_params(text)
     out: dict[str, Any] = {key: p[key] for key in ("mvin_cols", "mvout_cols") if key in p}
     t = text.lower()
     for key, pat in (("tp", r"rows?"), ("tq", r"(?:pixel|q)\w*"), ("tk", r"(?:output.)?channels?|k\b")):
-        m = mm.re.search(rf"\b(?:til\w*|block\w*)\s+(?:the\s+)?{pat}\D{{0,20}}?(\d+)", t)
+        m = re.search(rf"\b(?:til\w*|block\w*)\s+(?:the\s+)?{pat}\D{{0,20}}?(\d+)", t)
         if m:
             out[key] = int(m.group(1))
     if "window" in t or "sliding" in t or "im2col" in t:
@@ -438,14 +443,13 @@ def plan_params(text: str) -> dict[str, Any]:
     return out
 
 
-class GemminiConv(ScheduleFamily):
+class GemminiConv(GemminiFamily):
     space = sys.modules[__name__]
-    target = "gemmini"
     name = "conv"
-    menu = GEMMINI_GEMM
-    lang = "c"
+    menu = GEMM
+    flagship = "gemmini-conv:0"
     item_moves = ITEM_MOVES
-    item_patterns = mm._ITEM_PATTERNS
+    item_patterns = GEMM_PLAN_PATTERNS
     choices = {
         "order": ("pk", "kp"),
         "fence": ("tile", "end"),
@@ -454,20 +458,15 @@ class GemminiConv(ScheduleFamily):
         "unroll": (1, 3),
     }
 
-    def kernel(self, shape: str) -> Kernel:
-        n, p, q, c, k = parse_dims(shape, 5, "conv N x P x Q x C x K")
+    def spec(self, parsed: KernelSpec) -> dict[str, Any]:
+        n, p, q, c, k = parsed.dims
         if c % DIM or k % DIM:
-            raise ValueError(f"conv channel counts C and K must be multiples of {DIM}, got {shape!r}")
-        name = f"gemmini/conv-{n}x{p}x{q}x{c}x{k}"
-        spec = {"N": n, "P": p, "Q": q, "C": c, "K": k, "kernel": 3, "stride": 1, "padding": 1, "dtype": "int8"}
-        return self.gemmini_kernel(name, spec, f"gemmini/conv-{self.small_shape_of(n, p, q, c, k)}")
+            raise ValueError(f"conv channel counts C and K must be multiples of {DIM}, got {n}x{p}x{q}x{c}x{k}")
+        return {"N": n, "P": p, "Q": q, "C": c, "K": k, "kernel": 3, "stride": 1, "padding": 1, "dtype": "int8"}
 
-    @staticmethod
-    def small_shape_of(n: int, p: int, q: int, c: int, k: int) -> str:
-        return f"1x{min(p, 8)}x{min(q, 8)}x{min(c, 32)}x{min(k, 32)}"
-
-    def small_shape(self, kernel: Kernel) -> str:
-        return self.small_shape_of(*dims(kernel))
+    def small_name(self, spec: dict[str, Any]) -> str:
+        p, q, c, k = spec["P"], spec["Q"], spec["C"], spec["K"]
+        return f"gemmini/conv-1x{min(p, 8)}x{min(q, 8)}x{min(c, 32)}x{min(k, 32)}"
 
     def plan_params(self, text: str) -> dict[str, Any]:
         return plan_params(text)
@@ -503,4 +502,4 @@ def expert_schedule(kernel: Kernel) -> dict[str, Any]:
     return best[1]
 
 
-FAMILY = register(GemminiConv())
+FAMILY = GemminiConv()

@@ -9,13 +9,15 @@ from __future__ import annotations
 from typing import Any
 
 from autocomp_env.core import Kernel
-from autocomp_env.families.base import register, schedule_comment
-from autocomp_env.families.trainium_norm import ANY, ITEM, Knob, KnobFamily, check_channels, divisors, indent
+from autocomp_env.schedules.base import schedule_comment
+from autocomp_env.schedules.knobs import Knob
+from autocomp_env.targets.trainium.common import ANY, TrainiumKnobFamily, check_channels, divisors, indent
+from autocomp_env.targets.trainium.menu import ITEM
 
 
-class Mamba(KnobFamily):
+class Mamba(TrainiumKnobFamily):
     name = "mamba"
-    dims = ("B", "C", "L", "S")
+    flagship = "trainium-tutorial:3"
     small_dims = (1, 128, 256, 16)
     number_params = ("lchunk",)
 
@@ -106,7 +108,7 @@ class Mamba(KnobFamily):
 
     # --- emitter -------------------------------------------------------------------------------------
     def write(self, kernel: Kernel, s: dict[str, Any]) -> str:
-        B, C, L, S = (kernel.spec[k] for k in self.dims)
+        B, C, L, S = (kernel.spec[k] for k in ("B", "C", "L", "S"))
         nct = C // 128
         sc = s["order"] == "sc"
         L_ = [
@@ -263,4 +265,4 @@ class Mamba(KnobFamily):
         ]
 
 
-register(Mamba())
+FAMILY = Mamba()

@@ -23,159 +23,26 @@ block-free-dimension -> fully blocked with SBUF accumulation), as knobs of one e
 |          |                                 | (tn then tiles M) and transposes them back (only tn, bm, bn)   |
 | inner    | nk, kn                          | bn loop outside the k loop, or inside it (the stationary tile  |
 |          |                                 | then serves the whole N block: fewer LoadStationary switches)  |
-
-Shared helpers for the other Trainium families of this package (plan parsing, fault injection) live here.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
 from autocomp_env.core import Kernel
-from autocomp_env.families.base import Family, Transform, register, schedule_comment
-from autocomp_env.families.trainium_common import ITEM, make_kernel
-from autocomp_env.menus import TRAINIUM
-
-P = 128  # partitions; also the stationary free size and the contraction tile
-SBUF_BYTES = 176 * 1024  # usable SBUF bytes per partition (192 KiB minus 16 KiB reserved)
-
-
-def parse_dims(shape: str, n: int, suffix: str | None, family: str) -> tuple[int, ...]:
-    """'4096x8192x8192-bf16' -> (4096, 8192, 8192); ValueError with a clear message otherwise."""
-    body = shape
-    if suffix and body.endswith("-" + suffix):
-        body = body[: -len(suffix) - 1]
-    parts = body.split("x")
-    if len(parts) != n or not all(p.isdigit() and int(p) > 0 for p in parts):
-        want = "x".join(["N"] * n)
-        raise ValueError(f"bad {family} shape {shape!r}: expected {n} positive integers like {want}")
-    return tuple(int(p) for p in parts)
-
-
-def divisors_pow2(n: int, limit: int) -> list[int]:
-    """Powers of two that divide n, up to limit."""
-    out, d = [], 1
-    while d <= min(n, limit):
-        if n % d == 0:
-            out.append(d)
-        d *= 2
-    return out
-
-
-# --- free-form plans ---------------------------------------------------------------------------------------------
-# (regex, menu item). Generous synonyms; the first match position decides the order of items in a plan.
-SYNONYMS: list[tuple[str, str]] = [
-    (
-        r"reduce (the )?data movement|fewer (hbm )?(loads|transfers)|less (hbm )?traffic|minimi[sz]e data movement",
-        "reduce data movement",
-    ),
-    (r"overlap|hide (the )?(dma|load|memory) latency", "overlap data movement and compute"),
-    (r"\bcache\b|reuse", "cache reused data in local memory"),
-    (r"\btil(e|ing)\b|block size|tiles_in_block|\bblock (m|n|k)\b|\bblocking\b", "loop tiling"),
-    (
-        r"reorder|interchange|swap (the )?loops|loop order|batch(ed)? (the )?transposes|transposes first|split the \w+ loop",
-        "loop reordering and restructuring",
-    ),
-    (r"unroll|static_range", "loop unrolling"),
-    (r"\bfus(e|ion|ing)\b|merge", "fuse operations"),
-    (r"lower precision|bf16|bfloat16|half precision", "use lower precision"),
-    (r"double[- ]buffer", "double buffering"),
-    (r"software pipelin|pipelin", "software pipelining"),
-    (r"\bhoist|once outside|outside the (\w+ )?loop|out of the (\w+ )?loop", "hoist redundant operations out of loops"),
-    (r"redundant (computation|work)|recompute|recomputation", "eliminate redundant computation"),
-    (r"simplif|remove unnecessary|dead code", "simplify or remove unnecessary code"),
-    (r"parameter|retune|tune\b", "try new parameter values"),
-    (
-        r"rewrite the algorithm|reduce (the )?total work|normali[sz]e (at the end|late|after|the output)",
-        "rewrite the algorithm to reduce total work",
-    ),
-    (r"contraction (axis|dim)", "map the contraction axis to the partition dimension"),
-    (
-        r"affine_range|sequential_range",
-        "use affine_range instead of sequential_range where there are no loop-carried dependencies",
-    ),
-    (r"psum accumul|accumulat\w* .{0,40}\bin psum|keep .* in psum", "accumulate partial matmuls in PSUM"),
-    (r"nc_matmul|nisa\.nc_matmul", "use nc_matmul with pre-transposed inputs"),
-    (
-        r"activation instruction|fuse .*(exp|activation)|fold .{0,40}into .{0,20}(exp|activation)|bias=",
-        "fuse multiply-add with the activation in one activation instruction",
-    ),
-    (r"stationary", "make the matrix with the large free axis the stationary operand"),
-    (r"32 ?kib|larger dma|bigger dma|dma (transfer )?size|coarser loads", "make DMA transfers at least 32 KiB"),
-    (
-        r"load_transpose2d|nc_transpose|dma transpose",
-        "replace load_transpose2d with load plus nc_transpose when memory-bound",
-    ),
-    (r"resident|keep .* in sbuf|stay in sbuf", "keep reused data resident in SBUF"),
-    (r"multi-?buffer|more buffers|triple buffer", "multi-buffer tiles with modular allocation"),
-    (
-        r"free dim(ension)?s? of at least|wider tiles|amortize",
-        "use free dimensions of at least 128 to amortize instruction overhead",
-    ),
-    (r"coalesce|one store|single store|batch(ed)? stores?", "coalesce small result tiles before a store"),
-    (r"scalar engine|vector engine|gpsimd|engine", "other methods not listed here"),
-]
-_SYN = [(re.compile(rx, re.I), ITEM[name]) for rx, name in SYNONYMS]
-_AXIS = {"i": "m", "j": "n", "m": "m", "n": "n", "k": "k", "q": "q", "s": "q"}
-
-
-def parse_numbers(text: str) -> dict[str, int]:
-    """Axis sizes a plan names: 'tile J by 64', 'block m = 16', 'TILES_IN_BLOCK_K=8', 'tile_n 256',
-    'block the K dimension by 8 tiles'."""
-    out: dict[str, int] = {}
-    pat = re.compile(
-        r"(tiles_in_block_|block(?:[_ ]size)?[_ ]?|tile(?:[_ ]size)?[_ ]?)(?:in |of |along |the )?"
-        r"([ijmnkqs])\b(?: dimension| dim| axis| loop)?\s*(?:by|to|=|of|:|as)?\s*(\d+)",
-        re.I,
-    )
-    for m in pat.finditer(text):
-        kind = "block" if m.group(1).lower().startswith(("block", "tiles_in")) else "tile"
-        out[f"{kind}_{_AXIS[m.group(2).lower()]}"] = int(m.group(3))
-    return out
-
-
-def parse_plan_items(text: str, allowed: set[int]) -> list[tuple[int, dict[str, Any]]]:
-    """Menu items named in `text` (only those in `allowed`), in order of appearance, with named sizes."""
-    hits: dict[int, int] = {}
-    for rx, item in _SYN:
-        if item not in allowed:
-            continue
-        m = rx.search(text)
-        if m and (item not in hits or m.start() < hits[item]):
-            hits[item] = m.start()
-    # A bare number next to an axis ("tile J by 64") is tiling even without the word "tiling".
-    params = parse_numbers(text)
-    if params and ITEM["loop tiling"] in allowed and ITEM["loop tiling"] not in hits:
-        hits[ITEM["loop tiling"]] = 10**9
-    items = sorted(hits, key=lambda i: hits[i])
-    return [(i, dict(params) if i in (ITEM["loop tiling"], ITEM["try new parameter values"]) else {}) for i in items]
-
-
-# --- fault injection ---------------------------------------------------------------------------------------------
-def inject_from(code: str, faults: list[tuple[str, str, str]], rng: np.random.Generator) -> tuple[str, str]:
-    """Apply one of `faults` = [(regex, replacement, description)] that matches `code` (chosen by rng)."""
-    body = code
-    options = [(rx, rep, desc) for rx, rep, desc in faults if re.search(rx, body)]
-    if not options:
-        # Last resort: drop the final store, so the output stays unwritten.
-        lines = body.splitlines()
-        idx = [i for i, line in enumerate(lines) if "nl.store(" in line]
-        if idx:
-            i = idx[-1]
-            lines[i] = re.sub(r"nl\.store\(", "pass  # nl.store(", lines[i], count=1)
-            return "\n".join(lines) + "\n", "dropped the final store"
-        if re.search(r"^\s+return \w+", body, re.M):
-            return re.sub(r"^(\s+)return \w+", r"\1return None", body, count=1, flags=re.M), "returned nothing"
-        return body + "\nraise RuntimeError('broken')\n", "broken code"
-    rx, rep, desc = options[int(rng.integers(len(options)))]
-    matches = list(re.finditer(rx, body))
-    m = matches[int(rng.integers(len(matches)))]
-    new = body[: m.start()] + m.expand(rep) + body[m.end() :]
-    return new + ("\n" if not new.endswith("\n") else ""), desc
-
+from autocomp_env.schedules.base import Transform, schedule_comment
+from autocomp_env.targets.trainium.common import (
+    SBUF_BYTES,
+    P,
+    TrainiumMovesFamily,
+    divisors_pow2,
+    inject_from,
+    parse_plan_items,
+)
+from autocomp_env.targets.trainium.menu import MENU
+from simulators.trainium.kernels import KernelSpec
 
 GEMM_FAULTS = [
     (
@@ -204,54 +71,19 @@ GEMM_FAULTS = [
 ]
 
 
-# --- the GEMM family ---------------------------------------------------------------------------------------------
-class MovesFamily(Family):
-    """A Trainium family whose `_moves` lists, for a menu item, the (schedule, description) moves it allows;
-    `applicable` and `apply` follow from that list (gemm, attention, sdattention)."""
-
-    target = "trainium"
-    menu = TRAINIUM
-    lang = "python"
-
-    def _moves(self, kernel: Kernel, s: dict[str, Any], item: int, params: dict[str, Any]) -> list[tuple[dict, str]]:
-        raise NotImplementedError
-
-    def complete(self, kernel: Kernel, schedule: dict[str, Any]) -> dict[str, Any]:
-        """`schedule` with knobs it does not name set as in the naive schedule (older or hand-edited markers)."""
-        return {**self.naive_schedule(kernel), **schedule}
-
-    def applicable(self, kernel: Kernel, schedule: dict[str, Any]) -> np.ndarray:
-        return np.array([bool(self._moves(kernel, schedule, i, {})) for i in range(len(self.menu))])
-
-    def apply(
-        self, kernel: Kernel, schedule: dict[str, Any], item: int, params: dict[str, Any], rng: np.random.Generator
-    ) -> Transform | None:
-        moves = self._moves(kernel, schedule, item, params or {})
-        if not moves:
-            return None
-        t, desc = moves[int(rng.integers(len(moves)))]
-        return Transform(t, desc)
-
-
-class TrainiumGemm(MovesFamily):
+class TrainiumGemm(TrainiumMovesFamily):
     name = "gemm"
+    flagship = "trainium-tutorial:2"
 
-    def kernel(self, shape: str) -> Kernel:
-        M, K, N = parse_dims(shape, 3, "bf16", "gemm")
-        for axis, v in (("M", M), ("K", K), ("N", N)):
-            if v % P:
-                raise ValueError(f"gemm {axis}={v} is not a multiple of {P}; this family tiles by {P}")
-        name = f"trainium/gemm-{M}x{K}x{N}-bf16"
-        small = self.small_shape_of(M, K, N)
-        return make_kernel(name, "gemm", {"M": M, "K": K, "N": N, "dtype": "bfloat16"}, f"trainium/gemm-{small}")
+    def spec(self, parsed: KernelSpec) -> dict[str, Any]:
+        d = parsed.d
+        for axis in ("M", "K", "N"):
+            if d[axis] % P:
+                raise ValueError(f"gemm {axis}={d[axis]} is not a multiple of {P}; this family tiles by {P}")
+        return {"M": d["M"], "K": d["K"], "N": d["N"], "dtype": "bfloat16"}
 
-    @staticmethod
-    def small_shape_of(M: int, K: int, N: int) -> str:
-        return f"{min(M, 256)}x{min(K, 512)}x{min(N, 512)}-bf16"
-
-    def small_shape(self, kernel: Kernel) -> str:
-        s = kernel.spec
-        return self.small_shape_of(s["M"], s["K"], s["N"])
+    def small_name(self, spec: dict[str, Any]) -> str:
+        return f"trainium/gemm-{min(spec['M'], 256)}x{min(spec['K'], 512)}x{min(spec['N'], 512)}-bf16"
 
     # --- schedules -------------------------------------------------------------------------------------------
     def naive_schedule(self, kernel: Kernel) -> dict[str, Any]:
@@ -585,13 +417,13 @@ class TrainiumGemm(MovesFamily):
     # --- transformations -------------------------------------------------------------------------------------
     def _moves(self, kernel: Kernel, s: dict[str, Any], item: int, params: dict[str, Any]) -> list[tuple[dict, str]]:
         """All (new schedule, description) pairs menu item `item` can produce from `s` (valid and different)."""
-        if not 0 <= item < len(TRAINIUM):
+        if not 0 <= item < len(MENU):
             return []
         s = self.complete(kernel, s)
         K = kernel.spec["K"]
         kt = K // P
         kblocks = kt // s["bk"]
-        name = TRAINIUM[item]
+        name = MENU[item]
         out: list[tuple[dict, str]] = []
 
         def add(desc: str, **kw: Any) -> None:
@@ -748,7 +580,7 @@ class TrainiumGemm(MovesFamily):
         self, kernel: Kernel, schedule: dict[str, Any], item: int, params: dict[str, Any], rng: np.random.Generator
     ) -> Transform | None:
         named = []
-        if params and TRAINIUM[item] in ("loop tiling", "try new parameter values"):
+        if params and MENU[item] in ("loop tiling", "try new parameter values"):
             named = [m for m in self._moves(kernel, schedule, item, params) if m[1].startswith("set ")]
         if not named:
             return super().apply(kernel, schedule, item, params, rng)
@@ -767,4 +599,4 @@ class TrainiumGemm(MovesFamily):
         return inject_from(code, GEMM_FAULTS, rng)
 
 
-register(TrainiumGemm())
+FAMILY = TrainiumGemm()

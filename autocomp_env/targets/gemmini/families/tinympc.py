@@ -24,10 +24,10 @@ import sys
 from typing import Any
 
 from autocomp_env.core import Kernel
-from autocomp_env.families import gemmini_matmul as mm
-from autocomp_env.families.base import register, schedule_comment
-from autocomp_env.families.gemmini_matmul import ScheduleFamily, _Writer
-from autocomp_env.menus import GEMMINI_LINALG
+from autocomp_env.schedules.base import schedule_comment
+from autocomp_env.targets.gemmini.common import GemminiFamily, Writer, faults, inject_fault
+from autocomp_env.targets.gemmini.menu import LINALG
+from simulators.gemmini.kernels import KernelSpec
 
 DIM = 4  # the FP32 4x4 configuration
 (REMOVE, SIMPLIFY, MERGE_INSTR, MERGE_OPS, REORDER, TO_ACCEL, BIAS, HOIST, SUBSTITUTE, PIPELINE, FENCES, MIN_DATA,
@@ -69,7 +69,7 @@ class _Prog:
 
     def __init__(self, s: dict[str, Any]) -> None:
         self.s = s
-        self.w = _Writer()
+        self.w = Writer()
         self.cfg: dict[int, tuple[int, float, int]] = {}
 
     def __call__(self, line: str) -> None:
@@ -430,40 +430,35 @@ ITEM_PATTERNS: tuple[tuple[int, str], ...] = (
 )
 
 
-def parse_kernel_shape(shape: str) -> dict[str, Any]:
-    m = re.fullmatch(r"(matvec|forward|backward)-(\d+)x(\d+)(?:x(\d+))?", shape)
-    if not m:
-        raise ValueError(f"bad tinympc shape {shape!r}: expected matvec-NXxNU, forward-NXxNUxH or backward-NXxNUxH")
-    kind, nx, nu, h = m.group(1), int(m.group(2)), int(m.group(3)), m.group(4)
-    if (kind == "matvec") != (h is None):
-        raise ValueError(f"bad tinympc shape {shape!r}: only forward and backward take a horizon")
-    if nx % DIM or nu % DIM or nx == 0 or nu == 0 or nx > 16 or nu > 16:
+def tinympc_spec(parsed: KernelSpec) -> dict[str, Any]:
+    kind = parsed.kind.removeprefix("tinympc-")
+    nx, nu, *h = parsed.dims
+    shape = f"{kind}-{'x'.join(map(str, parsed.dims))}"
+    if nx % DIM or nu % DIM or nx > 16 or nu > 16:
         raise ValueError(f"tinympc NX and NU must be multiples of {DIM} between {DIM} and 16, got {shape!r}")
     spec: dict[str, Any] = {"kind": kind, "NX": nx, "NU": nu, "dtype": "float32"}
-    if h is not None:
-        if not 2 <= int(h) <= 64:
+    if h:
+        if not 2 <= h[0] <= 64:
             raise ValueError(f"tinympc horizon must be between 2 and 64, got {shape!r}")
-        spec["H"] = int(h)
+        spec["H"] = h[0]
     return spec
 
 
-class GemminiTinyMPC(ScheduleFamily):
+class GemminiTinyMPC(GemminiFamily):
     space = sys.modules[__name__]
-    target = "gemmini"
     name = "tinympc"
-    menu = GEMMINI_LINALG
-    lang = "c"
+    menu = LINALG
+    flagship = "gemmini-tinympc:1"
     item_moves = ITEM_MOVES
     item_patterns = ITEM_PATTERNS
     choices = {"vec": (0, 1, 2), "fence": ("every", "needed")}
 
-    def kernel(self, shape: str) -> Kernel:
-        spec = parse_kernel_shape(shape)
-        name = f"gemmini/tinympc-{shape}"
-        return self.gemmini_kernel(name, spec, small=name)  # already tiny
+    def spec(self, parsed: KernelSpec) -> dict[str, Any]:
+        return tinympc_spec(parsed)
 
-    def small_shape(self, kernel: Kernel) -> str:
-        return kernel.name.split("tinympc-", 1)[1]
+    def small_name(self, spec: dict[str, Any]) -> str:
+        dims = [spec["NX"], spec["NU"]] + ([spec["H"]] if "H" in spec else [])
+        return f"gemmini/tinympc-{spec['kind']}-{'x'.join(map(str, dims))}"  # already tiny: itself
 
     def baselines(self, kernel: Kernel) -> dict[str, str]:
         # No vendor library covers these kernels; the "vendor" entry is the straightforward CPU-heavy code
@@ -474,10 +469,10 @@ class GemminiTinyMPC(ScheduleFamily):
         return {}
 
     def inject_fault(self, kernel: Kernel, code: str, rng) -> tuple[str, str]:
-        faults = mm._faults(code) + _fence_faults(code)
-        if not faults:
-            return mm.inject_fault(code, rng)
-        return faults[int(rng.integers(len(faults)))]
+        found = faults(code) + _fence_faults(code)
+        if not found:
+            return inject_fault(code, rng)
+        return found[int(rng.integers(len(found)))]
 
 
 def _fence_faults(code: str) -> list[tuple[str, str]]:
@@ -503,4 +498,4 @@ def expert_schedule(kernel: Kernel) -> dict[str, Any]:
     return normalize(kernel, s)
 
 
-FAMILY = register(GemminiTinyMPC())
+FAMILY = GemminiTinyMPC()

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from autocomp_env.core import Kernel
-from autocomp_env.families.base import register
-from autocomp_env.families.trainium_norm import (
-    ITEM,
-    Knob,
+from autocomp_env.schedules.knobs import Knob
+from autocomp_env.targets.trainium.menu import ITEM
+from autocomp_env.targets.trainium.rows import (
     RowFamily,
     chunk_loop,
     row_kernel,
@@ -21,6 +20,7 @@ class Softmax(RowFamily):
     """Rows on partitions (128 per tile): max, exp(x - max), sum, scale by 1/sum."""
 
     name = "softmax"
+    flagship = "trainium-extra:0"
     small_dims = (256, 512)
 
     def knobs(self, kernel: Kernel) -> tuple[Knob, ...]:
@@ -154,4 +154,4 @@ class Softmax(RowFamily):
         ]
 
 
-register(Softmax())
+FAMILY = Softmax()

@@ -1,4 +1,4 @@
-"""The `Family` interface and its registry.
+"""The `Family` interface: what every kernel family of every target provides.
 
 A family owns a parametric schedule space. Code it emits carries its schedule in one marker comment
 (`// autocomp-schedule: {...}` in C, `# autocomp-schedule: {...}` in Python), so the offline code model
@@ -54,16 +54,18 @@ class Family:
 
     target: ClassVar[str]  # "gemmini" | "trainium"
     name: ClassVar[str]  # "matmul", "gemm", ...
-    menu: ClassVar[tuple[str, ...]]  # from autocomp_env.menus
+    menu: ClassVar[tuple[str, ...]]  # the target's optimization menu (its index is the env's action)
     lang: ClassVar[str]  # "c" | "python"
+    flagship: ClassVar[str]  # the kernel (name or alias) its env id optimizes when no kernel is given
 
     # --- kernels -----------------------------------------------------------------------------
-    def kernel(self, shape: str) -> Kernel:
-        """Parse the part of the name after "<family>-" (e.g. "512x512x512") into a Kernel; ValueError if bad."""
+    def spec(self, parsed: Any) -> dict[str, Any]:
+        """The `Kernel.spec` of a kernel name the target's simulator parsed (`parsed` is the simulator's own
+        spec record, see the target's `parse`); ValueError when this family's code cannot handle the shape."""
         raise NotImplementedError
 
-    def small_shape(self, kernel: Kernel) -> str:
-        """The shape string of the small training variant of `kernel`."""
+    def small_name(self, spec: dict[str, Any]) -> str:
+        """The kernel name of the small training variant of the kernel with this spec."""
         raise NotImplementedError
 
     def starting_code(self, kernel: Kernel) -> str:
@@ -100,19 +102,3 @@ class Family:
     def inject_fault(self, kernel: Kernel, code: str, rng: np.random.Generator) -> tuple[str, str]:
         """A realistic bug (off-by-one address, missing fence, wrong stride...): (buggy code, description)."""
         raise NotImplementedError
-
-
-FAMILIES: dict[tuple[str, str], Family] = {}
-
-
-def register(family: Family) -> Family:
-    FAMILIES[(family.target, family.name)] = family
-    return family
-
-
-def family_for(target: str, name: str) -> Family:
-    try:
-        return FAMILIES[(target, name)]
-    except KeyError:
-        known = ", ".join(sorted(f"{t}/{n}" for t, n in FAMILIES))
-        raise KeyError(f"unknown kernel family {target}/{name}; known: {known}") from None

@@ -1,0 +1,1 @@
+"""Gemmini kernel families: one module per family (module name = family name), each defining `FAMILY`."""

@@ -1,0 +1,1 @@
+"""Trainium kernel families: one module per family (module name = family name), each defining `FAMILY`."""
