@@ -101,9 +101,13 @@ def bench_step(kernel: str, repeat: int) -> int:
     print(f"warm process start (once per host process: interpreter, numpy, our modules, warm-up run): {first:.2f} s")
     runs: list[dict] = []
     for i in range(repeat):  # new code each time: a comment that changes
+        c0 = time.process_time()
         r = sim.run(code + f"\n# run {i}\n", kernel, seeds=(0, 1))
+        host_cpu = time.process_time() - c0
         assert r.correct, r.error
         runs.append(phases_of(sim.last_phases))
+        runs[-1]["host CPU"] = host_cpu
+        runs[-1]["CPU, all processes"] = host_cpu + runs[-1]["candidate CPU"] + runs[-1]["replay CPU"]
     iso = ", ".join(sim.last_phases.get("isolation", []))
     print(f"isolation of the candidate's process: {iso}")
     timing = []

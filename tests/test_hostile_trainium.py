@@ -423,6 +423,15 @@ def test_the_candidates_status_line_is_checked(unguarded, raw, kind):
     assert r.error is not None and r.error.type == kind and r.error.line is None, r.error
 
 
+def test_an_error_in_the_replay_names_the_recorded_line(unguarded):
+    # A call the replay refuses (not the candidate's process): its error carries the line the record gives.
+    rec = _record_of(RMSNORM)
+    rec["head"]["entries"].insert(0, ["c", "language.load", 77, [5], None, [999], 0])
+    unguarded.extra = {"forged": _encode(rec)}
+    r = TrainiumSimulator().run(RMSNORM, KERNEL, timeout=20)
+    assert r.error.type == "constraint_error" and r.error.line == 77, r.error
+
+
 # Computes the outputs of the public inputs of seeds 0 and 1 at trace time, and picks one per element by comparing
 # the kernel's input with seed 0's: correct on both seeds when inputs are public, wrong on secret ones.
 LOOKUP = """

@@ -105,6 +105,7 @@ def example_source(name: str) -> str:
 
 def load_example(name: str):
     """The kernel function of a trusted example (runs in-process: these files are ours, not candidates)."""
+
     class _Nki:
         pass
 

@@ -456,14 +456,9 @@ def _recording(fn, name: str):
 
 
 # -- replay (outside the sandbox) -----------------------------------------------------------------------------------
-def _at_line():
-    def at(f, a, k):
-        return f(*a, **k)  # noqa: E704  (one line: the frame's line is the def line)
-
-    return at.__code__
-
-
-_AT = _at_line()
+# A call made from line 1 of solution.py (its body on the def line, so the frame's line is the one we set):
+# `Program._at` moves it to each recorded line.
+_AT = compile("def at(f, a, k): return f(*a, **k)", SOLUTION, "exec").co_consts[0]
 
 
 class Program:
