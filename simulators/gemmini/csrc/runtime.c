@@ -126,6 +126,7 @@ static GS struct {
   uint64_t dma_rd_bytes, dma_wr_bytes, dma_rd_reqs, dma_wr_reqs;
   uint64_t busy[3], dep_stall[3], rs_full_q[3], bank_wr_stall, acc_rd_stall, rs_full_stall, cpu_stall, fence_stall, window_stall, bank_conflict;
   uint64_t fsm_instr, macs_issued, bb, insns;
+  uint64_t sp_rd_rows, sp_wr_rows, acc_rd_rows, acc_wr_rows; /* SRAM rows moved, for the counters */
 } ctr;
 
 #include "guard.inc"
@@ -519,6 +520,7 @@ static void timing_mvin(uintptr_t dram, int m, uint32_t row, long cols, long row
   }
   unit_free[QLD] = t;
   ctr.busy[QLD] += t - ready;
+  if (m) ctr.acc_wr_rows += (uint64_t)(rows * blocks); else ctr.sp_wr_rows += (uint64_t)(rows * blocks);
   mvin_done_ring[mvin_n++ % RING] = done;
   TRACE(dram ? "LD" : "LZ", a, ready, done);
   for (long b = 0; b < blocks; b++) dep_mark(QLD, m, row + b * bstride, rows, 1, done);
@@ -710,6 +712,7 @@ static void mvout_impl(uintptr_t dram, uint32_t local, long cols, long rows, int
     if (ack > last_ack) last_ack = ack;
   }
   cyc read_end = rd;
+  if (from_acc) ctr.acc_rd_rows += (uint64_t)(rows * blocks); else ctr.sp_rd_rows += (uint64_t)(rows * blocks);
   cyc complete = read_end + 2;
   unit_free[QST] = read_end;
   last_st_complete = complete;
@@ -760,6 +763,7 @@ static void preload_impl(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, lo
   lastp.feed_end = end;
   TRACE(factor > 1 ? "PRx" : "PR", a, start, end);
   if (real_b) dep_mark(QEX, is_acc(bd), row_of(bd), (uint32_t)bd_rows, 0, end);
+  if (real_b) { if (is_acc(bd)) ctr.acc_rd_rows += (uint64_t)bd_rows; else ctr.sp_rd_rows += (uint64_t)bd_rows; }
   retire(QEX, end);
 }
 
@@ -946,6 +950,8 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
   if (!garbage(pre.c)) for (long i = 0; i < pre.c_rows; i++)
     dep_mark(QEX, is_acc(pre.c), row_of(pre.c) + (uint32_t)(i * exc.c_stride), 1, 1, written);
   TRACE("CM", al, ready, end);
+  if (!ag) { if (is_acc(a)) ctr.acc_rd_rows += (uint64_t)arow_n; else ctr.sp_rd_rows += (uint64_t)arow_n; }
+  if (!garbage(pre.c)) { if (is_acc(pre.c)) ctr.acc_wr_rows += (uint64_t)pre.c_rows; else ctr.sp_wr_rows += (uint64_t)pre.c_rows; }
   lastx.valid = 1; lastx.start = ready; lastx.end = end; lastx.n = rows * factor; lastx.a = a; lastx.a_row = ag ? 0 : row_of(a); lastx.a_acc = ag ? 2 : is_acc(a);
   retire(QEX, written);
   ex_fe[(rs_n[QEX] - 1) % RING] = end;
@@ -1010,6 +1016,59 @@ void gsim_flush(int skip, int line) {
   t_cpu += GSIM_CPU_CYCLES_PER_ROCC;
 }
 
+/* ---------------- performance counters (gemmini_counter.h) ----------------
+ * Eight counters, each configured to one event; a read gives the event's count since its configure (or the
+ * value at the last snapshot while one is taken). Counts come from the commands the model has placed so far,
+ * which a program reads after a fence; events the model does not have read 0, and the DMA is never slowed by the
+ * TLB (bare-metal, as Autocomp's FireSim runs). The access is a RoCC command that bypasses the RS and returns a
+ * value, so the core waits for it. */
+#define NCOUNTERS 8
+static GS struct { int event; uint64_t base; } cnt[NCOUNTERS];
+static GS uint64_t cnt_snap[NCOUNTERS];
+static GS int cnt_snapped;
+
+static uint64_t counter_source(int event) {
+  switch (event) {
+    case 1: case 9: return ctr.busy[QLD];          /* MAIN_LD_CYCLES, LOAD_ACTIVE_CYCLE */
+    case 2: case 12: return ctr.busy[QST];         /* MAIN_ST_CYCLES, STORE_ACTIVE_CYCLE */
+    case 3: case 24: return ctr.busy[QEX];         /* MAIN_EX_CYCLES, EXE_ACTIVE_CYCLE */
+    case 8: case 18: return event == 8 ? ctr.window_stall : ctr.busy[QLD]; /* LOAD_DMA_WAIT, RDMA_ACTIVE */
+    case 16: case 17: return ctr.dma_rd_reqs + ctr.dma_wr_reqs; /* DMA_TLB_HIT_REQ, DMA_TLB_TOTAL_REQ */
+    case 21: return ctr.busy[QST];                 /* WDMA_ACTIVE_CYCLE */
+    case 29: return ctr.bank_wr_stall;             /* SCRATCHPAD_A_WAIT_CYCLE: EX cycles lost to spad writes */
+    case 41: return ctr.rs_full_stall;             /* RESERVATION_STATION_FULL_CYCLES */
+    case 45: return ctr.dma_rd_reqs;               /* RDMA_READ_REQUESTS */
+    case 46: return ctr.dma_wr_reqs;               /* WDMA_WRITE_REQUESTS */
+    case 46 + 4: return ctr.dma_rd_bytes;          /* RDMA_BYTES_REC */
+    case 46 + 5: return ctr.dma_wr_bytes;          /* WDMA_BYTES_SENT */
+    case 46 + 8: return ctr.sp_rd_rows;            /* SCRATCHPAD_READS */
+    case 46 + 9: return ctr.sp_wr_rows;            /* SCRATCHPAD_WRITES */
+    case 46 + 10: return ctr.acc_rd_rows;          /* ACCUMULATOR_READS */
+    case 46 + 11: return ctr.acc_wr_rows;          /* ACCUMULATOR_WRITES */
+    default: return 0;                             /* not in the model (TLB misses, im2col, ...) */
+  }
+}
+
+uint32_t gsim_counter(int op, int index, int event, int line) {
+  if (!merging && pending_loop()) flush_pending();
+  if (src_kind != SRC_FSM) cur_line = line;
+  if (index < 0 || index >= NCOUNTERS) fail("constraint_error", "counter index %d is out of range (0..%d)", index, NCOUNTERS - 1);
+  sync_cpu_credit(GSIM_CPU_ABI_INSTRUCTIONS_PER_ROCC);
+  t_cpu += GSIM_CPU_CYCLES_PER_ROCC;
+  uint64_t v = 0;
+  switch (op) {
+    case 0: v = cnt_snapped ? cnt_snap[index] : counter_source(cnt[index].event) - cnt[index].base; break;
+    case 1: cnt[index].event = event; cnt[index].base = counter_source(event); break;
+    case 2: memset(cnt, 0, sizeof cnt); cnt_snapped = 0; break;
+    case 3:
+      for (int i = 0; i < NCOUNTERS; i++) cnt_snap[i] = counter_source(cnt[i].event) - cnt[i].base;
+      cnt_snapped = 1;
+      break;
+    default: cnt_snapped = 0;
+  }
+  return (uint32_t)v;
+}
+
 /* ---------------- Autocomp harness helpers (weak: a candidate's own definition wins) ---------------- */
 /* The CPU reading DRAM that an unfenced mvout is still writing is a race, as it is for a mvin. */
 static void check_cpu_read(const void *p, long n, const char *what) {
@@ -1068,6 +1127,7 @@ void gsim_reset(void) {
   memset(&pre, 0, sizeof pre); memset(Wt, 0, sizeof Wt); pack_weights(); memset(pe, 0, sizeof pe); os_pending = 0;
   loop_ws_count = 0; c_half = 0; pend_free(); merging = 0;
   memset(&ctr, 0, sizeof ctr);
+  memset(cnt, 0, sizeof cnt); cnt_snapped = 0;
   t_cpu = t_fsm = last_alloc = all_done = last_ack = fsm_floor = 0;
   memset(alloc_ring, 0, sizeof alloc_ring); memset(rs_ring, 0, sizeof rs_ring); memset(rs_n, 0, sizeof rs_n);
   memset(unit_free, 0, sizeof unit_free);
