@@ -230,7 +230,7 @@ class GemminiSimulator:
     1024.0
     """
 
-    version = f"gemmini-8+{toolchain.TOOLCHAIN}"  # the candidate compiler is part of the cost model
+    version = f"gemmini-9+{toolchain.TOOLCHAIN}"  # the candidate compiler is part of the cost model
 
     def __init__(self, config: GemminiConfig | None = None):
         self.config = config
