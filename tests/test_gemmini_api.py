@@ -79,3 +79,20 @@ void solution(int8_t A[MAT_DIM_I][MAT_DIM_J], int8_t B[MAT_DIM_I][MAT_DIM_J], in
     # 100*2 -> 127 (int8 saturation), 5*0.5 -> 2 (half to even); (127+2)*0.5 = 64.5 -> 64
     # -3*2 = -6, 3*0.5 = 1.5 -> 2; -4*0.5 = -2
     assert r.stdout.split()[:2] == ["64", "-2"]
+
+
+GLOBAL_AVG = """
+void solution(int8_t input[BATCH_SIZE][IN_DIM][IN_DIM][CHANNELS], int8_t output[BATCH_SIZE][CHANNELS]) {
+  tiled_global_average_auto((elem_t *)input, (elem_t *)output, BATCH_SIZE, CHANNELS, IN_DIM, WS);
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "kernel", ["gemmini/globalavg-2x7x64", "gemmini/globalavg-1x4x200", "gemmini/globalavg-3x3x16"]
+)
+def test_tiled_global_average_auto_matches_numpy(kernel):
+    r = SIM.run(GLOBAL_AVG, kernel)
+    assert r.correct, r.error
+    n, d, c = (int(x) for x in kernel.rsplit("-", 1)[1].split("x"))
+    assert r.counters["n_mvin"] == n * d * d * -(-c // 64) and r.counters["n_mvout"] == n * -(-c // 64)

@@ -89,6 +89,8 @@ _API = {
     "void *, int, float, int, int, int)",
     "gsim_tiled_resadd_auto": "void gsim_rec_tiled_resadd_auto(size_t, size_t, float, float, float, const void *, "
     "const void *, void *, int, int, int)",
+    "gsim_tiled_global_average_auto": "void gsim_rec_tiled_global_average_auto(const void *, void *, int, int, int, "
+    "int, int)",
     "add_matrix": "void gsim_rec_add_matrix()",  # no prototype: a candidate may define its own with any types
     "negate_matrix": "void gsim_rec_negate_matrix()",
 }

@@ -115,6 +115,8 @@ void gsim_tiled_matmul_auto(size_t dim_I, size_t dim_J, size_t dim_K, const void
                             int line);
 void gsim_tiled_resadd_auto(size_t I, size_t J, float A_scale, float B_scale, float C_scale, const void *A,
                             const void *B, void *C, int relu, int type, int line);
+void gsim_tiled_global_average_auto(const void *input, void *output, int batches, int channels, int dim, int type,
+                                    int line);
 void gsim_tiled_conv_auto(const long *p, const void *input, const void *weights, const void *bias,
                           void *output, int act, float scale, int type, int fsm, int line);
 
@@ -206,6 +208,9 @@ static inline uint64_t gsim_f2b(float x) {
 /* C = act(sat(A * A_scale + B * B_scale) * C_scale), elementwise on I x J int8 matrices of row stride J */
 #define tiled_resadd_auto(I, J, A_scale, B_scale, C_scale, A, B, C, relu, matadd_type) \
   gsim_tiled_resadd_auto((I), (J), (A_scale), (B_scale), (C_scale), (A), (B), (C), (relu), (matadd_type), __LINE__)
+/* output[b][c] = the mean of input[b][.][.][c] over dim x dim pixels, rounded half to even (int8) */
+#define tiled_global_average_auto(input, output, batches, channels, dim, type) \
+  gsim_tiled_global_average_auto((input), (output), (batches), (channels), (dim), (type), __LINE__)
 #define tiled_conv_auto(batch_size, in_row_dim, in_col_dim, in_channels, out_channels, out_row_dim, out_col_dim, stride, input_dilation, kernel_dilation, padding, kernel_dim, wrot180, trans_output_1203, trans_input_3120, trans_weight_1203, trans_weight_0132, input, weights, bias, output, act, scale, pool_size, pool_stride, pool_padding, tiled_conv_type) \
   do { \
     const long gsim_c_[] = {batch_size, in_row_dim, in_col_dim, in_channels, out_channels, out_row_dim, out_col_dim, stride, input_dilation, kernel_dilation, padding, kernel_dim, wrot180, trans_output_1203, trans_input_3120, trans_weight_1203, trans_weight_0132, pool_size, pool_stride, pool_padding}; \
