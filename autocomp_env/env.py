@@ -567,15 +567,30 @@ class AutocompEnv(gym.Env):
 
     def set_state(self, state: EpisodeState) -> None:
         """Go back (or forward) to a position from `get_state()` of an env on the same kernel. The code,
-        latencies, history, events and rng are restored; budget usage is not (it is what was spent)."""
+        history, events and rng are restored; budget usage is not (it is what was spent). Latencies are
+        re-simulated, never read from the state: a state whose code is not correct is a ValueError."""
         if state.kernel != self.kernel.name:
             raise ValueError(f"state is for {state.kernel}, this env optimizes {self.kernel.name}")
         if code_hash(state.code) != state.code_hash:
             raise ValueError("state is corrupt: its code does not match code_hash")
+        # The latencies stored in a state are never trusted (a forged state would earn unearned reward on
+        # the next step): the code, the best code and the starting code are re-simulated (usually cached).
+        result, _ = self.evaluator.evaluate_with_hit(self.kernel, state.code)
+        if not result.correct:
+            err = result.error
+            raise ValueError(
+                f"state is not a reachable position: its code is not correct "
+                f"({err.type if err else '?'}: {err.message if err else ''})"
+            )
+        start = self.evaluator.evaluate_with_hit(self.kernel, self.family.starting_code(self.kernel))[0]
+        best_code = state.extra.get("best_code") or state.code
+        best = self.evaluator.evaluate_with_hit(self.kernel, best_code)[0] if best_code != state.code else result
+        if not (best.correct and best.latency <= result.latency):
+            best_code, best = state.code, result
         self.np_random.bit_generator.state = copy.deepcopy(state.rng)
-        self.code = state.code
-        self.latency, self.start_latency, self.best_latency = state.latency, state.start_latency, state.best_latency
-        self.best_code = state.extra.get("best_code") or state.code
+        self.code, self.best_code = state.code, best_code
+        self.latency, self.best_latency = float(result.latency), float(best.latency)
+        self.start_latency = float(start.latency)
         self._steps = state.steps
         self._history = list(state.history)
         self._events = list(copy.deepcopy(state.events))
@@ -584,8 +599,7 @@ class AutocompEnv(gym.Env):
         self._reset_rng = copy.deepcopy(state.reset_rng)
         self._last_correct = bool(state.extra.get("last_correct", True))
         self._last_error = state.extra.get("last_error")
-        # The profile of the restored code (counters, utilization) comes from the evaluator (usually cached).
-        self._result, _ = self.evaluator.evaluate_with_hit(self.kernel, self.code)
+        self._result = result  # the restored code's profile (counters, utilization)
 
     def fork(self) -> AutocompEnv:
         """An independent copy at the same position, with its own rng, usage and budget counters. The

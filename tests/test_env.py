@@ -1,5 +1,6 @@
 """The Gymnasium env on the toy family (tests/test_env_fakes.py): API, MDP semantics, state, vector envs."""
 
+import dataclasses
 import json
 import math
 
@@ -12,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 import autocomp_env  # noqa: F401  (registers the ids)
 from autocomp_env.core import Generation, Plan
 from autocomp_env.env import CHARSET, AutocompEnv, InvalidActionError, Timing, feature_names
-from autocomp_env.episode import EpisodeState
+from autocomp_env.episode import EpisodeState, code_hash
 from autocomp_env.evaluation import Evaluator
 
 fakes.install()
@@ -339,6 +340,23 @@ def test_set_state_on_a_fresh_env_continues_like_the_original():
     assert other.step(0)[1:4] == env.step(0)[1:4]
     with pytest.raises(ValueError, match="this env optimizes"):
         make(kernel="toy/axpy-64").set_state(state)
+
+
+def test_set_state_re_simulates_latencies_instead_of_trusting_the_state():
+    env = make()
+    env.reset(seed=0)
+    env.step(0)
+    honest = env.get_state()
+    forged = dataclasses.replace(honest, latency=honest.latency * 1e6, start_latency=1e-9, best_latency=1e-9)
+    other = make()
+    other.set_state(forged)
+    assert (other.latency, other.start_latency, other.best_latency) == (
+        honest.latency, honest.start_latency, honest.best_latency
+    )
+    assert other.step(1)[1] == env.step(1)[1]  # the next reward is the honest one
+    wrong = dataclasses.replace(honest, code="not code", code_hash=code_hash("not code"))
+    with pytest.raises(ValueError, match="not correct"):
+        make().set_state(wrong)
 
 
 class PlanningModel(PricedModel):

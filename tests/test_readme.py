@@ -79,6 +79,9 @@ def test_every_readme_command_runs(cmd, workdir, llm_server):
         args[args.index("--base-url") + 1] = llm_server.base_url
     elif "llm" in args:
         args += ["--base-url", llm_server.base_url]
+    if args[0] == "serve":  # a server: it must come up and answer /health, then it is stopped
+        assert_serves(args, env, workdir)
+        return
     r = subprocess.run(
         [sys.executable, "-m", "autocomp_cli", *args],
         capture_output=True,
@@ -88,3 +91,32 @@ def test_every_readme_command_runs(cmd, workdir, llm_server):
         cwd=workdir,
     )
     assert r.returncode == 0, f"{cmd}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+
+
+def assert_serves(args, env, workdir):
+    import socket
+    import time
+    import urllib.request
+
+    pytest.importorskip("openenv", reason="`autocomp-env serve` needs the 'openenv' extra")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = list(args)
+    args[args.index("--port") + 1] = str(port)
+    proc = subprocess.Popen([sys.executable, "-m", "autocomp_cli", *args], env=env, cwd=workdir, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                    assert r.status == 200
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError("`autocomp-env serve` did not answer /health within 300 s")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

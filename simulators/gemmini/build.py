@@ -19,7 +19,17 @@ from . import toolchain
 from .config import GemminiConfig
 
 CSRC = Path(__file__).parent / "csrc"
-_SOURCES = ("gemmini.h", "runtime.c", "guard.inc", "loops.inc", "library.inc", "channel.inc", "count.c")
+_SOURCES = (
+    "gemmini.h",
+    "gemmini_testutils.h",
+    "gemmini_counter.h",
+    "runtime.c",
+    "guard.inc",
+    "loops.inc",
+    "library.inc",
+    "channel.inc",
+    "count.c",
+)
 _BUILD_VERSION = b"6"  # bump when what build_runtime produces changes
 # The harness (our code, host gcc). Candidates use toolchain.CANDIDATE_FLAGS with the pinned clang; the
 # precompiled header is only used with exactly those. Candidate code becomes a shared object the harness
@@ -44,7 +54,9 @@ PRELUDE = "gsim_prelude.h"
 COUNTER = "gsim-count"  # the block counter (csrc/count.c), next to libgsim.a
 # Names under which candidates may include the header (gemmini-rocc-tests layouts).
 _HEADER_ALIASES = tuple(
-    f"{d}{n}" for d in ("", "include/") for n in ("gemmini.h", "gemmini_testutils.h", "gemmini_params.h")
+    f"{d}{n}"
+    for d in ("", "include/")
+    for n in ("gemmini.h", "gemmini_testutils.h", "gemmini_counter.h", "gemmini_params.h")
 )
 
 
@@ -78,7 +90,8 @@ def build_runtime(config: GemminiConfig) -> Path:
         inc = tmp / "include"
         for alias in _HEADER_ALIASES:
             (inc / alias).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(CSRC / "gemmini.h", inc / alias)
+            name = Path(alias).name  # gemmini_params.h is gemmini.h (it holds the parameters here)
+            shutil.copyfile(CSRC / (name if (CSRC / name).is_file() else "gemmini.h"), inc / alias)
         params = params_header(config)
         (inc / "gsim_params.h").write_text(params)
         (inc / "include" / "gsim_params.h").write_text(params)

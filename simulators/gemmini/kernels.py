@@ -2,7 +2,9 @@
 
 Names: `gemmini/matmul-{I}x{K}x{J}[-bias][-relu]`, `gemmini/conv-{N}x{P}x{Q}x{C}x{K}` (3x3, stride 1, padding 1,
 int32 bias), `gemmini/tinympc-matvec-{NX}x{NU}`, `gemmini/tinympc-forward-{NX}x{NU}x{H}`,
-`gemmini/tinympc-backward-{NX}x{NU}x{H}` (FP32, 4x4 config).
+`gemmini/tinympc-backward-{NX}x{NU}x{H}` (FP32, 4x4 config), `gemmini/resadd-{I}x{J}[-relu]` (C = sat8(A + B),
+the residual addition of `tiled_resadd_auto`), `gemmini/globalavg-{N}x{D}x{C}` (the rounded mean over each
+image's D x D pixels per channel, as `tiled_global_average_auto`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ _PATTERNS = {
     "tinympc-matvec": re.compile(rf"^gemmini/tinympc-matvec-{_INT}x{_INT}$"),
     "tinympc-forward": re.compile(rf"^gemmini/tinympc-forward-{_INT}x{_INT}x{_INT}$"),
     "tinympc-backward": re.compile(rf"^gemmini/tinympc-backward-{_INT}x{_INT}x{_INT}$"),
+    "resadd": re.compile(rf"^gemmini/resadd-{_INT}x{_INT}(-relu)?$"),
+    "globalavg": re.compile(rf"^gemmini/globalavg-{_INT}x{_INT}x{_INT}$"),
 }
 _MAX_ELEMS = 1 << 26  # largest array we generate (64 Mi elements)
 
@@ -66,6 +70,11 @@ class KernelSpec:
             if self.bias:
                 arrs.append(Array("D", "int32_t", (1, j), "in"))
             return (*arrs, Array("C", "int8_t", (i, j), "out"))
+        if self.kind == "resadd":
+            return (Array("A", "int8_t", d, "in"), Array("B", "int8_t", d, "in"), Array("C", "int8_t", d, "out"))
+        if self.kind == "globalavg":
+            n, dim, c = d
+            return (Array("input", "int8_t", (n, dim, dim, c), "in"), Array("output", "int8_t", (n, c), "out"))
         if self.kind == "conv":
             n, p, q, c, k = d
             return (
@@ -111,6 +120,8 @@ class KernelSpec:
         if self.kind == "conv":
             n, p, q, c, k = d
             return n * p * q * 9 * c * k
+        if self.kind in ("resadd", "globalavg"):
+            return 0  # no multiply-accumulate: its roofline is 0 cycles
         nx, nu = d[0], d[1]
         if self.kind == "tinympc-matvec":
             return nx * nu
@@ -134,6 +145,10 @@ class KernelSpec:
                 "A_TRANSPOSE": int(self.a_t),
                 "B_TRANSPOSE": int(self.b_t),
             }
+        if self.kind == "resadd":
+            return {"MAT_DIM_I": d[0], "MAT_DIM_J": d[1]}
+        if self.kind == "globalavg":
+            return {"BATCH_SIZE": d[0], "IN_DIM": d[1], "CHANNELS": d[2]}
         if self.kind == "conv":
             n, p, q, c, k = d
             return {
@@ -192,6 +207,8 @@ def parse_kernel(name: str) -> KernelSpec:
             spec = KernelSpec(
                 name, kind, dims, bias="bias" in parts, relu="relu" in parts, a_t="at" in parts, b_t="bt" in parts
             )
+        elif kind == "resadd":
+            spec = KernelSpec(name, kind, (int(m.group(1)), int(m.group(2))), relu=bool(m.group(3)))
         else:
             spec = KernelSpec(name, kind, tuple(int(x) for x in m.groups()))
         if kind.startswith("tinympc") and len(spec.dims) > 2 and spec.dims[2] < 2:
@@ -201,8 +218,8 @@ def parse_kernel(name: str) -> KernelSpec:
         return spec
     raise ValueError(
         f"unknown Gemmini kernel {name!r}; expected gemmini/matmul-IxKxJ[-at][-bt][-bias][-relu], "
-        "gemmini/conv-NxPxQxCxK, gemmini/tinympc-matvec-NXxNU, gemmini/tinympc-forward-NXxNUxH "
-        "or gemmini/tinympc-backward-NXxNUxH"
+        "gemmini/conv-NxPxQxCxK, gemmini/tinympc-matvec-NXxNU, gemmini/tinympc-forward-NXxNUxH, "
+        "gemmini/tinympc-backward-NXxNUxH, gemmini/resadd-IxJ[-relu] or gemmini/globalavg-NxDxC"
     )
 
 
@@ -267,6 +284,14 @@ def reference(spec: KernelSpec, inp: dict[str, np.ndarray], dtype=np.float32) ->
         if spec.relu:
             c = np.maximum(c, 0)
         return {"C": c.astype(np.int8)}
+    if spec.kind == "globalavg":
+        n, dim, _c = spec.dims
+        s = inp["input"].astype(np.int64).sum(axis=(1, 2)).astype(np.float32)  # exact: |sums| < 2^24
+        mean = np.rint(s * (np.float32(1.0) / np.float32(dim * dim)))  # float32 product, half to even
+        return {"output": np.clip(mean, -128, 127).astype(np.int8)}
+    if spec.kind == "resadd":
+        c = np.clip(inp["A"].astype(np.int64) + inp["B"].astype(np.int64), -128, 127)
+        return {"C": (np.maximum(c, 0) if spec.relu else c).astype(np.int8)}
     if spec.kind == "conv":
         x, w = inp["inp"].astype(np.float64), inp["weights"].astype(np.float64)
         n, p, q, _c, k = spec.dims

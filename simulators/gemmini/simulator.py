@@ -87,11 +87,15 @@ _API = {
     "int, int, int, int, int, int)",
     "gsim_tiled_conv_auto": "void gsim_rec_tiled_conv_auto(const long *, const void *, const void *, const void *, "
     "void *, int, float, int, int, int)",
+    "gsim_tiled_resadd_auto": "void gsim_rec_tiled_resadd_auto(size_t, size_t, float, float, float, const void *, "
+    "const void *, void *, int, int, int)",
+    "gsim_tiled_global_average_auto": "void gsim_rec_tiled_global_average_auto(const void *, void *, int, int, int, "
+    "int, int)",
     "add_matrix": "void gsim_rec_add_matrix()",  # no prototype: a candidate may define its own with any types
     "negate_matrix": "void gsim_rec_negate_matrix()",
 }
 _REC = {name: re.match(r"void (\w+)", proto).group(1) for name, proto in _API.items()}
-_EXPORTED = (*_REC.values(), "gsim_unsupported", "gsim_read_cycles")
+_EXPORTED = (*_REC.values(), "gsim_unsupported", "gsim_read_cycles", "gsim_counter")
 
 # Poisoned after the headers, before the candidate's code: any later use of these identifiers is a compile error
 # (gemmini.h's macros, defined earlier, may still expand to the runtime's names). Files, processes, raw system
@@ -107,7 +111,7 @@ _POISONED = " ".join(
         "no_sanitize_coverage __no_sanitize_coverage__ no_instrument_function __no_instrument_function__ "
         "__sanitizer_cov_trace_pc __start_gsim_state __stop_gsim_state __etext _end __gsim_none gsim_init gsim_reset "
         "gsim_seal gsim_stats gsim_finish gsim_harness gsim_set_entry gsim_set_lib gsim_attach_lib gsim_entry "
-        "gsim_icount gsim_bcount gsim_config_ex gsim_config_ld gsim_config_st gsim_unsupported gsim_read_cycles "
+        "gsim_icount gsim_bcount gsim_config_ex gsim_config_ld gsim_config_st gsim_unsupported gsim_read_cycles gsim_counter "
         "gsim_f2b",
         *_REC.values(),  # not the names mapped to them: poisoning a macro would undefine it
     )
@@ -230,7 +234,7 @@ class GemminiSimulator:
     1024.0
     """
 
-    version = f"gemmini-8+{toolchain.TOOLCHAIN}"  # the candidate compiler is part of the cost model
+    version = f"gemmini-9+{toolchain.TOOLCHAIN}"  # the candidate compiler is part of the cost model
 
     def __init__(self, config: GemminiConfig | None = None):
         self.config = config

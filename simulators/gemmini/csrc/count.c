@@ -23,6 +23,10 @@ static int is_insn(const char *s) { return s[0] == '\t' && s[1] && s[1] != '.' &
 
 static int ends_block(const char *s) { return s[1] == 'j' || strncmp(s + 1, "ret", 3) == 0; }
 
+/* A call into the simulator's runtime (an intrinsic): the block's count is split there, so each command is
+ * stamped with the instructions before it and a long straight block issues its commands as the core would. */
+static int is_gsim_call(const char *s) { return strncmp(s, "\tcall\tgsim_", 11) == 0 || strncmp(s, "\tcallq\tgsim_", 12) == 0; }
+
 /* A label at column 0 that is not a local one (.L...) starts a function or a data object. */
 static int is_symbol_label(const char *s) { return s[0] != '\t' && s[0] != '.' && s[0] != '#' && strchr(s, ':'); }
 
@@ -44,28 +48,31 @@ int main(int argc, char **argv) {
   }
   fclose(in);
   if (!lines) { fputs("gsim-count: out of memory\n", stderr); return 2; }
-  long *len = calloc(n + 1, sizeof *len); /* for each trace-call line: its block's length, else -1 */
-  long open = -1; /* the line index of the open block's trace call */
+  long *len = calloc(n + 1, sizeof *len); /* for each trace-call line: its block's first segment, else -1 */
+  long *seg = calloc(n + 1, sizeof *seg); /* for each intrinsic call in a block: the segment after it */
+  long open = -1, at = -1; /* the line index of the open block's trace call; of the open segment's owner */
   for (size_t i = 0; i < n; i++) {
     const char *s = lines[i];
     len[i] = -1;
     if (is_trace_call(s)) {
-      open = (long)i;
+      open = at = (long)i;
       len[i] = 0;
       continue;
     }
     if (is_trace_jump(s)) { /* charged as the block it stands for: `ret` */
-      open = -1;
+      open = at = -1;
       len[i] = 1;
       continue;
     }
     if (ends_function(s)) {
-      open = -1;
+      open = at = -1;
       continue;
     }
     if (open >= 0 && is_insn(s)) {
-      len[open]++;
-      if (ends_block(s)) open = -1;
+      if (at == open) len[open]++;
+      else seg[at]++;
+      if (ends_block(s)) open = at = -1;
+      else if (is_gsim_call(s)) at = (long)i; /* the instructions after this call are added after it */
     }
   }
   FILE *out = fopen(argv[2], "w");
@@ -74,6 +81,8 @@ int main(int argc, char **argv) {
     if (strncmp(lines[i], "\t.addrsig", 9) == 0) continue; /* clang's, for the linker's ICF; GNU as has none */
     if (len[i] >= 0) fprintf(out, "\taddq\t$%ld, .Lgsim_ic(%%rip)\n\taddq\t$1, .Lgsim_bc(%%rip)\n", len[i]);
     else fputs(lines[i], out);
+    /* after a call the flags are dead (callers may not keep them across one) and addq uses no register */
+    if (seg[i] > 0) fprintf(out, "\taddq\t$%ld, .Lgsim_ic(%%rip)\n", seg[i]);
     if (len[i] >= 0 && is_trace_jump(lines[i])) fputs("\tret\n", out);
   }
   /* The counters, in the candidate's own .bss; the harness finds them by name. */

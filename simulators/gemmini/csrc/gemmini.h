@@ -49,6 +49,22 @@ typedef float scale_acc_t;
 
 #define MVIN_SCALE_IDENTITY 1.0f
 #define ACC_SCALE_IDENTITY 1.0f
+/* gemmini_params.h's element arithmetic, as the hardware does it (used by gemmini_testutils.h and test code) */
+#ifndef ELEM_T_IS_FLOAT
+#define ACC_SCALE(x, scale) \
+  ({ float gsim_y_ = nearbyintf((float)(x) * (scale)); gsim_y_ > (float)INT32_MAX ? INT32_MAX : gsim_y_ < (float)INT32_MIN ? INT32_MIN : (acc_t)gsim_y_; })
+#define MVIN_SCALE(x, scale) \
+  ({ float gsim_y_ = nearbyintf((float)(x) * (scale)); gsim_y_ > 127.0f ? 127 : gsim_y_ < -128.0f ? -128 : (elem_t)gsim_y_; })
+/* rounding right shift, half to even; a negative shift shifts left */
+#define ROUNDING_RIGHT_SHIFT(x, shift) \
+  ({ int64_t gsim_x_ = (int64_t)(x); int gsim_s_ = (int)(shift); int64_t gsim_q_ = gsim_s_ > 0 ? gsim_x_ >> gsim_s_ : gsim_x_ << -gsim_s_; \
+     if (gsim_s_ > 0) { int64_t gsim_r_ = gsim_x_ - (gsim_q_ << gsim_s_), gsim_h_ = (int64_t)1 << (gsim_s_ - 1); \
+       if (gsim_r_ > gsim_h_ || (gsim_r_ == gsim_h_ && (gsim_q_ & 1))) gsim_q_++; } gsim_q_; })
+#else
+#define ACC_SCALE(x, scale) ((x) * (scale))
+#define MVIN_SCALE(x, scale) ((x) * (scale))
+#define ROUNDING_RIGHT_SHIFT(x, shift) ((x) / (1 << (shift)))
+#endif
 #define row_align(blocks) __attribute__((aligned((blocks) * DIM * sizeof(elem_t))))
 #define row_align_acc(blocks) __attribute__((aligned((blocks) * DIM * sizeof(acc_t))))
 
@@ -83,6 +99,7 @@ void gsim_config(uint64_t rs1, uint64_t rs2, int line);
 void gsim_fence(int line);
 void gsim_flush(int skip, int line);
 void gsim_unsupported(const char *what, int line);
+uint32_t gsim_counter(int op, int index, int event, int line);
 uint64_t gsim_read_cycles(void);
 void gsim_loop_ws(long I, long J, long K, long pad_I, long pad_J, long pad_K, uintptr_t A, uintptr_t B,
                   uintptr_t D, uintptr_t C, size_t A_stride, size_t B_stride, size_t D_stride,
@@ -96,6 +113,10 @@ void gsim_tiled_matmul_auto(size_t dim_I, size_t dim_J, size_t dim_K, const void
                             float scale, float bert_scale, int repeating_bias, int transpose_A,
                             int transpose_B, int full_C, int low_D, int weightA, int type, int fsm,
                             int line);
+void gsim_tiled_resadd_auto(size_t I, size_t J, float A_scale, float B_scale, float C_scale, const void *A,
+                            const void *B, void *C, int relu, int type, int line);
+void gsim_tiled_global_average_auto(const void *input, void *output, int batches, int channels, int dim, int type,
+                                    int line);
 void gsim_tiled_conv_auto(const long *p, const void *input, const void *weights, const void *bias,
                           void *output, int act, float scale, int type, int fsm, int line);
 
@@ -164,6 +185,12 @@ static inline uint64_t gsim_f2b(float x) {
 #define gemmini_flush(skip) GSIM_STMT(gsim_flush((skip), __LINE__))
 #define gemmini_fence() gsim_fence(__LINE__) /* a plain `asm volatile("fence")` there: an expression */
 #define read_cycles() gsim_read_cycles() /* the simulated CPU clock, as gemmini_testutils.h's read_cycles() */
+/* Performance counters (event ids in gemmini_counter.h): 8 counters, each configured to one event */
+#define counter_configure(index, event) ((void)gsim_counter(1, (int)(index), (int)(event), __LINE__))
+#define counter_read(index) gsim_counter(0, (int)(index), 0, __LINE__)
+#define counter_reset() ((void)gsim_counter(2, 0, 0, __LINE__))
+#define counter_snapshot_take() ((void)gsim_counter(3, 0, 0, __LINE__))
+#define counter_snapshot_reset() ((void)gsim_counter(4, 0, 0, __LINE__))
 
 #define gemmini_loop_ws(I, J, K, pad_I, pad_J, pad_K, A, B, D, C, A_stride, B_stride, D_stride, C_stride, A_transpose, B_transpose, full_C, low_D, ex_accumulate, act, a_spad_id, b_spad_id, is_resadd) \
   GSIM_STMT(gsim_loop_ws((I), (J), (K), (pad_I), (pad_J), (pad_K), GSIM_U(A), GSIM_U(B), GSIM_U(D), GSIM_U(C), (A_stride), (B_stride), (D_stride), (C_stride), (A_transpose), (B_transpose), (full_C), (low_D), (ex_accumulate), (act), (a_spad_id), (b_spad_id), (is_resadd), __LINE__))
@@ -178,6 +205,12 @@ static inline uint64_t gsim_f2b(float x) {
 #define tiled_matmul_auto(dim_I, dim_J, dim_K, A, B, D, C, stride_A, stride_B, stride_D, stride_C, A_scale_factor, B_scale_factor, D_scale_factor, act, scale, bert_scale, repeating_bias, transpose_A, transpose_B, full_C, low_D, weightA, tiled_matmul_type) \
   gsim_tiled_matmul_auto((dim_I), (dim_J), (dim_K), (A), (B), (D), (C), (stride_A), (stride_B), (stride_D), (stride_C), (A_scale_factor), (B_scale_factor), (D_scale_factor), (act), (scale), (bert_scale), (repeating_bias), (transpose_A), (transpose_B), (full_C), (low_D), (weightA), (tiled_matmul_type), GEMMINI_LIBRARY_FSM, __LINE__)
 
+/* C = act(sat(A * A_scale + B * B_scale) * C_scale), elementwise on I x J int8 matrices of row stride J */
+#define tiled_resadd_auto(I, J, A_scale, B_scale, C_scale, A, B, C, relu, matadd_type) \
+  gsim_tiled_resadd_auto((I), (J), (A_scale), (B_scale), (C_scale), (A), (B), (C), (relu), (matadd_type), __LINE__)
+/* output[b][c] = the mean of input[b][.][.][c] over dim x dim pixels, rounded half to even (int8) */
+#define tiled_global_average_auto(input, output, batches, channels, dim, type) \
+  gsim_tiled_global_average_auto((input), (output), (batches), (channels), (dim), (type), __LINE__)
 #define tiled_conv_auto(batch_size, in_row_dim, in_col_dim, in_channels, out_channels, out_row_dim, out_col_dim, stride, input_dilation, kernel_dilation, padding, kernel_dim, wrot180, trans_output_1203, trans_input_3120, trans_weight_1203, trans_weight_0132, input, weights, bias, output, act, scale, pool_size, pool_stride, pool_padding, tiled_conv_type) \
   do { \
     const long gsim_c_[] = {batch_size, in_row_dim, in_col_dim, in_channels, out_channels, out_row_dim, out_col_dim, stride, input_dilation, kernel_dilation, padding, kernel_dim, wrot180, trans_output_1203, trans_input_3120, trans_weight_1203, trans_weight_0132, pool_size, pool_stride, pool_padding}; \

@@ -43,6 +43,7 @@ static GS int32_t Wp[DIM / 2][DIM] __attribute__((aligned(32)));
 static GS acc_t pe[DIM][DIM]; /* OS accumulators */
 static GS uint32_t os_c; static GS long os_c_cols, os_c_rows; static GS int os_pending;
 static GS int loop_ws_count;
+static GS cyc fsm_floor; /* the loop being issued was configured by the CPU at this cycle (loops.inc) */
 /* As on hardware, the scratchpad and accumulator hold garbage until written: each reset fills them with a
  * pseudo-random pattern that differs per seed, and a per-row bitmask of written columns catches the first
  * read of a column nothing wrote (reported with a wrong output, which such a read almost always causes). */
@@ -70,7 +71,7 @@ static GS int src_kind = SRC_CPU;
  * the accelerator process at the stamps of the command being replayed (channel.inc). */
 static GS uint64_t no_count[2];
 static GS volatile uint64_t *cpu_ic = &no_count[0], *cpu_bc = &no_count[1];
-static GS uint64_t bb_seen, insns_seen, cpu_centi;
+static GS uint64_t bb_seen, insns_seen, cpu_frac;
 /* the two processes (channel.inc) */
 static GS int is_child, replaying;
 static GS char zero_row[(GSIM_MAX_BLOCK_LEN + GSIM_MAX_BLOCK_LEN_ACC) * DIM * 8]; /* what a replayed mvin reads: a row at most */
@@ -90,25 +91,42 @@ static GS uint64_t rd_n, wr_n;
 static GS cyc rd_port, wr_port;
 static GS cyc mvin_done_ring[RING]; static GS uint64_t mvin_n;
 static GS cyc mesh_ring[RING]; static GS uint64_t mesh_n;
+static GS cyc mesh_fe[RING], ex_fe[RING]; /* when each matmul in mesh_ring / EX RS entry finished feeding */
 static GS cyc mesh_drain;
 static GS cyc last_st_complete;
 /* EX lookahead: the last compute, so the next preload's weight feed can overlap it */
-static GS struct { int valid; cyc start, end; uint32_t a_row; int a_acc; } lastx;
+static GS struct { int valid; cyc start, end, n; uint32_t a, a_row; int a_acc; } lastx; /* n: cycles before write stalls */
 static GS struct { cyc feed_end; } lastp; /* when the last preload's weights are in */
 static GS uint8_t *touch[2];
-/* Scratchpad banks are single-ported ([G] sp_singleported): a mvin's row write and an EX read of the same
- * bank cannot share a cycle. The EX read intervals of recent commands, per bank; a row write waits for a
- * cycle outside them (the later command in program order pays; the cost to the pair is the same). */
+/* Scratchpad banks are single-ported and the write wins ([G] sp_singleported, ScratchpadBank: "when the
+ * scratchpad is single-ported, the writes take precedence"): every row a mvin writes into a bank takes one cycle
+ * from the EX unit's reads of that bank. Both orders are modelled: an EX read interval placed over earlier
+ * writes is stretched by them (wr_log), and a write landing inside an already placed interval moves the EX
+ * unit's later work one cycle on (ex_slide). */
 #define EXR 32
 static GS struct { cyc s, e; } ex_rd[GSIM_SP_BANKS][EXR];
 static GS uint32_t ex_rd_n[GSIM_SP_BANKS];
 static GS cyc bank_wr_free[GSIM_SP_BANKS];
+/* The accumulator's banks have a read and a write port, and the ExecuteController's result writes come first
+ * ([G] Scratchpad.scala: "Order of precedence during writes is ExecuteController, and then mvin_scale, ... and
+ * then zero_writer"); an accumulating write also takes the read port for its read-modify-write
+ * ([G] AccumulatorMem: "Make sure we aren't accumulating, which would take over both ports"). The EX unit's
+ * result rows per accumulator bank: n rows from cycle s, one every f cycles (acc: accumulating). A mvin into
+ * the accumulator writes a row in a cycle with no result write of that bank; a mvout reads a row in a cycle
+ * with no accumulating write. */
+#define AXR 32
+static GS struct { cyc s, fe; int f, n, acc; } ex_wr[GSIM_ACC_BANKS][AXR]; /* fe: the compute's feed end */
+static GS uint32_t ex_wr_n[GSIM_ACC_BANKS];
+#define WLOG 2048 /* recent row-write cycles per bank, increasing */
+static GS cyc wr_log[GSIM_SP_BANKS][WLOG];
+static GS uint64_t wr_log_n[GSIM_SP_BANKS];
 
 static GS struct {
   uint64_t n_mvin, n_mvout, n_preload, n_compute, n_config, n_fence, n_loop_ws, n_loop_conv, n_flush;
   uint64_t dma_rd_bytes, dma_wr_bytes, dma_rd_reqs, dma_wr_reqs;
-  uint64_t busy[3], dep_stall[3], rs_full_q[3], bank_wr_stall, rs_full_stall, cpu_stall, fence_stall, window_stall, bank_conflict;
+  uint64_t busy[3], dep_stall[3], rs_full_q[3], bank_wr_stall, acc_rd_stall, rs_full_stall, cpu_stall, fence_stall, window_stall, bank_conflict;
   uint64_t fsm_instr, macs_issued, bb, insns;
+  uint64_t sp_rd_rows, sp_wr_rows, acc_rd_rows, acc_wr_rows; /* SRAM rows moved, for the counters */
 } ctr;
 
 #include "guard.inc"
@@ -231,16 +249,29 @@ static uint32_t *check_dram(uintptr_t addr, size_t rows, size_t stride, size_t r
 }
 
 /* ---------------- timing ---------------- */
-static void sync_cpu(void) {
-  uint64_t bb = *cpu_bc, insns = *cpu_ic;
+/* Run by hand with GSIM_TRACE=file, the harness writes one line per timed command: its index, kind, RS
+ * allocation, start and end cycles and the CPU clock (for studying the model; never set in the sandbox). */
+static GS FILE *dbg_trace;
+#define TRACE(kind, a, s, e) \
+  do { \
+    if (dbg_trace) \
+      fprintf(dbg_trace, "%llu %s %lld %lld %lld %lld\n", (unsigned long long)n_instr, kind, (long long)(a), \
+              (long long)(s), (long long)(e), (long long)t_cpu); \
+  } while (0)
+/* Charge the candidate's instructions since the last sync; `credit` of them (the x86 call sequence of the
+ * intrinsic being issued, which the real core does not execute) are not charged. */
+static void sync_cpu_credit(uint64_t credit) {
+  uint64_t bb = *cpu_bc, insns = *cpu_ic, n = insns - insns_seen;
   ctr.bb += bb - bb_seen;
-  ctr.insns += insns - insns_seen;
-  cpu_centi += (insns - insns_seen) * GSIM_CPU_CENTICYCLES_PER_INSTRUCTION; /* whole cycles, carrying the fraction */
-  t_cpu += (cyc)(cpu_centi / 100);
-  cpu_centi %= 100;
+  ctr.insns += n;
+  /* in 1/10000 cycles, carrying the fraction: x86 -> RISC-V instructions -> Rocket cycles */
+  cpu_frac += (n > credit ? n - credit : 0) * GSIM_RISCV_INSTRUCTIONS_PER_100_X86 * GSIM_CPU_CENTICYCLES_PER_INSTRUCTION;
+  t_cpu += (cyc)(cpu_frac / 10000);
+  cpu_frac %= 10000;
   bb_seen = bb;
   insns_seen = insns;
 }
+static void sync_cpu(void) { sync_cpu_credit(0); }
 
 uint64_t gsim_read_cycles(void) {
   sync_cpu();
@@ -253,9 +284,9 @@ static inline cyc maxc(cyc a, cyc b) { return a > b ? a : b; }
 static cyc allocate(int q) {
   cyc arrival;
   if (src_kind == SRC_FSM) {
-    arrival = t_fsm + 1;
+    arrival = maxc(t_fsm + 1, fsm_floor);
   } else {
-    sync_cpu();
+    sync_cpu_credit(src_kind == SRC_CPU ? GSIM_CPU_ABI_INSTRUCTIONS_PER_ROCC : 0);
     t_cpu += src_kind == SRC_LIB ? GSIM_LIB_CYCLES_PER_ROCC : GSIM_CPU_CYCLES_PER_ROCC;
     arrival = t_cpu;
     /* the CPU stalls while the front queues are full */
@@ -269,7 +300,7 @@ static cyc allocate(int q) {
   static const int cap[3] = {GSIM_RS_LD, GSIM_RS_EX, GSIM_RS_ST};
   if (rs_n[q] >= (uint64_t)cap[q]) {
     cyc slot = rs_ring[q][(rs_n[q] - cap[q]) % RING];
-    if (slot > a) { ctr.rs_full_stall += slot - a; ctr.rs_full_q[q] += slot - a; a = slot; }
+    if (slot > a) { ctr.rs_full_stall += slot - a; ctr.rs_full_q[q] += slot - a;  a = slot; }
   }
   last_alloc = a;
   alloc_ring[n_instr % RING] = a;
@@ -278,6 +309,7 @@ static cyc allocate(int q) {
 }
 
 static void retire(int q, cyc complete) {
+  if (q == QEX) ex_fe[rs_n[q] % RING] = complete; /* a compute sets its feed end after */
   rs_ring[q][rs_n[q] % RING] = complete;
   rs_n[q]++;
   if (complete > all_done) all_done = complete;
@@ -312,17 +344,102 @@ static void ex_read_mark(uint32_t a, cyc s, cyc e) {
   ex_rd[b][ex_rd_n[b]++ % EXR].s = s;
   ex_rd[b][(ex_rd_n[b] - 1) % EXR].e = e;
 }
-/* the cycle at which a row write into bank b that is ready at t happens */
+/* A row write at cycle t took that cycle from the EX unit: what it does after t happens one cycle later. (The
+ * per-row dependency marks of the commands already placed keep their times: an approximation.) */
+static void ex_slide(cyc t) {
+  /* The EX unit works in order, so each of these rings is increasing from oldest to newest: walk back from the
+   * newest entry while it is still after t. */
+  for (int b = 0; b < GSIM_SP_BANKS; b++)
+    for (uint64_t k = ex_rd_n[b], n = 0; k > 0 && n < EXR; k--, n++) {
+      typeof(ex_rd[0][0]) *r = &ex_rd[b][(k - 1) % EXR];
+      if (r->e <= t) break;
+      r->s += r->s > t;
+      r->e++;
+    }
+  if (unit_free[QEX] > t) unit_free[QEX]++;
+  if (lastx.valid && lastx.end > t) { lastx.start += lastx.start > t; lastx.end++; }
+  if (lastp.feed_end > t) lastp.feed_end++;
+  /* what comes out of commands still feeding at t (the mesh itself never stalls) */
+  for (uint64_t k = mesh_n, n = 0; k > 0 && n < RING && mesh_fe[(k - 1) % RING] > t; k--, n++) {
+    mesh_fe[(k - 1) % RING]++;
+    mesh_ring[(k - 1) % RING]++;
+  }
+  for (uint64_t k = rs_n[QEX], n = 0; k > 0 && n < RING && ex_fe[(k - 1) % RING] > t; k--, n++) {
+    ex_fe[(k - 1) % RING]++;
+    rs_ring[QEX][(k - 1) % RING]++;
+  }
+  if (lastx.end > t && mesh_drain > t) mesh_drain++;
+  if (mesh_drain > all_done) all_done = mesh_drain;
+  for (int b = 0; b < GSIM_ACC_BANKS; b++)
+    for (uint64_t k = ex_wr_n[b], n = 0; k > 0 && n < AXR && ex_wr[b][(k - 1) % AXR].fe > t; k--, n++) {
+      ex_wr[b][(k - 1) % AXR].fe++;
+      ex_wr[b][(k - 1) % AXR].s++;
+    }
+  ctr.bank_wr_stall++;
+}
+
+static inline int acc_bank(uint32_t row) { return (int)(row / (GSIM_ACC_ROWS / GSIM_ACC_BANKS)); }
+/* the EX unit writes result rows [row, row + n) of the accumulator from cycle s, one every f cycles */
+static void ex_write_mark(uint32_t c, long n, cyc s, int f, cyc fe) {
+  if (garbage(c) || !is_acc(c) || n <= 0) return;
+  int b = acc_bank(row_of(c));
+  ex_wr[b][ex_wr_n[b] % AXR].s = s; ex_wr[b][ex_wr_n[b] % AXR].f = f; ex_wr[b][ex_wr_n[b] % AXR].fe = fe;
+  ex_wr[b][ex_wr_n[b] % AXR].n = (int)n; ex_wr[b][ex_wr_n[b] % AXR].acc = (c >> 30) & 1;
+  ex_wr_n[b]++;
+}
+/* the first cycle >= t at which accumulator bank b has no EX result write (acc_only: no accumulating one) */
+static cyc acc_slot(int b, cyc t, int acc_only) {
+  for (int moved = 1; moved;) {
+    moved = 0;
+    for (int i = 0; i < AXR; i++) {
+      cyc s = ex_wr[b][i].s, f = ex_wr[b][i].f, n = ex_wr[b][i].n;
+      if (!n || t < s || t >= s + f * n || (acc_only && !ex_wr[b][i].acc) || (t - s) % f) continue;
+      t++;
+      moved = 1;
+    }
+  }
+  return t;
+}
+
+/* the cycle at which a row write into bank b that is ready at t happens (one write per bank per cycle) */
 static cyc bank_write(int b, cyc t) {
   t = maxc(t, bank_wr_free[b]);
-  if (GSIM_SP_SINGLE_PORTED)
-    for (int moved = 1; moved;) {
-      moved = 0;
-      for (int i = 0; i < EXR && (uint32_t)i < ex_rd_n[b]; i++)
-        if (ex_rd[b][i].s <= t && t < ex_rd[b][i].e) { ctr.bank_wr_stall += ex_rd[b][i].e - t; t = ex_rd[b][i].e; moved = 1; }
-    }
   bank_wr_free[b] = t + 1;
+  if (!GSIM_SP_SINGLE_PORTED) return t;
+  wr_log[b][wr_log_n[b]++ % WLOG] = t;
+  for (int i = 0; i < EXR; i++)
+    if (ex_rd[b][i].s <= t && t < ex_rd[b][i].e) { ex_slide(t); break; }
   return t;
+}
+
+/* row writes into bank b in [s, e), from the log (increasing per bank) */
+static cyc writes_in(int b, cyc s, cyc e) {
+  uint64_t n = wr_log_n[b], lo = n > WLOG ? n - WLOG : 0, hi = n;
+  if (n == 0 || wr_log[b][(n - 1) % WLOG] < s) return 0;
+  while (lo < hi) { /* first entry >= s */
+    uint64_t mid = (lo + hi) / 2;
+    if (wr_log[b][mid % WLOG] < s) lo = mid + 1; else hi = mid;
+  }
+  cyc k = 0;
+  for (uint64_t i = lo; i < n && wr_log[b][i % WLOG] < e; i++) k++;
+  return k;
+}
+
+/* The end of an EX read of `n` cycles from s on the spad banks of local addresses a1, a2 (either may be garbage
+ * or in the accumulator): each row write into those banks inside the interval takes a cycle from it. */
+static cyc ex_read_end(uint32_t a1, uint32_t a2, cyc s, cyc n) {
+  int b1 = (!GSIM_SP_SINGLE_PORTED || garbage(a1) || is_acc(a1)) ? -1 : sp_bank(row_of(a1));
+  int b2 = (!GSIM_SP_SINGLE_PORTED || garbage(a2) || is_acc(a2)) ? -1 : sp_bank(row_of(a2));
+  if (b2 == b1) b2 = -1;
+  cyc e = s + n;
+  if (b1 < 0 && b2 < 0) return e;
+  for (;;) {
+    cyc k = (b1 >= 0 ? writes_in(b1, s, e) : 0) + (b2 >= 0 ? writes_in(b2, s, e) : 0);
+    if (s + n + k <= e) break;
+    e = s + n + k;
+  }
+  ctr.bank_wr_stall += e - s - n;
+  return e;
 }
 
 /* one DMA request of `bytes` issued no earlier than t on a port; returns the cycle its data is done */
@@ -377,23 +494,35 @@ static void timing_mvin(uintptr_t dram, int m, uint32_t row, long cols, long row
   if (dram == 0) {
     t = ready + rows * blocks;
     done = t + 1;
-    if (!m)
-      for (long r = 0; r < rows; r++)
-        for (long b = 0; b < blocks; b++) done = maxc(done, bank_write(sp_bank(row + b * bstride + r), ready + r * blocks + b) + 1);
+    cyc w = ready;
+    for (long r = 0; r < rows; r++)
+      for (long b = 0; b < blocks; b++) {
+        uint32_t dr = row + (uint32_t)(b * bstride + r);
+        w = m ? acc_slot(acc_bank(dr), maxc(w, ready + r * blocks + b), 0) : bank_write(sp_bank(dr), ready + r * blocks + b);
+        done = maxc(done, w + 1);
+        w++;
+      }
+    t = maxc(t, done - 1);
   } else {
-    cyc arrive = t;
+    cyc arrive = t, w = t;
     for (long r = 0; r < rows; r++) {
       if (r == 0 || stride != 0) arrive = dma_row(&t, dram + r * stride, cols * esz, 0);
       done = maxc(done, arrive);
-      if (!m)
-        for (long b = 0; b < blocks; b++) done = maxc(done, bank_write(sp_bank(row + b * bstride + r), arrive) + 1);
+      for (long b = 0; b < blocks; b++) {
+        uint32_t dr = row + (uint32_t)(b * bstride + r);
+        w = m ? acc_slot(acc_bank(dr), maxc(w, arrive), 0) : bank_write(sp_bank(dr), arrive);
+        done = maxc(done, w + 1);
+        w++;
+      }
       if (scaled) t += GSIM_MVIN_SCALE_CYCLES_PER_ROW - 1;
     }
     done += GSIM_MVIN_COMPLETE_EXTRA;
   }
   unit_free[QLD] = t;
   ctr.busy[QLD] += t - ready;
+  if (m) ctr.acc_wr_rows += (uint64_t)(rows * blocks); else ctr.sp_wr_rows += (uint64_t)(rows * blocks);
   mvin_done_ring[mvin_n++ % RING] = done;
+  TRACE(dram ? "LD" : "LZ", a, ready, done);
   for (long b = 0; b < blocks; b++) dep_mark(QLD, m, row + b * bstride, rows, 1, done);
   retire(QLD, done);
 }
@@ -569,16 +698,25 @@ static void mvout_impl(uintptr_t dram, uint32_t local, long cols, long rows, int
   cyc dep = 0;
   for (long b = 0; b < blocks; b++) dep = maxc(dep, dep_ready(QST, from_acc, row + b * DIM, rows, 0));
   if (dep > ready) { ctr.dep_stall[QST] += dep - ready; ready = dep; }
-  cyc read_end = ready + rows * blocks;
-  cyc lat = from_acc ? GSIM_ACC_READ_LATENCY : GSIM_SP_READ_LATENCY, t_req = ready + lat;
+  /* one row-block read per cycle; from the accumulator only in cycles without an accumulating EX write */
+  cyc lat = from_acc ? GSIM_ACC_READ_LATENCY : GSIM_SP_READ_LATENCY, t_req = ready + lat, rd = ready;
   for (long i = 0; i < rows; i++) {
-    t_req = maxc(t_req, ready + lat + i * blocks);
+    for (long b = 0; b < blocks; b++) {
+      cyc want = rd;
+      if (from_acc) rd = acc_slot(acc_bank(row + (uint32_t)(b * DIM + i)), rd, 1);
+      ctr.acc_rd_stall += rd - want;
+      rd++;
+    }
+    t_req = maxc(t_req, rd + lat);
     cyc ack = dma_row(&t_req, dram + i * stride, cols * esz, 1);
     if (ack > last_ack) last_ack = ack;
   }
+  cyc read_end = rd;
+  if (from_acc) ctr.acc_rd_rows += (uint64_t)(rows * blocks); else ctr.sp_rd_rows += (uint64_t)(rows * blocks);
   cyc complete = read_end + 2;
   unit_free[QST] = read_end;
   last_st_complete = complete;
+  TRACE("ST", a, ready, complete);
   ctr.busy[QST] += read_end - ready;
   for (long b = 0; b < blocks; b++) dep_mark(QST, from_acc, row + b * DIM, rows, 0, complete);
   retire(QST, complete);
@@ -600,28 +738,33 @@ static void preload_impl(uint32_t bd, uint32_t c, long bd_cols, long bd_rows, lo
   cyc dep = real_b ? dep_ready(QEX, is_acc(bd), row_of(bd), (uint32_t)bd_rows, 0) : 0;
   cyc ready = maxc(a + 1, dep);
   cyc feed = real_b ? DIM + (exc.b_t ? DIM : 0) : 0;
-  cyc start;
+  cyc start, end;
   int factor = 1;
   if (real_b && lastx.valid && a <= lastx.start && dep <= lastx.start) {
     start = lastx.start;
     if (is_acc(bd) == lastx.a_acc && (is_acc(bd) || row_of(bd) / (GSIM_SP_ROWS / GSIM_SP_BANKS) == lastx.a_row / (GSIM_SP_ROWS / GSIM_SP_BANKS)))
       factor = GSIM_BANK_CONFLICT_FACTOR;
-    cyc span = maxc(lastx.end - lastx.start, feed) * factor;
-    ex_read_mark(bd, start, start + span);
+    cyc span = maxc(lastx.n, feed) * factor;
     if (factor > 1) ctr.bank_conflict += span / factor * (factor - 1);
-    unit_free[QEX] = maxc(unit_free[QEX], start + span);
-    ctr.busy[QEX] += maxc(0, start + span - lastx.end);
+    /* A and B stream in lockstep: a write into either bank stalls the pair */
+    end = maxc(ex_read_end(bd, lastx.a, start, span), lastx.end);
+    ex_read_mark(bd, start, end);
+    unit_free[QEX] = maxc(unit_free[QEX], end);
+    ctr.busy[QEX] += maxc(0, end - lastx.end);
   } else {
     start = maxc(ready, unit_free[QEX]);
     if (dep > maxc(a + 1, unit_free[QEX])) ctr.dep_stall[QEX] += dep - maxc(a + 1, unit_free[QEX]);
-    unit_free[QEX] = start + feed;
-    ctr.busy[QEX] += feed;
-    if (real_b) ex_read_mark(bd, start, start + feed);
+    end = real_b ? ex_read_end(bd, GARBAGE_ADDR, start, feed) : start + feed;
+    unit_free[QEX] = end;
+    ctr.busy[QEX] += end - start;
+    if (real_b) ex_read_mark(bd, start, end);
   }
   lastx.valid = 0;
-  lastp.feed_end = start + feed * factor;
-  if (real_b) dep_mark(QEX, is_acc(bd), row_of(bd), (uint32_t)bd_rows, 0, start + feed * factor);
-  retire(QEX, start + feed * factor);
+  lastp.feed_end = end;
+  TRACE(factor > 1 ? "PRx" : "PR", a, start, end);
+  if (real_b) dep_mark(QEX, is_acc(bd), row_of(bd), (uint32_t)bd_rows, 0, end);
+  if (real_b) { if (is_acc(bd)) ctr.acc_rd_rows += (uint64_t)bd_rows; else ctr.sp_rd_rows += (uint64_t)bd_rows; }
+  retire(QEX, end);
 }
 
 /* read an operand row (zero-padded) from the scratchpad or, scaled, from the accumulator */
@@ -791,9 +934,11 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
   int factor = 1;
   if (!ag && !dg && (is_acc(a) == is_acc(bd)) && (is_acc(a) || row_of(a) / (GSIM_SP_ROWS / GSIM_SP_BANKS) == row_of(bd) / (GSIM_SP_ROWS / GSIM_SP_BANKS)))
     factor = GSIM_BANK_CONFLICT_FACTOR;
-  cyc end = ready + rows * factor;
+  cyc end = ex_read_end(a, bd, ready, rows * factor);
   if (factor > 1) ctr.bank_conflict += rows * (factor - 1);
   cyc written = end + GSIM_MESH_LATENCY;
+  if (!garbage(pre.c) && exc.c_stride == 1) ex_write_mark(pre.c, pre.c_rows, ready + GSIM_MESH_LATENCY - 1, factor, end);
+  mesh_fe[mesh_n % RING] = end;
   mesh_ring[mesh_n++ % RING] = written;
   if (written > mesh_drain) mesh_drain = written;
   unit_free[QEX] = end;
@@ -804,8 +949,12 @@ static void compute_impl(int preloaded, uint32_t a, uint32_t bd, long a_cols, lo
   if (!dg) dep_mark(QEX, is_acc(bd), row_of(bd), (uint32_t)bd_rows, 0, end);
   if (!garbage(pre.c)) for (long i = 0; i < pre.c_rows; i++)
     dep_mark(QEX, is_acc(pre.c), row_of(pre.c) + (uint32_t)(i * exc.c_stride), 1, 1, written);
-  lastx.valid = 1; lastx.start = ready; lastx.end = end; lastx.a_row = ag ? 0 : row_of(a); lastx.a_acc = ag ? 2 : is_acc(a);
+  TRACE("CM", al, ready, end);
+  if (!ag) { if (is_acc(a)) ctr.acc_rd_rows += (uint64_t)arow_n; else ctr.sp_rd_rows += (uint64_t)arow_n; }
+  if (!garbage(pre.c)) { if (is_acc(pre.c)) ctr.acc_wr_rows += (uint64_t)pre.c_rows; else ctr.sp_wr_rows += (uint64_t)pre.c_rows; }
+  lastx.valid = 1; lastx.start = ready; lastx.end = end; lastx.n = rows * factor; lastx.a = a; lastx.a_row = ag ? 0 : row_of(a); lastx.a_acc = ag ? 2 : is_acc(a);
   retire(QEX, written);
+  ex_fe[(rs_n[QEX] - 1) % RING] = end;
 }
 
 /* The intrinsics pass operands packed as the RoCC rs1/rs2 words ([31:0] address, [47:32] cols, [63:48] rows),
@@ -867,6 +1016,59 @@ void gsim_flush(int skip, int line) {
   t_cpu += GSIM_CPU_CYCLES_PER_ROCC;
 }
 
+/* ---------------- performance counters (gemmini_counter.h) ----------------
+ * Eight counters, each configured to one event; a read gives the event's count since its configure (or the
+ * value at the last snapshot while one is taken). Counts come from the commands the model has placed so far,
+ * which a program reads after a fence; events the model does not have read 0, and the DMA is never slowed by the
+ * TLB (bare-metal, as Autocomp's FireSim runs). The access is a RoCC command that bypasses the RS and returns a
+ * value, so the core waits for it. */
+#define NCOUNTERS 8
+static GS struct { int event; uint64_t base; } cnt[NCOUNTERS];
+static GS uint64_t cnt_snap[NCOUNTERS];
+static GS int cnt_snapped;
+
+static uint64_t counter_source(int event) {
+  switch (event) {
+    case 1: case 9: return ctr.busy[QLD];          /* MAIN_LD_CYCLES, LOAD_ACTIVE_CYCLE */
+    case 2: case 12: return ctr.busy[QST];         /* MAIN_ST_CYCLES, STORE_ACTIVE_CYCLE */
+    case 3: case 24: return ctr.busy[QEX];         /* MAIN_EX_CYCLES, EXE_ACTIVE_CYCLE */
+    case 8: case 18: return event == 8 ? ctr.window_stall : ctr.busy[QLD]; /* LOAD_DMA_WAIT, RDMA_ACTIVE */
+    case 16: case 17: return ctr.dma_rd_reqs + ctr.dma_wr_reqs; /* DMA_TLB_HIT_REQ, DMA_TLB_TOTAL_REQ */
+    case 21: return ctr.busy[QST];                 /* WDMA_ACTIVE_CYCLE */
+    case 29: return ctr.bank_wr_stall;             /* SCRATCHPAD_A_WAIT_CYCLE: EX cycles lost to spad writes */
+    case 41: return ctr.rs_full_stall;             /* RESERVATION_STATION_FULL_CYCLES */
+    case 45: return ctr.dma_rd_reqs;               /* RDMA_READ_REQUESTS */
+    case 46: return ctr.dma_wr_reqs;               /* WDMA_WRITE_REQUESTS */
+    case 46 + 4: return ctr.dma_rd_bytes;          /* RDMA_BYTES_REC */
+    case 46 + 5: return ctr.dma_wr_bytes;          /* WDMA_BYTES_SENT */
+    case 46 + 8: return ctr.sp_rd_rows;            /* SCRATCHPAD_READS */
+    case 46 + 9: return ctr.sp_wr_rows;            /* SCRATCHPAD_WRITES */
+    case 46 + 10: return ctr.acc_rd_rows;          /* ACCUMULATOR_READS */
+    case 46 + 11: return ctr.acc_wr_rows;          /* ACCUMULATOR_WRITES */
+    default: return 0;                             /* not in the model (TLB misses, im2col, ...) */
+  }
+}
+
+uint32_t gsim_counter(int op, int index, int event, int line) {
+  if (!merging && pending_loop()) flush_pending();
+  if (src_kind != SRC_FSM) cur_line = line;
+  if (index < 0 || index >= NCOUNTERS) fail("constraint_error", "counter index %d is out of range (0..%d)", index, NCOUNTERS - 1);
+  sync_cpu_credit(GSIM_CPU_ABI_INSTRUCTIONS_PER_ROCC);
+  t_cpu += GSIM_CPU_CYCLES_PER_ROCC;
+  uint64_t v = 0;
+  switch (op) {
+    case 0: v = cnt_snapped ? cnt_snap[index] : counter_source(cnt[index].event) - cnt[index].base; break;
+    case 1: cnt[index].event = event; cnt[index].base = counter_source(event); break;
+    case 2: memset(cnt, 0, sizeof cnt); cnt_snapped = 0; break;
+    case 3:
+      for (int i = 0; i < NCOUNTERS; i++) cnt_snap[i] = counter_source(cnt[i].event) - cnt[i].base;
+      cnt_snapped = 1;
+      break;
+    default: cnt_snapped = 0;
+  }
+  return (uint32_t)v;
+}
+
 /* ---------------- Autocomp harness helpers (weak: a candidate's own definition wins) ---------------- */
 /* The CPU reading DRAM that an unfenced mvout is still writing is a race, as it is for a mvin. */
 static void check_cpu_read(const void *p, long n, const char *what) {
@@ -925,7 +1127,8 @@ void gsim_reset(void) {
   memset(&pre, 0, sizeof pre); memset(Wt, 0, sizeof Wt); pack_weights(); memset(pe, 0, sizeof pe); os_pending = 0;
   loop_ws_count = 0; c_half = 0; pend_free(); merging = 0;
   memset(&ctr, 0, sizeof ctr);
-  t_cpu = t_fsm = last_alloc = all_done = last_ack = 0;
+  memset(cnt, 0, sizeof cnt); cnt_snapped = 0;
+  t_cpu = t_fsm = last_alloc = all_done = last_ack = fsm_floor = 0;
   memset(alloc_ring, 0, sizeof alloc_ring); memset(rs_ring, 0, sizeof rs_ring); memset(rs_n, 0, sizeof rs_n);
   memset(unit_free, 0, sizeof unit_free);
   for (int q = 0; q < 3; q++) {
@@ -936,12 +1139,14 @@ void gsim_reset(void) {
   rd_n = wr_n = 0; rd_port = wr_port = 0; mvin_n = 0; mesh_n = 0; mesh_drain = 0; last_st_complete = 0;
   memset(&lastx, 0, sizeof lastx); memset(&lastp, 0, sizeof lastp);
   memset(ex_rd, 0, sizeof ex_rd); memset(ex_rd_n, 0, sizeof ex_rd_n); memset(bank_wr_free, 0, sizeof bank_wr_free);
+  memset(mesh_fe, 0, sizeof mesh_fe); memset(ex_fe, 0, sizeof ex_fe);
+  memset(wr_log, 0, sizeof wr_log); memset(wr_log_n, 0, sizeof wr_log_n); memset(ex_wr, 0, sizeof ex_wr); memset(ex_wr_n, 0, sizeof ex_wr_n);
   epoch += (uint32_t)n_instr + 1;
   n_instr = 0; last_fence_instr = 0; mvouts_since_fence = 0; cur_line = 0;
   src_kind = SRC_CPU;
   bb_seen = *cpu_bc;
   insns_seen = *cpu_ic;
-  cpu_centi = 0;
+  cpu_frac = 0;
 }
 
 /* The writable segments (data, bss) of the loaded object that holds the candidate's entry point. */
@@ -982,6 +1187,7 @@ void gsim_attach_lib(void) {
 
 void gsim_init(void *stack_probe) {
   fesetround(FE_TONEAREST);
+  if (getenv("GSIM_TRACE")) dbg_trace = fopen(getenv("GSIM_TRACE"), "w");
   spad = calloc((size_t)GSIM_SP_ROWS * DIM, sizeof(elem_t));
   acc = calloc((size_t)GSIM_ACC_ROWS * DIM, sizeof(acc_t));
   for (int q = 0; q < 3; q++) {
@@ -1023,7 +1229,7 @@ size_t gsim_stats(char *buf, size_t cap) {
   P("stall_rs_full", ctr.rs_full_stall); P("stall_rs_full_ld", ctr.rs_full_q[QLD]);
   P("stall_rs_full_ex", ctr.rs_full_q[QEX]); P("stall_rs_full_st", ctr.rs_full_q[QST]); P("stall_cpu_front_queue", ctr.cpu_stall); P("stall_fence", ctr.fence_stall);
   P("stall_dma_window", ctr.window_stall); P("bank_conflict_cycles", ctr.bank_conflict);
-  P("stall_bank_write", ctr.bank_wr_stall);
+  P("stall_bank_write", ctr.bank_wr_stall); P("stall_acc_read", ctr.acc_rd_stall);
   P("spad_rows_touched", sp_touched); P("acc_rows_touched", acc_touched);
   P("cpu_basic_blocks", ctr.bb); P("cpu_instructions", ctr.insns); P("macs_issued", ctr.macs_issued);
   P("uninit_reads", uninit.count);
