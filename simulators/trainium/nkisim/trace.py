@@ -748,9 +748,14 @@ def _refs(j, last: dict, i: int, depth: int = 0) -> None:
             _refs(x, last, i, depth + 1)
 
 
+_allowed: dict[tuple[type, str], bool] = {}  # (class, method) -> may a record call it
+
+
 def _method(obj, name):
     """A bound method of an API object that kernels may call: an operator its class defines, or a public method."""
     t = type(obj)
+    if _allowed.get((t, name)):
+        return getattr(obj, name)
     impl = getattr(t, name, None) if type(name) is str else None
     ok = impl is not None and (
         (name in _OPS and impl is not getattr(object, name, None))
@@ -758,6 +763,7 @@ def _method(obj, name):
     )
     if not ok:
         raise TraceError(f"the record calls {t.__name__}.{str(name)[:40]}, which kernels cannot")
+    _allowed[(t, name)] = True
     return getattr(obj, name)
 
 
